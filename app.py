@@ -1,0 +1,38 @@
+"""Payoff: where does a transformer model pay for itself?
+
+The frame and router only: page config, navigation over pages/, sidebar status.
+Run with ``streamlit run app.py``.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from pages._shared.resources import ensure_started
+
+st.set_page_config(page_title="Payoff", page_icon=":material/paid:", layout="wide")
+
+PAGES = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/data.py", title="Data", icon=":material/table:"),
+    st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+    st.Page("pages/runs.py", title="Runs", icon=":material/leaderboard:"),
+    st.Page("pages/score.py", title="Score", icon=":material/rule:"),
+    st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
+    st.Page("pages/roi.py", title="ROI & what-if", icon=":material/paid:"),
+]
+
+try:
+    ensure_started()
+except Exception as exc:  # noqa: BLE001 - a broken ledger must be a message, not a traceback
+    st.error(f"Payoff could not open its database: {exc}")
+    st.stop()
+
+page = st.navigation(PAGES)
+
+with st.sidebar:
+    from pages._shared.sidebar import render_status
+
+    render_status()
+
+page.run()

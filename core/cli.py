@@ -1,0 +1,228 @@
+"""Command line: ``python -m core.cli COMMAND ...`` from the repository root.
+
+Contract (used by acceptance checks): the last stdout line of every command is one JSON object;
+errors go to stderr as one clear line and the exit status is non-zero, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.ingest import IngestError
+
+
+class CliError(Exception):
+    """An error whose message is shown to the user as is."""
+
+
+def _emit(payload: dict) -> None:
+    print(json.dumps(payload, default=str))
+
+
+def _read_csv_arg(path: str) -> bytes:
+    file = Path(path)
+    if not file.is_file():
+        raise CliError(f"No such file: {path}")
+    return file.read_bytes()
+
+
+# ---- datasets -------------------------------------------------------------------------------
+
+
+def cmd_datasets_add(args: argparse.Namespace) -> dict:
+    from core.datasets import Roles, register_dataset
+
+    data = _read_csv_arg(args.path)
+    roles = Roles(target=args.target) if args.target else None
+    info = register_dataset(data, args.name or Path(args.path).name, roles=roles)
+    return {
+        "dataset_id": info.id,
+        "name": info.name,
+        "rows": info.n_rows,
+        "columns": info.n_columns,
+    }
+
+
+def cmd_datasets_list(_args: argparse.Namespace) -> dict:
+    from core.datasets import list_datasets
+
+    return {
+        "datasets": [
+            {
+                "dataset_id": d.id,
+                "name": d.name,
+                "rows": d.n_rows,
+                "columns": d.n_columns,
+                "target": d.roles.target,
+                "use_case": d.use_case,
+                "runs": d.n_runs,
+            }
+            for d in list_datasets()
+        ]
+    }
+
+
+# ---- training -------------------------------------------------------------------------------
+
+
+def _dataset_for_csv(path: str, target: str) -> int:
+    """Register the CSV (or find it: the same bytes give the same dataset) with this target."""
+    from core.datasets import Roles, get_dataset, register_dataset, set_roles
+
+    data = _read_csv_arg(path)
+    info = register_dataset(data, Path(path).name, roles=Roles(target=target))
+    if target not in info.schema.names:
+        raise CliError(
+            f"Column {target!r} is not in {path}; columns: {', '.join(info.schema.names)}"
+        )
+    if info.roles.target != target:
+        features = tuple(c for c in info.schema.default_features() if c != target)
+        info = set_roles(
+            info.id,
+            Roles(
+                target=target,
+                features=features,
+                money_column=info.roles.money_column,
+                id_column=info.roles.id_column,
+            ),
+            info.use_case,
+        )
+    return get_dataset(info.id).id
+
+
+def cmd_train(args: argparse.Namespace) -> dict:
+    from core.training import create_run, execute_run
+
+    dataset_id = _dataset_for_csv(args.csv, args.target)
+    run_id = create_run(
+        dataset_id,
+        args.model,
+        target=args.target,
+        positive_class=args.positive,
+        size=args.size,
+        seed=args.seed,
+        time_budget_s=args.time_budget,
+        text_columns=args.text_column,
+    )
+    run = execute_run(run_id)
+    if run.status != "succeeded":
+        raise CliError(f"run {run.id} {run.status}: {run.error or 'no model was trained'}")
+    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    metrics["interval"] = run.metrics.get("interval")
+    return {
+        "run_id": run.id,
+        "dataset_id": dataset_id,
+        "model": run.model,
+        "task": run.task,
+        "positive_class": run.positive_class,
+        "classes": list(run.classes),
+        "metrics": metrics,
+        "device": run.device,
+        "train_seconds": run.train_seconds,
+        "params": run.params,
+        "flops_per_row": run.flops_per_row,
+    }
+
+
+def cmd_runs_list(args: argparse.Namespace) -> dict:
+    from core.training import list_runs
+
+    runs = []
+    for run in list_runs(args.dataset):
+        name, value, interval = run.headline
+        runs.append(
+            {
+                "run_id": run.id,
+                "dataset_id": run.dataset_id,
+                "status": run.status,
+                "model": run.model,
+                "size": run.size,
+                "target": run.target,
+                "task": run.task,
+                "headline_metric": name or None,
+                "headline_value": value,
+                "interval": list(interval) if interval else None,
+                "train_seconds": run.train_seconds,
+                "device": run.device,
+                "error": run.error,
+            }
+        )
+    return {"runs": runs}
+
+
+def cmd_worker(args: argparse.Namespace) -> dict:
+    """Train queued runs in order (what the Train page starts in the background)."""
+    from core.training import execute_run
+
+    results = []
+    for run_id in args.run:
+        run = execute_run(run_id)
+        results.append({"run_id": run.id, "status": run.status})
+    return {"runs": results}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    datasets = commands.add_parser("datasets", help="register and list datasets")
+    datasets_sub = datasets.add_subparsers(dest="action", required=True)
+    add = datasets_sub.add_parser("add", help="register a CSV file")
+    add.add_argument("path")
+    add.add_argument("--name")
+    add.add_argument("--target")
+    add.set_defaults(handler=cmd_datasets_add)
+    datasets_sub.add_parser("list", help="list datasets").set_defaults(handler=cmd_datasets_list)
+
+    train = commands.add_parser("train", help="train a model on a CSV (registers it if needed)")
+    train.add_argument("--csv", required=True)
+    train.add_argument("--target", required=True)
+    train.add_argument("--model", required=True, choices=MODEL_CHOICES)
+    train.add_argument("--positive", help="the class to flag (binary targets)")
+    train.add_argument("--size", help="FT-Transformer size preset: tiny, small, default")
+    train.add_argument("--time-budget", type=float, default=120.0, dest="time_budget")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--text-column", action="append", dest="text_column")
+    train.set_defaults(handler=cmd_train)
+
+    runs = commands.add_parser("runs", help="training runs")
+    runs_sub = runs.add_subparsers(dest="action", required=True)
+    runs_list = runs_sub.add_parser("list")
+    runs_list.add_argument("--dataset", type=int)
+    runs_list.set_defaults(handler=cmd_runs_list)
+
+    worker = commands.add_parser("worker", help="(internal) train queued runs")
+    worker.add_argument("--run", type=int, action="append", required=True)
+    worker.set_defaults(handler=cmd_worker)
+    return parser
+
+
+MODEL_CHOICES = ("ft-transformer", "lightgbm", "logreg", "text-transformer", "tfidf-logreg")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        from core.startup import start
+
+        start()
+        payload = args.handler(args)
+    except (CliError, IngestError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
+        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    _emit(payload)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

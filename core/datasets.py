@@ -1,0 +1,336 @@
+"""Dataset registry: uploaded files stored content-addressed, one ``dataset`` row each.
+
+Registering is one transaction: the file is written to a temp name and renamed into place, the
+row is inserted, and if the insert fails the new file is removed again, so a failure never
+leaves a file without a row or a row without a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import func, select
+
+from core.db import session_factory
+from core.ingest import DatasetSchema, IngestError, read_csv_bytes
+from core.records import DatasetRecord, TrainingRunRecord
+from core.settings import SAMPLES_DIR, load_settings
+
+__all__ = [
+    "DatasetInfo",
+    "DatasetInUseError",
+    "Roles",
+    "SAMPLES",
+    "delete_dataset",
+    "ensure_samples",
+    "find_dataset_by_name",
+    "get_dataset",
+    "list_datasets",
+    "load_frame",
+    "register_dataset",
+    "set_roles",
+]
+
+
+@dataclass(frozen=True)
+class Roles:
+    """What each column is for. Features default to the schema's suggestion (no PII)."""
+
+    target: str | None = None
+    positive_class: str | None = None
+    features: tuple[str, ...] = ()
+    money_column: str | None = None
+    id_column: str | None = None
+    ignored: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Roles:
+        return cls(
+            target=data.get("target"),
+            positive_class=data.get("positive_class"),
+            features=tuple(data.get("features") or ()),
+            money_column=data.get("money_column"),
+            id_column=data.get("id_column"),
+            ignored=tuple(data.get("ignored") or ()),
+        )
+
+    def validate(self, schema: DatasetSchema) -> None:
+        names = set(schema.names)
+        for label, column in (
+            ("target", self.target),
+            ("money column", self.money_column),
+            ("id column", self.id_column),
+        ):
+            if column is not None and column not in names:
+                raise ValueError(f"The {label} {column!r} is not a column of this dataset.")
+        unknown = [c for c in (*self.features, *self.ignored) if c not in names]
+        if unknown:
+            raise ValueError(f"These columns are not in the dataset: {', '.join(unknown)}.")
+        if self.target is not None and self.target in self.features:
+            raise ValueError(f"The target {self.target!r} cannot also be a feature.")
+        if self.money_column is not None and schema.column(self.money_column).kind != "numeric":
+            raise ValueError(f"The money column {self.money_column!r} must be numeric.")
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    id: int
+    name: str
+    sha256: str
+    stored_path: Path
+    n_rows: int
+    n_columns: int
+    schema: DatasetSchema
+    roles: Roles
+    use_case: str | None
+    is_sample: bool
+    created_at: datetime
+    n_runs: int = 0
+
+
+@dataclass(frozen=True)
+class SampleSpec:
+    file: str
+    name: str
+    roles: Roles
+    use_case: str
+    note: str = field(default="")
+
+
+# Real public samples shipped in samples/ (attribution in samples/ATTRIBUTION.md).
+SAMPLES: tuple[SampleSpec, ...] = (
+    SampleSpec(
+        file="credit_scoring.csv",
+        name="Credit scoring (sample)",
+        roles=Roles(target="Status", positive_class="bad", money_column="Amount"),
+        use_case="credit_scoring",
+        note="4,454 real loan applications (UPC CreditScoring data); 'bad' = defaulted.",
+    ),
+    SampleSpec(
+        file="food_reviews_sample.csv",
+        name="Food reviews (sample)",
+        roles=Roles(target="score", positive_class="other", id_column="product"),
+        use_case="customer_service_routing",
+        note="2,000 real Amazon Fine Food reviews; 'other' = an unhappy (1-4 star) customer.",
+    ),
+)
+
+
+class DatasetInUseError(ValueError):
+    """Deleting a dataset that training runs still depend on."""
+
+
+def _to_info(record: DatasetRecord, n_runs: int = 0) -> DatasetInfo:
+    return DatasetInfo(
+        id=record.id,
+        name=record.name,
+        sha256=record.sha256,
+        stored_path=Path(record.stored_path),
+        n_rows=record.n_rows,
+        n_columns=record.n_columns,
+        schema=DatasetSchema.from_dict(json.loads(record.schema_json)),
+        roles=Roles.from_dict(json.loads(record.roles_json)),
+        use_case=record.use_case,
+        is_sample=record.is_sample,
+        created_at=record.created_at,
+        n_runs=n_runs,
+    )
+
+
+def _clean_name(name: str) -> str:
+    # A display name only: it never becomes part of a path (files are stored by sha256).
+    cleaned = " ".join(str(name).split())[:200]
+    return cleaned or "dataset"
+
+
+def _default_roles(schema: DatasetSchema, roles: Roles | None) -> Roles:
+    roles = roles or Roles()
+    target = roles.target or schema.suggested_target
+    features = roles.features or tuple(
+        c
+        for c in schema.default_features()
+        if c not in (target, roles.money_column, roles.id_column)
+    )
+    return replace(roles, target=target, features=features)
+
+
+def _write_atomically(path: Path, data: bytes) -> bool:
+    """Write ``data`` to ``path`` unless it exists; returns True when this call created it."""
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+    return True
+
+
+def register_dataset(
+    data: bytes,
+    name: str,
+    *,
+    roles: Roles | None = None,
+    use_case: str | None = None,
+    is_sample: bool = False,
+) -> DatasetInfo:
+    """Parse, store and record a CSV. The same bytes always give the same dataset.
+
+    Raises ``IngestError`` (nothing written) when the file cannot be used.
+    """
+    settings = load_settings()
+    sha = hashlib.sha256(data).hexdigest()
+    factory = session_factory()
+    with factory.begin() as session:
+        existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
+        if existing is not None:
+            return _to_info(existing)
+    result = read_csv_bytes(data, limits=settings.limits, name=name)
+    schema = result.schema
+    final_roles = _default_roles(schema, roles)
+    try:
+        final_roles.validate(schema)
+    except ValueError as exc:
+        raise IngestError(str(exc)) from None
+    path = settings.datasets_dir / sha[:2] / f"{sha}.csv"
+    created = _write_atomically(path, data)
+    try:
+        with factory.begin() as session:
+            record = DatasetRecord(
+                name=_clean_name(name),
+                sha256=sha,
+                stored_path=str(path),
+                n_rows=schema.n_rows,
+                n_columns=len(schema.columns),
+                schema_json=json.dumps(schema.to_dict()),
+                roles_json=json.dumps(final_roles.to_dict()),
+                use_case=use_case,
+                is_sample=is_sample,
+            )
+            session.add(record)
+            session.flush()
+            return _to_info(record)
+    except Exception:
+        if created:
+            path.unlink(missing_ok=True)
+        raise
+
+
+def list_datasets() -> list[DatasetInfo]:
+    with session_factory().begin() as session:
+        counts = dict(
+            session.execute(
+                select(TrainingRunRecord.dataset_id, func.count()).group_by(
+                    TrainingRunRecord.dataset_id
+                )
+            ).all()
+        )
+        records = session.scalars(select(DatasetRecord).order_by(DatasetRecord.id)).all()
+        return [_to_info(r, counts.get(r.id, 0)) for r in records]
+
+
+def get_dataset(dataset_id: int) -> DatasetInfo:
+    with session_factory().begin() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        n_runs = session.scalar(
+            select(func.count()).where(TrainingRunRecord.dataset_id == dataset_id)
+        )
+        return _to_info(record, n_runs or 0)
+
+
+def find_dataset_by_name(name: str) -> DatasetInfo | None:
+    with session_factory().begin() as session:
+        record = session.scalar(
+            select(DatasetRecord).where(DatasetRecord.name == name).order_by(DatasetRecord.id)
+        )
+        return None if record is None else _to_info(record)
+
+
+def load_frame(dataset_id: int) -> pd.DataFrame:
+    """The dataset as a DataFrame, parsed exactly as it was at registration."""
+    info = get_dataset(dataset_id)
+    if not info.stored_path.exists():
+        raise ValueError(
+            f"The file of dataset {info.name!r} is missing from {info.stored_path.parent}; "
+            "upload it again."
+        )
+    data = info.stored_path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != info.sha256:
+        raise ValueError(f"The stored file of dataset {info.name!r} was changed on disk.")
+    return read_csv_bytes(data, limits=load_settings().limits, name=info.name).frame
+
+
+def set_roles(dataset_id: int, roles: Roles, use_case: str | None = None) -> DatasetInfo:
+    with session_factory().begin() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        roles.validate(schema)
+        record.roles_json = json.dumps(roles.to_dict())
+        record.use_case = use_case
+        session.flush()
+        return _to_info(record)
+
+
+def rename_dataset(dataset_id: int, name: str) -> None:
+    with session_factory().begin() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        record.name = _clean_name(name)
+
+
+def delete_dataset(dataset_id: int, *, force: bool = False) -> None:
+    """Delete the row, its runs (only with ``force``) and then the stored files."""
+    artifact_dirs: list[Path] = []
+    with session_factory().begin() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        runs = session.scalars(
+            select(TrainingRunRecord).where(TrainingRunRecord.dataset_id == dataset_id)
+        ).all()
+        if runs and not force:
+            raise DatasetInUseError(
+                f"Dataset {record.name!r} has {len(runs)} training run(s); delete them first "
+                "or delete with force."
+            )
+        for run in runs:
+            if run.artifact_path:
+                artifact_dirs.append(Path(run.artifact_path))
+            session.delete(run)
+        path = Path(record.stored_path)
+        session.delete(record)
+    # Files go only after the rows are gone for good; a crash here leaves an orphan file,
+    # never a row that points at nothing.
+    path.unlink(missing_ok=True)
+    for folder in artifact_dirs:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def ensure_samples() -> list[DatasetInfo]:
+    """Register the built-in samples once, so a new user can act at once."""
+    infos = []
+    for sample in SAMPLES:
+        data = (SAMPLES_DIR / sample.file).read_bytes()
+        infos.append(
+            register_dataset(
+                data, sample.name, roles=sample.roles, use_case=sample.use_case, is_sample=True
+            )
+        )
+    return infos

@@ -1,0 +1,139 @@
+"""Background jobs: a training run is worked on by its own process, never by a page script.
+
+A job is a plain function of ids (``python -m core.cli worker --run ID``), so it could run on
+any worker that reaches the same database. The process reports through the run's row: status,
+progress, metrics. Leaving or reloading the page does not stop it; a run whose process died is
+marked ``interrupted`` at the next start of the app or CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from core.db import session_factory
+from core.records import TrainingRunRecord, utcnow
+from core.settings import REPO_ROOT, load_settings
+
+ACTIVE_STATUSES = ("queued", "running")
+TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "interrupted")
+# A queued run gets its pid within a second of being created; older ones without a pid had
+# their launcher die before the worker started.
+QUEUED_GRACE = timedelta(seconds=60)
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped) or a recycled pid is not our worker.
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        if status == "Z":
+            return False
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return b"core.cli" in cmdline
+    except OSError:
+        return True  # no /proc (not Linux): trust os.kill
+
+
+def mark_dead_runs_interrupted() -> list[int]:
+    """Mark active runs whose worker process is gone as interrupted; remove temp artifacts."""
+    interrupted = []
+    now = utcnow()
+    with session_factory().begin() as session:
+        runs = session.scalars(
+            select(TrainingRunRecord).where(TrainingRunRecord.status.in_(ACTIVE_STATUSES))
+        ).all()
+        for run in runs:
+            if _pid_alive(run.pid):
+                continue
+            if run.pid is None and run.created_at and now - run.created_at < QUEUED_GRACE:
+                continue
+            run.status = "interrupted"
+            run.error = "The worker process stopped before the run finished (it was killed or the machine restarted)."
+            run.finished_at = now
+            interrupted.append(run.id)
+    _remove_temp_artifacts()
+    return interrupted
+
+
+def _remove_temp_artifacts() -> None:
+    """Half-written artifact folders (names start with '.') belong to dead writers."""
+    folder = load_settings().artifacts_dir
+    if not folder.is_dir():
+        return
+    for child in folder.iterdir():
+        if child.name.startswith(".") and child.is_dir():
+            pid = _pid_from_temp_name(child.name)
+            if pid is None or not _pid_alive(pid):
+                shutil.rmtree(child, ignore_errors=True)
+
+
+def _pid_from_temp_name(name: str) -> int | None:
+    for part in name.split("."):
+        if part.startswith("pid"):
+            try:
+                return int(part[3:])
+            except ValueError:
+                return None
+    return None
+
+
+def launch_worker_for(run_ids: list[int]) -> int:
+    """Start one worker process that trains the queued runs in order; returns its pid.
+
+    One process for a batch, not one per run: on a 2-core machine parallel trainings only
+    slow each other down (shared/STACK.md).
+    """
+    if not run_ids:
+        raise ValueError("No runs to start.")
+    settings = load_settings()
+    logs = settings.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    log = open(logs / f"run-{run_ids[0]}.log", "ab")  # noqa: SIM115 - handed to the child
+    env = dict(os.environ)
+    env.setdefault("PAYOFF_HOME", str(settings.home))
+    arguments = [arg for run_id in run_ids for arg in ("--run", str(run_id))]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "worker", *arguments],
+        cwd=REPO_ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # survives the page script and a Streamlit rerun
+    )
+    log.close()
+    with session_factory().begin() as session:
+        for run_id in run_ids:
+            run = session.get(TrainingRunRecord, run_id)
+            if run is not None and run.pid is None:
+                run.pid = process.pid
+    return process.pid
+
+
+def request_cancel(run_id: int) -> None:
+    with session_factory().begin() as session:
+        run = session.get(TrainingRunRecord, run_id)
+        if run is None:
+            raise ValueError(f"There is no training run with id {run_id}.")
+        if run.status in ACTIVE_STATUSES:
+            run.cancel_requested = True
+
+
+def cancel_requested(run_id: int) -> bool:
+    with session_factory().begin() as session:
+        run = session.get(TrainingRunRecord, run_id)
+        return bool(run is None or run.cancel_requested)

@@ -1,0 +1,168 @@
+"""The SQLite ledger: typed SQLAlchemy 2.x ORM tables.
+
+The schema itself is owned by Alembic (``alembic/versions``); these classes must match the
+latest migration (``tests/core/test_db.py`` checks that they do). ORM objects never leave
+``core/``: public functions return frozen dataclasses or DataFrames.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class DatasetRecord(Base):
+    __tablename__ = "dataset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    stored_path: Mapped[str] = mapped_column(String(500))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    n_columns: Mapped[int] = mapped_column(Integer)
+    schema_json: Mapped[str] = mapped_column(Text)
+    roles_json: Mapped[str] = mapped_column(Text, default="{}")
+    use_case: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    is_sample: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DatasetSplitRecord(Base):
+    """A stored train/validation/test assignment, one byte per row (0 train, 1 val, 2 test)."""
+
+    __tablename__ = "dataset_split"
+    __table_args__ = (UniqueConstraint("dataset_id", "target", "seed"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="CASCADE"))
+    target: Mapped[str] = mapped_column(String(200))
+    seed: Mapped[int] = mapped_column(Integer)
+    assignment: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TrainingRunRecord(Base):
+    __tablename__ = "training_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("dataset.id", ondelete="RESTRICT"))
+    model: Mapped[str] = mapped_column(String(40))
+    size: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    target: Mapped[str] = mapped_column(String(200))
+    features_json: Mapped[str] = mapped_column(Text)
+    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    time_budget_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    progress_json: Mapped[str] = mapped_column(Text, default="{}")
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    task: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    positive_class: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    classes_json: Mapped[str] = mapped_column(Text, default="[]")
+    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
+    test_json: Mapped[str] = mapped_column(Text, default="{}")
+    device: Mapped[str | None] = mapped_column(String(20), nullable=True)
+    device_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    train_rows_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    infer_rows_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    params: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    flops_per_row: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    cuda_peak_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    energy_joules: Mapped[float | None] = mapped_column(Float, nullable=True)
+    artifact_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class ScoreBatchRecord(Base):
+    __tablename__ = "score_batch"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_run.id", ondelete="CASCADE"))
+    source_name: Mapped[str] = mapped_column(String(300))
+    n_rows: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    report_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PredictionRecord(Base):
+    __tablename__ = "prediction"
+
+    batch_id: Mapped[int] = mapped_column(
+        ForeignKey("score_batch.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    prediction: Mapped[str] = mapped_column(String(200))
+    probability: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decision: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    reasons: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class ExplanationRecord(Base):
+    __tablename__ = "explanation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("training_run.id", ondelete="CASCADE"))
+    source_name: Mapped[str] = mapped_column(String(300))
+    n_rows: Mapped[int] = mapped_column(Integer)
+    columns_json: Mapped[str] = mapped_column(Text)
+    output_space: Mapped[str] = mapped_column(String(100))
+    base_value: Mapped[float] = mapped_column(Float)
+    method: Mapped[str] = mapped_column(String(100))
+    seconds: Mapped[float] = mapped_column(Float)
+    ms_per_row: Mapped[float] = mapped_column(Float)
+    additivity_error: Mapped[float] = mapped_column(Float)
+    quality_json: Mapped[str] = mapped_column(Text, default="{}")
+    rows_json: Mapped[str] = mapped_column(Text, default="{}")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ExplanationValueRecord(Base):
+    __tablename__ = "explanation_value"
+
+    explanation_id: Mapped[int] = mapped_column(
+        ForeignKey("explanation.id", ondelete="CASCADE"), primary_key=True
+    )
+    row_number: Mapped[int] = mapped_column(Integer, primary_key=True)
+    column_index: Mapped[int] = mapped_column(Integer, primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class ScenarioRecord(Base):
+    __tablename__ = "scenario"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_run.id", ondelete="SET NULL"), nullable=True
+    )
+    use_case: Mapped[str] = mapped_column(String(64))
+    assumptions_json: Mapped[str] = mapped_column(Text)
+    results_json: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,23 @@
+"""What the app and the CLI do once per process before anything else."""
+
+from __future__ import annotations
+
+import os
+
+from core.db import get_engine
+
+_started_for: set[str] = set()
+
+
+def start() -> None:
+    """Migrate the ledger to head and mark runs whose worker died as interrupted (idempotent)."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    engine = get_engine()
+    key = str(engine.url)
+    if key in _started_for:
+        return
+    from core.jobs import mark_dead_runs_interrupted
+
+    mark_dead_runs_interrupted()
+    _started_for.add(key)

@@ -1,0 +1,505 @@
+"""Training runs: queue, execute (in a worker or in-process), measure, record, load.
+
+``execute_run`` is the whole job: it reads the dataset through ``core``, trains through
+``models``, measures time / throughput / FLOPs / memory, writes the artifact atomically and
+records everything on the run's row. It is a plain function of the run id so the CLI, the
+background worker and (later) a cluster worker all call the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+import traceback
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from core.datasets import get_dataset, load_frame
+from core.db import session_factory
+from core.jobs import cancel_requested
+from core.records import TrainingRunRecord, utcnow
+from core.settings import load_settings
+from core.splits import TEST, TRAIN, VALIDATION, get_or_create_split
+
+TABULAR_KINDS = ("ft-transformer", "lightgbm", "logreg")
+TEXT_KINDS = ("text-transformer", "tfidf-logreg")
+MODEL_KINDS = TABULAR_KINDS + TEXT_KINDS
+MODEL_LABELS = {
+    "ft-transformer": "FT-Transformer",
+    "lightgbm": "LightGBM (baseline)",
+    "logreg": "Logistic regression (baseline)",
+    "text-transformer": "Text transformer (fine-tuned MiniLM)",
+    "tfidf-logreg": "TF-IDF + logistic regression (baseline)",
+}
+# Most test-part predictions kept on the run row for curves and the profit maths.
+MAX_STORED_TEST_ROWS = 200_000
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    id: int
+    dataset_id: int
+    model: str
+    size: str | None
+    target: str
+    features: tuple[str, ...]
+    options: dict
+    seed: int
+    time_budget_s: float | None
+    status: str
+    progress: dict
+    error: str | None
+    task: str | None
+    positive_class: str | None
+    classes: tuple[str, ...]
+    metrics: dict
+    device: str | None
+    device_name: str | None
+    train_seconds: float | None
+    train_rows_per_s: float | None
+    infer_rows_per_s: float | None
+    params: int | None
+    flops_per_row: float | None
+    peak_rss_bytes: int | None
+    artifact_path: Path | None
+    created_at: datetime
+    finished_at: datetime | None
+
+    @property
+    def label(self) -> str:
+        size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
+        return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}"
+
+    @property
+    def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
+        name = self.metrics.get("headline")
+        if not name:
+            return ("", None, None)
+        interval = self.metrics.get("interval")
+        return (name, self.metrics.get(name), tuple(interval) if interval else None)
+
+
+def _to_info(r: TrainingRunRecord) -> RunInfo:
+    return RunInfo(
+        id=r.id,
+        dataset_id=r.dataset_id,
+        model=r.model,
+        size=r.size,
+        target=r.target,
+        features=tuple(json.loads(r.features_json)),
+        options=json.loads(r.options_json or "{}"),
+        seed=r.seed,
+        time_budget_s=r.time_budget_s,
+        status=r.status,
+        progress=json.loads(r.progress_json or "{}"),
+        error=r.error,
+        task=r.task,
+        positive_class=r.positive_class,
+        classes=tuple(json.loads(r.classes_json or "[]")),
+        metrics=json.loads(r.metrics_json or "{}"),
+        device=r.device,
+        device_name=r.device_name,
+        train_seconds=r.train_seconds,
+        train_rows_per_s=r.train_rows_per_s,
+        infer_rows_per_s=r.infer_rows_per_s,
+        params=r.params,
+        flops_per_row=r.flops_per_row,
+        peak_rss_bytes=r.peak_rss_bytes,
+        artifact_path=Path(r.artifact_path) if r.artifact_path else None,
+        created_at=r.created_at,
+        finished_at=r.finished_at,
+    )
+
+
+# ---- queue ----------------------------------------------------------------------------------
+
+
+def create_run(
+    dataset_id: int,
+    model: str,
+    *,
+    target: str | None = None,
+    features: list[str] | tuple[str, ...] | None = None,
+    positive_class: str | None = None,
+    size: str | None = None,
+    seed: int = 0,
+    time_budget_s: float | None = 120.0,
+    text_columns: list[str] | tuple[str, ...] | None = None,
+) -> int:
+    """Queue a run after checking every choice against the dataset; returns the run id."""
+    if model not in MODEL_KINDS:
+        raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}.")
+    dataset = get_dataset(dataset_id)
+    target = target or dataset.roles.target
+    if not target:
+        raise ValueError(f"Dataset {dataset.name!r} has no target column; choose one.")
+    if target not in dataset.schema.names:
+        raise ValueError(f"The target {target!r} is not a column of {dataset.name!r}.")
+    chosen = [c for c in (features or dataset.roles.features) if c != target]
+    kinds = {c.name: c.kind for c in dataset.schema.columns}
+    if model in TEXT_KINDS:
+        texts = list(text_columns or [c for c in chosen if kinds.get(c) == "text"])
+        if not texts:
+            raise ValueError(
+                f"The {MODEL_LABELS[model]} needs a text column; {dataset.name!r} has none "
+                "among the chosen features."
+            )
+        missing = [c for c in texts if c not in kinds]
+        if missing:
+            raise ValueError(f"Text column(s) not in the dataset: {', '.join(missing)}.")
+        chosen = texts
+    else:
+        chosen = [c for c in chosen if kinds.get(c) in ("numeric", "categorical")]
+        if not chosen:
+            raise ValueError(
+                "Choose at least one numeric or categorical feature for a tabular model "
+                "(text columns need the text transformer)."
+            )
+    if time_budget_s is not None and time_budget_s <= 0:
+        raise ValueError(f"The time budget must be positive, got {time_budget_s}.")
+    positive_class = positive_class or (
+        dataset.roles.positive_class if target == dataset.roles.target else None
+    )
+    if model == "ft-transformer":
+        size = size or DEFAULT_FT_SIZE
+    with session_factory().begin() as session:
+        record = TrainingRunRecord(
+            dataset_id=dataset_id,
+            model=model,
+            size=size,
+            target=target,
+            features_json=json.dumps(chosen),
+            options_json=json.dumps({"positive_class": positive_class}),
+            seed=seed,
+            time_budget_s=time_budget_s,
+            status="queued",
+            progress_json=json.dumps({"stage": "queued"}),
+        )
+        session.add(record)
+        session.flush()
+        return record.id
+
+
+DEFAULT_FT_SIZE = "small"
+
+
+def get_run(run_id: int) -> RunInfo:
+    with session_factory().begin() as session:
+        record = session.get(TrainingRunRecord, run_id)
+        if record is None:
+            raise ValueError(f"There is no training run with id {run_id}.")
+        return _to_info(record)
+
+
+def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
+    with session_factory().begin() as session:
+        query = select(TrainingRunRecord).order_by(TrainingRunRecord.id.desc())
+        if dataset_id is not None:
+            query = query.where(TrainingRunRecord.dataset_id == dataset_id)
+        return [_to_info(r) for r in session.scalars(query).all()]
+
+
+def test_predictions(run_id: int) -> dict:
+    """The run's test part: labels (class index), scores and money weights where known."""
+    with session_factory().begin() as session:
+        record = session.get(TrainingRunRecord, run_id)
+        if record is None:
+            raise ValueError(f"There is no training run with id {run_id}.")
+        return json.loads(record.test_json or "{}")
+
+
+def delete_run(run_id: int) -> None:
+    with session_factory().begin() as session:
+        record = session.get(TrainingRunRecord, run_id)
+        if record is None:
+            raise ValueError(f"There is no training run with id {run_id}.")
+        if record.status in ("queued", "running"):
+            raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
+        artifact = Path(record.artifact_path) if record.artifact_path else None
+        session.delete(record)
+    if artifact is not None:
+        shutil.rmtree(artifact, ignore_errors=True)
+
+
+# ---- execute --------------------------------------------------------------------------------
+
+
+class RunCancelled(Exception):
+    pass
+
+
+def _update(run_id: int, **fields: Any) -> None:
+    with session_factory().begin() as session:
+        record = session.get(TrainingRunRecord, run_id)
+        for key, value in fields.items():
+            setattr(record, key, value)
+
+
+def _set_progress(run_id: int, progress: dict) -> None:
+    _update(run_id, progress_json=json.dumps(progress, default=float))
+
+
+def _prepare_data(run: RunInfo) -> dict:
+    """Load the frame, drop rows without a target, and cut it by the stored split."""
+    dataset = get_dataset(run.dataset_id)
+    frame = load_frame(run.dataset_id)
+    y_all = frame[run.target]
+    kind = dataset.schema.column(run.target).kind
+    stratify = kind != "numeric" or y_all.nunique(dropna=True) <= 20
+    with session_factory().begin() as session:
+        assignment = get_or_create_split(
+            session, run.dataset_id, run.target, y_all, run.seed, stratify
+        )
+    parts = {}
+    for name, code in (("train", TRAIN), ("val", VALIDATION), ("test", TEST)):
+        rows = np.flatnonzero(assignment == code)
+        parts[name] = frame.iloc[rows].reset_index(drop=True)
+    money = dataset.roles.money_column
+    return {
+        "dataset": dataset,
+        "parts": parts,
+        "money_column": money if money in frame.columns else None,
+        "dropped_missing_target": int((assignment == 255).sum()),
+    }
+
+
+def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, on_epoch):
+    from models.preprocessing import FeatureSpec
+    from models.tabular import fit_tabular
+
+    if run.model in TABULAR_KINDS:
+        dataset = get_dataset(run.dataset_id)
+        kinds = {c.name: c.kind for c in dataset.schema.columns}
+        spec = FeatureSpec(
+            numeric=tuple(c for c in run.features if kinds[c] == "numeric"),
+            categorical=tuple(c for c in run.features if kinds[c] == "categorical"),
+        )
+        return fit_tabular(
+            run.model,
+            train_df=parts["train"],
+            y_train=parts["train"][run.target],
+            val_df=parts["val"],
+            y_val=parts["val"][run.target],
+            spec=spec,
+            target=target_encoder,
+            size=run.size or DEFAULT_FT_SIZE,
+            seed=run.seed,
+            time_budget_s=run.time_budget_s,
+            device=device,
+            threads=threads,
+            on_epoch=on_epoch,
+        )
+    from core.text_runs import fit_text_run
+
+    return fit_text_run(run, parts, target_encoder, device, threads, on_epoch)
+
+
+def predict_frame(model: Any, frame: pd.DataFrame, output: str = "proba") -> np.ndarray:
+    """One call for every model kind: tabular models take columns, text models take text."""
+    from core.text_runs import is_text_model, texts_of
+
+    if is_text_model(model):
+        return model.predict_texts(texts_of(model, frame), output=output)
+    return model.predict_encoded(model.preprocessor.encode(frame), output=output)
+
+
+def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> dict:
+    from models.metrics import (
+        HEADLINE,
+        bootstrap_interval,
+        classification_metrics,
+        curves,
+        regression_metrics,
+    )
+
+    task = target_encoder.task
+    started = time.perf_counter()
+    prediction = predict_frame(model, test)
+    infer_seconds = time.perf_counter() - started
+    y = target_encoder.encode(test[run.target])
+    headline = HEADLINE[task]
+    if task == "regression":
+        metrics = regression_metrics(test[run.target].to_numpy(dtype=float), prediction)
+        truth = test[run.target].to_numpy(dtype=float)
+
+        def metric_fn(a, b):
+            return regression_metrics(a, b)[headline]
+
+        interval = bootstrap_interval(metric_fn, truth, prediction)
+        stored = {"y": truth.tolist(), "prediction": prediction.tolist()}
+        extra = {}
+    else:
+        metrics = classification_metrics(task, y, prediction)
+
+        def metric_fn(a, b):
+            return classification_metrics(task, a, b)[headline]
+
+        interval = bootstrap_interval(metric_fn, y, prediction)
+        stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
+        extra = {"curves": curves(y, prediction)} if task == "binary" else {}
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    metrics.update(extra)
+    metrics["test_rows"] = len(test)
+    return {
+        "metrics": metrics,
+        "stored": stored,
+        "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
+    }
+
+
+def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo:
+    """Train the queued run ``run_id`` to a terminal status; returns the final run."""
+    from models.measure import PeakMemory, device_name, resolve_device
+    from models.tasks import TargetEncoder
+
+    settings = load_settings()
+    run = get_run(run_id)
+    if run.status not in ("queued",):
+        raise ValueError(f"Run #{run_id} is {run.status}; only a queued run can be started.")
+    if cancel_requested(run_id):
+        _update(run_id, status="cancelled", finished_at=utcnow())
+        return get_run(run_id)
+    device = resolve_device(device_preference or settings.device)
+    _update(
+        run_id,
+        status="running",
+        started_at=utcnow(),
+        device=device,
+        device_name=device_name(device),
+        progress_json=json.dumps({"stage": "loading data"}),
+    )
+    history: list[dict] = []
+
+    def on_epoch(report) -> bool:
+        history.append(
+            {
+                "epoch": report.epoch,
+                "train_loss": report.train_loss,
+                "val_loss": report.val_loss,
+                "val_metric": report.val_metric,
+                "elapsed_s": report.elapsed_s,
+                "eta_s": report.eta_s,
+            }
+        )
+        _set_progress(run_id, {"stage": "training", "history": history, "eta_s": report.eta_s})
+        return not cancel_requested(run_id)
+
+    try:
+        data = _prepare_data(run)
+        parts = data["parts"]
+        target_encoder = TargetEncoder.fit(
+            parts["train"][run.target], positive=run.options.get("positive_class")
+        )
+        _set_progress(run_id, {"stage": "training", "history": history})
+        with PeakMemory(device) as memory:
+            fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch)
+        if fit.loop is not None and fit.loop.stopped_by == "cancelled":
+            raise RunCancelled()
+        if cancel_requested(run_id):
+            raise RunCancelled()
+        _set_progress(run_id, {"stage": "evaluating", "history": history})
+        evaluation = _evaluate(fit.model, run, parts["test"], target_encoder)
+        stored = evaluation["stored"]
+        if data["money_column"]:
+            stored["money"] = (
+                pd.to_numeric(parts["test"][data["money_column"]], errors="coerce")
+                .fillna(0.0)
+                .tolist()
+            )
+        for key in list(stored):
+            stored[key] = stored[key][:MAX_STORED_TEST_ROWS]
+        evaluation["metrics"]["dropped_missing_target"] = data["dropped_missing_target"]
+        _set_progress(run_id, {"stage": "saving", "history": history})
+        artifact = settings.artifacts_dir / f"run-{run_id}"
+        fit.model.save(artifact)
+        rows_seen = fit.loop.rows_seen if fit.loop is not None else len(parts["train"])
+        _update(
+            run_id,
+            status="succeeded",
+            finished_at=utcnow(),
+            task=target_encoder.task,
+            positive_class=target_encoder.positive_class,
+            classes_json=json.dumps(list(target_encoder.classes)),
+            metrics_json=json.dumps(evaluation["metrics"]),
+            test_json=json.dumps(stored),
+            train_seconds=fit.train_seconds,
+            train_rows_per_s=rows_seen / fit.train_seconds if fit.train_seconds else None,
+            infer_rows_per_s=evaluation["infer_rows_per_s"],
+            params=int(fit.params),
+            flops_per_row=fit.flops_per_row,
+            peak_rss_bytes=int(memory.peak_rss_bytes),
+            cuda_peak_bytes=memory.peak_cuda_bytes,
+            artifact_path=str(artifact),
+            progress_json=json.dumps({"stage": "done", "history": history}),
+        )
+    except RunCancelled:
+        _update(
+            run_id,
+            status="cancelled",
+            finished_at=utcnow(),
+            progress_json=json.dumps({"stage": "cancelled", "history": history}),
+        )
+    except Exception as exc:  # noqa: BLE001 - recorded on the row, shown on the page
+        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        _update(
+            run_id,
+            status="failed",
+            finished_at=utcnow(),
+            error=message,
+            progress_json=json.dumps(
+                {"stage": "failed", "history": history, "trace": traceback.format_exc()[-4000:]}
+            ),
+        )
+    return get_run(run_id)
+
+
+def load_run_model(run_id: int) -> Any:
+    """The trained model of a succeeded run, verified against its manifest."""
+    run = get_run(run_id)
+    if run.status != "succeeded" or run.artifact_path is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
+    if run.model in TABULAR_KINDS:
+        from models.tabular import FittedTabularModel
+
+        return FittedTabularModel.load(run.artifact_path)
+    from core.text_runs import load_text_model
+
+    return load_text_model(run)
+
+
+def test_frame(run_id: int) -> pd.DataFrame:
+    """The run's test rows (in the order of its stored test predictions)."""
+    run = get_run(run_id)
+    return _prepare_data(run)["parts"]["test"]
+
+
+def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
+    """Test rows the model got wrong with the highest confidence (binary and multiclass)."""
+    run = get_run(run_id)
+    stored = test_predictions(run_id)
+    if run.task not in ("binary", "multiclass") or "proba" not in stored:
+        return pd.DataFrame()
+    frame = test_frame(run_id).iloc[: len(stored["y"])].reset_index(drop=True)
+    y = np.asarray(stored["y"])
+    proba = np.asarray(stored["proba"], dtype=float)
+    if run.task == "binary":
+        predicted = (proba >= 0.5).astype(int)
+        confidence = np.where(predicted == 1, proba, 1 - proba)
+    else:
+        predicted = proba.argmax(axis=1)
+        confidence = proba.max(axis=1)
+    wrong = np.flatnonzero(predicted != y)
+    order = wrong[np.argsort(-confidence[wrong])][:limit]
+    out = frame.iloc[order][list(run.features)].copy()
+    out.insert(0, "actual", [run.classes[i] for i in y[order]])
+    out.insert(1, "predicted", [run.classes[i] for i in predicted[order]])
+    out.insert(2, "confidence", confidence[order].round(3))
+    return out.reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""UI helpers shared by the pages: cached resources, session-state keys, widgets."""

@@ -1,0 +1,40 @@
+"""The only st.cache_* wrappers in Payoff. Everything below calls plain ``core`` functions."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core import datasets, training
+from core.ingest import IngestResult, read_csv_bytes
+from core.settings import load_settings
+from core.startup import start
+
+
+@st.cache_resource(show_spinner=False)
+def _started(db_url: str) -> bool:
+    start()
+    datasets.ensure_samples()
+    return True
+
+
+def ensure_started() -> None:
+    """Migrate the ledger, mark dead runs interrupted and register the samples, once."""
+    _started(load_settings().db_url)
+
+
+@st.cache_data(show_spinner="Reading the dataset...", max_entries=8)
+def dataset_frame(dataset_id: int, sha256: str) -> pd.DataFrame:
+    # sha256 is part of the key so a re-registered file can never serve a stale frame.
+    return datasets.load_frame(dataset_id)
+
+
+@st.cache_data(show_spinner="Reading the file...", max_entries=4)
+def parse_upload(data: bytes, name: str) -> IngestResult:
+    return read_csv_bytes(data, limits=load_settings().limits, name=name)
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def run_model(run_id: int, artifact_path: str):
+    # The artifact path is in the key: a deleted and re-created run id reloads.
+    return training.load_run_model(run_id)

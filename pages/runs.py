@@ -1,0 +1,175 @@
+"""Runs: the leaderboard of a dataset and the diagnostics of one run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+import streamlit as st
+from sklearn.metrics import confusion_matrix
+
+from core.datasets import list_datasets
+from core.training import confidently_wrong, delete_run, list_runs, test_predictions
+from pages._shared import state
+from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
+
+st.title("Runs")
+
+datasets = [d for d in list_datasets() if d.n_runs]
+if not datasets:
+    empty_state("No training runs yet.", "pages/train.py", "Train a model")
+    st.stop()
+ids = [d.id for d in datasets]
+current = st.session_state.get(state.DATASET_ID)
+dataset_id = st.selectbox(
+    "Dataset",
+    ids,
+    index=ids.index(current) if current in ids else 0,
+    format_func=lambda i: next(f"#{d.id} {d.name}" for d in datasets if d.id == i),
+    key="runs_dataset",
+)
+st.session_state[state.DATASET_ID] = dataset_id
+runs = list_runs(dataset_id)
+done = [r for r in runs if r.status == "succeeded"]
+
+rows = []
+for run in runs:
+    name, value, interval = run.headline
+    rows.append(
+        {
+            "run": run.label,
+            "status": run.status,
+            "target": run.target,
+            "metric": name or "–",
+            "value": value,
+            "95% CI": f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "–",
+            "train time": fmt_seconds(run.train_seconds),
+            "train rows/s": fmt_count(run.train_rows_per_s),
+            "inference rows/s": fmt_count(run.infer_rows_per_s),
+            "params": fmt_count(run.params),
+            "FLOPs/row": fmt_count(run.flops_per_row),
+            "device": run.device_name or run.device or "–",
+        }
+    )
+board = pd.DataFrame(rows)
+if done:
+    higher = done[0].metrics.get("headline") != "rmse"
+    board = board.sort_values("value", ascending=not higher, na_position="last")
+st.subheader("Leaderboard")
+st.caption("Metrics are on the held-out test part of the same stored split; the interval is a 95% bootstrap.")
+st.dataframe(board, hide_index=True, width="stretch", column_config={"value": st.column_config.NumberColumn(format="%.4f")})
+
+if done:
+    scatter = pd.DataFrame(
+        {
+            "run": [r.label for r in done],
+            "train seconds": [r.train_seconds or 0 for r in done],
+            "metric": [r.headline[1] for r in done],
+            "params": [r.params or 1 for r in done],
+        }
+    )
+    st.plotly_chart(
+        px.scatter(scatter, x="train seconds", y="metric", text="run", size="params", size_max=30,
+                   title="Accuracy vs training time", height=340),
+        width="stretch",
+    )
+
+if not done:
+    st.info("No finished runs yet; the diagnostics appear when a run succeeds.")
+    st.stop()
+
+run_ids = [r.id for r in done]
+chosen = st.selectbox(
+    "Diagnostics for",
+    run_ids,
+    format_func=lambda i: next(r.label for r in done if r.id == i),
+    index=run_ids.index(st.session_state[state.RUN_ID]) if st.session_state.get(state.RUN_ID) in run_ids else 0,
+    key="runs_run",
+)
+st.session_state[state.RUN_ID] = chosen
+run = next(r for r in done if r.id == chosen)
+stored = test_predictions(run.id)
+
+if run.task == "binary":
+    curves = run.metrics.get("curves", {})
+    left, right = st.columns(2)
+    if curves:
+        roc = curves["roc"]
+        left.plotly_chart(
+            go.Figure(
+                [go.Scatter(x=roc["fpr"], y=roc["tpr"], name="model"),
+                 go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"})],
+                layout={"title": f"ROC (AUC {run.metrics.get('roc_auc', float('nan')):.3f})",
+                        "xaxis_title": "false positive rate", "yaxis_title": "true positive rate", "height": 340},
+            ),
+            width="stretch",
+        )
+        pr = curves["pr"]
+        right.plotly_chart(
+            go.Figure(
+                [go.Scatter(x=pr["recall"], y=pr["precision"], name="model")],
+                layout={"title": f"Precision–recall (AP {run.metrics.get('pr_auc', float('nan')):.3f})",
+                        "xaxis_title": "recall", "yaxis_title": "precision", "height": 340},
+            ),
+            width="stretch",
+        )
+    y = np.asarray(stored["y"])
+    proba = np.asarray(stored["proba"], dtype=float)
+    cutoff = st.slider("Cutoff: flag when P(" + str(run.positive_class) + ") ≥", 0.0, 1.0, 0.5, 0.01, key="cutoff")
+    matrix = confusion_matrix(y, (proba >= cutoff).astype(int), labels=[0, 1])
+    left, right = st.columns(2)
+    left.plotly_chart(
+        px.imshow(
+            matrix,
+            x=[f"predicted {c}" for c in run.classes],
+            y=[f"actual {c}" for c in run.classes],
+            text_auto=True,
+            color_continuous_scale="Blues",
+            title="Confusion matrix at the cutoff",
+            height=340,
+        ),
+        width="stretch",
+    )
+    if curves.get("calibration"):
+        cal = curves["calibration"]
+        right.plotly_chart(
+            go.Figure(
+                [go.Scatter(x=cal["mean_predicted"], y=cal["observed"], mode="lines+markers", name="model"),
+                 go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"})],
+                layout={"title": "Calibration", "xaxis_title": "mean predicted", "yaxis_title": "observed rate", "height": 340},
+            ),
+            width="stretch",
+        )
+elif run.task == "regression":
+    truth = np.asarray(stored["y"], dtype=float)
+    predicted = np.asarray(stored["prediction"], dtype=float)
+    left, right = st.columns(2)
+    left.plotly_chart(px.scatter(x=truth, y=predicted, labels={"x": "actual", "y": "predicted"},
+                                 title="Predicted vs actual", height=340), width="stretch")
+    right.plotly_chart(px.histogram(x=predicted - truth, nbins=40, labels={"x": "residual"},
+                                    title="Residuals", height=340), width="stretch")
+else:
+    y = np.asarray(stored["y"])
+    predicted = np.asarray(stored["proba"]).argmax(axis=1)
+    st.plotly_chart(
+        px.imshow(confusion_matrix(y, predicted), x=list(run.classes), y=list(run.classes), text_auto=True,
+                  title="Confusion matrix (rows actual, columns predicted)", height=400),
+        width="stretch",
+    )
+
+metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+st.dataframe(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True)
+
+if run.task in ("binary", "multiclass"):
+    with st.expander("Most confidently wrong test rows"):
+        with user_errors():
+            st.dataframe(confidently_wrong(run.id), hide_index=True, width="stretch")
+
+with st.popover("Delete this run"):
+    st.write(f"Deletes {run.label}, its model files, scores and explanations.")
+    if st.button("Delete run", key="delete_run"):
+        with user_errors():
+            delete_run(run.id)
+            st.session_state.pop(state.RUN_ID, None)
+            st.rerun()

@@ -1,0 +1,145 @@
+"""Train: pick a dataset and candidate models, start them in the background, watch them."""
+
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.datasets import list_datasets
+from core.jobs import launch_worker_for, request_cancel
+from core.training import MODEL_LABELS, create_run, list_runs
+from models.ft_transformer import SIZE_PRESETS
+from pages._shared import state
+from pages._shared.widgets import empty_state, fmt_seconds, user_errors
+
+st.title("Train")
+
+datasets = list_datasets()
+if not datasets:
+    empty_state("Add a dataset first.", "pages/data.py", "Data")
+    st.stop()
+ids = [d.id for d in datasets]
+current = st.session_state.get(state.DATASET_ID)
+dataset_id = st.selectbox(
+    "Dataset",
+    ids,
+    index=ids.index(current) if current in ids else 0,
+    format_func=lambda i: next(f"#{d.id} {d.name}" for d in datasets if d.id == i),
+    key="train_dataset",
+)
+st.session_state[state.DATASET_ID] = dataset_id
+dataset = next(d for d in datasets if d.id == dataset_id)
+kinds = {c.name: c.kind for c in dataset.schema.columns}
+roles = dataset.roles
+if not roles.target:
+    empty_state("This dataset has no target yet: choose one on the Data page.", "pages/data.py", "Data")
+    st.stop()
+
+tabular_features = [c for c in roles.features if kinds.get(c) in ("numeric", "categorical")]
+text_features = [c for c in roles.features if kinds.get(c) == "text"]
+st.markdown(
+    f"Target **{roles.target}**"
+    + (f" (flagging **{roles.positive_class}**)" if roles.positive_class else "")
+    + f" · {len(tabular_features)} tabular feature(s)"
+    + (f" · text: {', '.join(text_features)}" if text_features else "")
+)
+
+candidates: list[str] = []
+with st.container(border=True):
+    st.markdown("**Candidates** — all train on the same stored train / validation / test split.")
+    if tabular_features:
+        cols = st.columns(3)
+        if cols[0].checkbox("FT-Transformer", value=True, key="cand_ft"):
+            candidates.append("ft-transformer")
+        size = cols[0].selectbox(
+            "Size",
+            list(SIZE_PRESETS),
+            index=list(SIZE_PRESETS).index("small"),
+            key="ft_size",
+            help="tiny 1×32, small 2×64, default 3×192 (the paper's configuration).",
+        )
+        if cols[1].checkbox("LightGBM (baseline)", value=True, key="cand_lgb"):
+            candidates.append("lightgbm")
+        if cols[2].checkbox("Logistic regression (baseline)", value=True, key="cand_lr"):
+            candidates.append("logreg")
+    else:
+        size = None
+    if text_features:
+        cols = st.columns(2)
+        if cols[0].checkbox("Text transformer (fine-tuned MiniLM)", value=not tabular_features, key="cand_text"):
+            candidates.append("text-transformer")
+        if cols[1].checkbox("TF-IDF + logistic regression (baseline)", value=True, key="cand_tfidf"):
+            candidates.append("tfidf-logreg")
+    budget = st.slider("Time budget per model (seconds)", 10, 1200, 120, step=10, key="budget")
+    seed = st.number_input("Seed", 0, 10_000, 0, key="seed")
+    start = st.button("Start training", type="primary", disabled=not candidates)
+
+if start:
+    with user_errors():
+        # Cheap baselines first so the leaderboard fills while the transformer trains.
+        order = sorted(candidates, key=lambda m: m in ("ft-transformer", "text-transformer"))
+        run_ids = [
+            create_run(
+                dataset_id,
+                model,
+                size=size if model == "ft-transformer" else None,
+                seed=int(seed),
+                time_budget_s=float(budget),
+            )
+            for model in order
+        ]
+        launch_worker_for(run_ids)
+        st.session_state["train_started"] = run_ids
+        st.toast(f"Started {len(run_ids)} run(s) in the background.")
+
+
+@st.fragment(run_every=2)
+def live_panel() -> None:
+    runs = list_runs(dataset_id)
+    if not runs:
+        st.info("No runs for this dataset yet.")
+        return
+    active = [r for r in runs if r.status in ("queued", "running")]
+    recent = active or runs[:3]
+    st.subheader("Training now" if active else "Latest runs")
+    for run in recent:
+        with st.container(border=True):
+            history = run.progress.get("history", [])
+            top = st.columns([3, 2, 2, 1])
+            top[0].markdown(f"**{run.label}** · {run.status} · {run.progress.get('stage', '')}")
+            top[1].markdown(f"Device: {run.device_name or run.device or '–'}")
+            eta = run.progress.get("eta_s")
+            top[2].markdown(
+                f"Epoch {history[-1]['epoch']} · ETA {fmt_seconds(eta)}" if history else "&nbsp;"
+            )
+            if run.status in ("queued", "running") and top[3].button("Cancel", key=f"cancel_{run.id}"):
+                request_cancel(run.id)
+            if run.status == "running" and history:
+                budget_s = run.time_budget_s or 1
+                st.progress(min(1.0, history[-1]["elapsed_s"] / budget_s), text="time budget used")
+            if history:
+                frame = pd.DataFrame(history)
+                long = frame.melt(
+                    id_vars="epoch", value_vars=["train_loss", "val_loss", "val_metric"], var_name="series"
+                )
+                st.plotly_chart(
+                    px.line(long, x="epoch", y="value", color="series", height=240, markers=True),
+                    width="stretch",
+                    key=f"hist_{run.id}_{len(history)}",
+                )
+            if run.status == "failed":
+                st.error(run.error or "The run failed.")
+            elif run.status == "succeeded":
+                name, value, interval = run.headline
+                if value is not None:
+                    st.success(
+                        f"{name} {value:.3f} (95% CI {interval[0]:.3f}–{interval[1]:.3f}) in "
+                        f"{fmt_seconds(run.train_seconds)}"
+                    )
+    if not active:
+        st.page_link("pages/runs.py", label="Compare on the leaderboard", icon=":material/leaderboard:")
+
+
+live_panel()
+st.caption(f"Available models: {', '.join(MODEL_LABELS.values())}.")
