@@ -12,6 +12,7 @@ import json
 import shutil
 import time
 import traceback
+import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -418,7 +419,8 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
             stored[key] = stored[key][:MAX_STORED_TEST_ROWS]
         evaluation["metrics"]["dropped_missing_target"] = data["dropped_missing_target"]
         _set_progress(run_id, {"stage": "saving", "history": history})
-        artifact = settings.artifacts_dir / f"run-{run_id}"
+        # A unique suffix: a run id can come back after the ledger is reset, a folder must not.
+        artifact = settings.artifacts_dir / f"run-{run_id}-{uuid.uuid4().hex[:8]}"
         fit.model.save(artifact)
         rows_seen = fit.loop.rows_seen if fit.loop is not None else len(parts["train"])
         _update(
@@ -477,8 +479,7 @@ def load_run_model(run_id: int) -> Any:
 
 def test_frame(run_id: int) -> pd.DataFrame:
     """The run's test rows (in the order of its stored test predictions)."""
-    run = get_run(run_id)
-    return _prepare_data(run)["parts"]["test"]
+    return part_frame(run_id, "test")
 
 
 def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
@@ -503,3 +504,10 @@ def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
     out.insert(1, "predicted", [run.classes[i] for i in predicted[order]])
     out.insert(2, "confidence", confidence[order].round(3))
     return out.reset_index(drop=True)
+
+
+def part_frame(run_id: int, part: str) -> pd.DataFrame:
+    """The run's ``train``, ``val`` or ``test`` rows of its stored split."""
+    if part not in ("train", "val", "test"):
+        raise ValueError(f"part must be train, val or test, got {part!r}")
+    return _prepare_data(get_run(run_id))["parts"][part]

@@ -84,6 +84,7 @@ def upgrade() -> None:
         sa.Column("n_rows", sa.Integer(), nullable=False),
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("threshold", sa.Float(), nullable=True),
+        sa.Column("status", sa.String(20), nullable=False),
         sa.Column("report_json", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )

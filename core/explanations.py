@@ -1,0 +1,431 @@
+"""SHAP explanations in the space of the original columns, stored with their quality.
+
+Per model kind (all values explain the same output: log-odds of the positive class for binary
+targets, the predicted value for regression, the log-probability of one class for multiclass):
+
+- FT-Transformer: interventional SHAP against a compact background of real training rows,
+  computed by ``models.shapley`` (batched masked forward passes; exact enumeration for small
+  games, antithetic permutation pairs otherwise).
+- LightGBM: shap's TreeExplainer (path-dependent TreeSHAP: exact for the trees, no sampling;
+  shap's interventional mode miscomputes LightGBM's categorical splits, seen here).
+- Logistic regression: shap's LinearExplainer on the design matrix, its one-hot dummies summed
+  back to their original column (one value per column, never one per dummy).
+- Text models: span attributions with batched masking (``models.text_attribution``).
+
+Every explanation is stored with its quality: the additivity error (base + sum of values
+against the model's own output) and, on a few rows, its agreement with an exact interventional
+reference computed on the same background (Spearman rank correlation and the largest error
+as a share of the total attribution).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from core.db import session_factory
+from core.records import ExplanationRecord, ExplanationValueRecord
+from core.training import RunInfo, get_run, load_run_model, part_frame
+from core.text_runs import is_text_model, texts_of
+
+BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
+TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
+DEFAULT_PAIRS = 4
+FIDELITY_ROWS = 3
+# Exact reference when the games are small enough; otherwise many antithetic pairs.
+EXACT_REFERENCE_MAX_COLUMNS = 14
+REFERENCE_PAIRS = 64
+MAX_EXPLAIN_ROWS = 5_000
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """One stored explanation, as plain data for pages and the CLI."""
+
+    explanation_id: int
+    run_id: int
+    kind: str  # "tabular" or "text"
+    columns: list[str]
+    values: np.ndarray  # [n, M] (tabular) or ragged via spans (text: [n, max_spans], NaN pad)
+    base_value: float
+    output: np.ndarray
+    output_space: str
+    method: str
+    seconds: float
+    ms_per_row: float
+    additivity_error: float
+    quality: dict
+    rows: pd.DataFrame  # explained rows as the user sees them (row_number first)
+    spans: list[list[str]] = field(default_factory=list)
+
+    def importance(self) -> pd.DataFrame:
+        """Global importance: mean |value| per original column, largest first."""
+        if self.kind == "text":
+            return pd.DataFrame(columns=["column", "mean_abs"])
+        mean_abs = np.nanmean(np.abs(self.values), axis=0)
+        frame = pd.DataFrame({"column": self.columns, "mean_abs": mean_abs})
+        return frame.sort_values("mean_abs", ascending=False).reset_index(drop=True)
+
+
+def output_space(run: RunInfo, class_index: int | None = None) -> str:
+    if run.task == "binary":
+        return f"log-odds of {run.target} = {run.positive_class}"
+    if run.task == "multiclass":
+        return f"log-probability of {run.target} = {run.classes[class_index or 0]}"
+    return f"predicted {run.target}"
+
+
+def _predict_fn(model: Any, task: str, class_index: int | None) -> Callable[[np.ndarray], np.ndarray]:
+    output = "value" if task == "regression" else "logit"
+
+    def predict(z: np.ndarray) -> np.ndarray:
+        out = model.predict_encoded(z, output=output)
+        return out[:, class_index or 0] if task == "multiclass" else out
+
+    return predict
+
+
+@lru_cache(maxsize=8)
+def _default_background(run_id: int, artifact: str) -> tuple[np.ndarray, np.ndarray]:
+    """Real training rows: a k-medoid summary for the FT-Transformer, a sample otherwise."""
+    from models.shapley import summarize_background
+
+    run = get_run(run_id)
+    model = load_run_model(run_id)
+    z = model.preprocessor.encode(part_frame(run_id, "train"))
+    if run.model == "ft-transformer":
+        categorical = [c in model.spec.categorical for c in model.spec.columns]
+        return summarize_background(z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical)
+    rng = np.random.default_rng(run.seed)
+    take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
+    return z[np.sort(take)], np.full(len(take), 1.0 / len(take))
+
+
+def _background(run: RunInfo, model: Any, frame: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+    if frame is None:
+        return _default_background(run.id, str(run.artifact_path))
+    if len(frame) == 0:
+        raise ValueError("The background file has no rows.")
+    z = model.preprocessor.encode(frame)
+    return z, np.full(len(z), 1.0 / len(z))
+
+
+def tabular_values(
+    run: RunInfo,
+    model: Any,
+    z: np.ndarray,
+    background: np.ndarray,
+    weights: np.ndarray,
+    *,
+    n_pairs: int = DEFAULT_PAIRS,
+    class_index: int | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, float, str]:
+    """(values [n, M], base value, method) for the explained output of a tabular model."""
+    import shap
+
+    task = run.task
+    if run.model == "ft-transformer":
+        from models.shapley import explain_interventional
+
+        result = explain_interventional(
+            _predict_fn(model, task, class_index),
+            z,
+            background,
+            weights,
+            n_pairs=n_pairs,
+            seed=run.seed,
+            on_progress=on_progress,
+        )
+        return result.values, float(result.base_value), f"Payoff interventional SHAP ({result.method})"
+    if run.model == "lightgbm":
+        explainer = shap.TreeExplainer(model.estimator.booster)
+        values = np.asarray(explainer.shap_values(z))
+        base = np.atleast_1d(explainer.expected_value)
+        if task == "multiclass":
+            index = class_index or 0
+            values = values[..., index] if values.ndim == 3 else values
+            base_value = float(base[index])
+        else:
+            values = values[1] if values.ndim == 3 and values.shape[0] == 2 else values
+            base_value = float(base[-1])
+        if on_progress:
+            on_progress(len(z), len(z))
+        return values, base_value, "shap TreeExplainer (path-dependent TreeSHAP)"
+    if run.model == "logreg":
+        design, coef, intercept = model.linear_parts()
+        if task == "multiclass":
+            coef, intercept = coef[class_index or 0], intercept[class_index or 0]
+        x_background = design(background)
+        mean = np.average(x_background, axis=0, weights=weights)
+        explainer = shap.LinearExplainer((coef, float(np.ravel(intercept)[0])), (mean, None))
+        dummy_values = np.asarray(explainer.shap_values(design(z)))
+        groups = np.asarray(model.estimator.feature_groups())
+        values = np.zeros((len(z), z.shape[1]))
+        np.add.at(values.T, groups, dummy_values.T)
+        base_value = float(np.ravel(explainer.expected_value)[0])
+        if task == "multiclass":
+            # LinearExplainer explains the class logit; log-probability = logit - logsumexp,
+            # which is not linear. Multiclass logreg is explained by the generic estimator.
+            raise ValueError("Explaining multiclass logistic regression is not supported yet.")
+        if on_progress:
+            on_progress(len(z), len(z))
+        return values, base_value, "shap LinearExplainer (exact for a linear model)"
+    raise ValueError(f"No tabular explainer for model {run.model!r}.")
+
+
+def _fidelity(
+    run: RunInfo,
+    model: Any,
+    z: np.ndarray,
+    values: np.ndarray,
+    background: np.ndarray,
+    weights: np.ndarray,
+    class_index: int | None,
+    rows: int,
+) -> dict:
+    """Agreement with an exact (or, for many columns, a 64-pair) interventional reference."""
+    from models.shapley import exact_interventional, explain_interventional, fidelity
+
+    if rows <= 0 or len(z) == 0:
+        return {}
+    take = min(rows, len(z))
+    predict = _predict_fn(model, run.task, class_index)
+    started = time.perf_counter()
+    if z.shape[1] <= EXACT_REFERENCE_MAX_COLUMNS:
+        reference = exact_interventional(predict, z[:take], background, weights)
+        label = "exact interventional Shapley values, same background"
+    else:
+        reference = explain_interventional(
+            predict, z[:take], background, weights, method="antithetic", n_pairs=REFERENCE_PAIRS, seed=run.seed + 1
+        )
+        label = f"{REFERENCE_PAIRS} antithetic permutation pairs, same background"
+    figures = fidelity(values[:take], reference.values)
+    figures.update(reference=label, reference_seconds=time.perf_counter() - started)
+    return figures
+
+
+def explain_frame(
+    run_id: int,
+    frame: pd.DataFrame,
+    *,
+    background: pd.DataFrame | None = None,
+    n_rows: int | None = None,
+    n_pairs: int = DEFAULT_PAIRS,
+    fidelity_rows: int = FIDELITY_ROWS,
+    class_index: int | None = None,
+    source_name: str = "dataset",
+    on_progress: Callable[[int, int], None] | None = None,
+    model: Any = None,
+) -> Explanation:
+    """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result."""
+    run = get_run(run_id)
+    if run.status != "succeeded":
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
+    n_rows = len(frame) if n_rows is None else n_rows
+    if n_rows < 1:
+        raise ValueError(f"Choose at least one row to explain, got {n_rows}.")
+    if n_rows > MAX_EXPLAIN_ROWS:
+        raise ValueError(f"At most {MAX_EXPLAIN_ROWS:,} rows per explanation, got {n_rows:,}.")
+    missing = [c for c in run.features if c not in frame.columns]
+    if missing:
+        raise ValueError(f"The rows lack the model's column(s): {', '.join(missing)}.")
+    frame = frame.iloc[:n_rows]
+    model = model if model is not None else load_run_model(run_id)
+    if run.task == "multiclass" and class_index is None:
+        class_index = 0
+    started = time.perf_counter()
+    if is_text_model(model):
+        return _explain_texts(run, model, frame, source_name, class_index, started)
+    z = model.preprocessor.encode(frame)
+    background_z, weights = _background(run, model, background)
+    values, base_value, method = tabular_values(
+        run, model, z, background_z, weights, n_pairs=n_pairs, class_index=class_index, on_progress=on_progress
+    )
+    seconds = time.perf_counter() - started
+    output = _predict_fn(model, run.task, class_index)(z)
+    additivity = float(np.max(np.abs(base_value + values.sum(axis=1) - output))) if len(z) else 0.0
+    quality = {
+        "additivity_max_abs_error": additivity,
+        "background_rows": int(len(background_z)),
+        "fidelity": _fidelity(run, model, z, values, background_z, weights, class_index, fidelity_rows),
+    }
+    rows = frame[list(model.spec.columns)].reset_index(drop=True)
+    rows.insert(0, "row_number", np.arange(1, len(rows) + 1))
+    return _store(
+        run, "tabular", list(model.spec.columns), values, base_value, output,
+        output_space(run, class_index), method, seconds, additivity, quality, rows, [], source_name,
+    )
+
+
+def _explain_texts(run, model, frame, source_name, class_index, started) -> Explanation:
+    from models.text_attribution import explain_texts
+
+    texts = texts_of(model, frame)
+    attributions = explain_texts(model.model, texts, class_index=class_index if run.task == "multiclass" else None)
+    seconds = time.perf_counter() - started
+    width = max((len(a.spans) for a in attributions), default=0)
+    values = np.full((len(attributions), width), np.nan)
+    for i, a in enumerate(attributions):
+        values[i, : len(a.values)] = a.values
+    output = np.array([a.output for a in attributions])
+    base = float(np.mean([a.base_value for a in attributions])) if attributions else 0.0
+    additivity = max((a.additivity_error for a in attributions), default=0.0)
+    rows = pd.DataFrame({"row_number": np.arange(1, len(texts) + 1), "text": texts})
+    rows["base_value"] = [a.base_value for a in attributions]
+    quality = {"additivity_max_abs_error": float(additivity), "fidelity": {}, "background": "all spans masked"}
+    return _store(
+        run, "text", [f"span {i + 1}" for i in range(width)], values, base, output,
+        output_space(run, class_index), "Payoff span attributions (masked spans, antithetic pairs)",
+        seconds, float(additivity), quality, rows, [a.spans for a in attributions], source_name,
+    )
+
+
+def _store(run, kind, columns, values, base_value, output, space, method, seconds, additivity, quality, rows, spans, source_name) -> Explanation:
+    n = len(output)
+    rows_payload = {"rows": json.loads(rows.to_json(orient="split", index=False)), "output": np.asarray(output).tolist(), "spans": spans, "kind": kind}
+    with session_factory().begin() as session:
+        record = ExplanationRecord(
+            run_id=run.id,
+            source_name=str(source_name)[:300],
+            n_rows=n,
+            columns_json=json.dumps(columns),
+            output_space=space,
+            base_value=float(base_value),
+            method=method,
+            seconds=float(seconds),
+            ms_per_row=1000.0 * seconds / max(n, 1),
+            additivity_error=float(additivity),
+            quality_json=json.dumps(quality, default=float),
+            rows_json=json.dumps(rows_payload, default=str),
+        )
+        session.add(record)
+        session.flush()
+        explanation_id = record.id
+        flat = [
+            (explanation_id, i, j, float(values[i, j]))
+            for i in range(values.shape[0])
+            for j in range(values.shape[1])
+            if not math.isnan(values[i, j])
+        ]
+        if flat:
+            session.connection().exec_driver_sql(
+                "INSERT INTO explanation_value (explanation_id, row_number, column_index, value) VALUES (?, ?, ?, ?)",
+                flat,
+            ) if session.bind.dialect.name == "sqlite" else session.execute(
+                ExplanationValueRecord.__table__.insert(),
+                [{"explanation_id": a, "row_number": b, "column_index": c, "value": d} for a, b, c, d in flat],
+            )
+    return get_explanation(explanation_id)
+
+
+def get_explanation(explanation_id: int) -> Explanation:
+    with session_factory().begin() as session:
+        record = session.get(ExplanationRecord, explanation_id)
+        if record is None:
+            raise ValueError(f"There is no explanation with id {explanation_id}.")
+        stored = session.execute(
+            select(ExplanationValueRecord.row_number, ExplanationValueRecord.column_index, ExplanationValueRecord.value)
+            .where(ExplanationValueRecord.explanation_id == explanation_id)
+        ).all()
+        columns = json.loads(record.columns_json)
+        payload = json.loads(record.rows_json)
+        values = np.full((record.n_rows, len(columns)), np.nan)
+        for row, column, value in stored:
+            values[row, column] = value
+        rows_split = payload["rows"]
+        rows = pd.DataFrame(rows_split["data"], columns=rows_split["columns"])
+        return Explanation(
+            explanation_id=record.id,
+            run_id=record.run_id,
+            kind=payload.get("kind", "tabular"),
+            columns=columns,
+            values=values,
+            base_value=record.base_value,
+            output=np.asarray(payload["output"], dtype=float),
+            output_space=record.output_space,
+            method=record.method,
+            seconds=record.seconds,
+            ms_per_row=record.ms_per_row,
+            additivity_error=record.additivity_error,
+            quality=json.loads(record.quality_json),
+            rows=rows,
+            spans=payload.get("spans", []),
+        )
+
+
+def list_explanations(run_id: int | None = None) -> list[dict]:
+    with session_factory().begin() as session:
+        query = select(ExplanationRecord).order_by(ExplanationRecord.id.desc())
+        if run_id is not None:
+            query = query.where(ExplanationRecord.run_id == run_id)
+        return [
+            {
+                "explanation_id": r.id,
+                "run_id": r.run_id,
+                "source_name": r.source_name,
+                "rows": r.n_rows,
+                "method": r.method,
+                "ms_per_row": r.ms_per_row,
+                "created_at": r.created_at,
+            }
+            for r in session.scalars(query).all()
+        ]
+
+
+def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int = DEFAULT_PAIRS) -> dict:
+    """Model evaluations and seconds an explanation will take, from the run's measured
+    inference throughput (shown before a large job; the user picks the sample size)."""
+    from models.shapley import estimate_evaluations
+
+    if run.model == "ft-transformer":
+        evaluations = estimate_evaluations(n_rows, n_columns, BACKGROUND_ROWS, "auto", n_pairs)
+    else:
+        evaluations = n_rows  # TreeSHAP / linear: about one pass over the rows
+    rate = run.infer_rows_per_s or 1000.0
+    return {"evaluations": int(evaluations), "seconds": evaluations / rate}
+
+
+def reason_codes(run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, threshold: float = 0.5) -> list[str]:
+    """Per row, the ``top`` columns pushing hardest toward its decision, as text.
+
+    For a flagged row (score >= threshold) the largest positive contributions; otherwise the
+    largest negative ones. Text models: the most influential words.
+    """
+    if len(frame) == 0:
+        return []
+    if is_text_model(model):
+        from models.text_attribution import explain_texts
+
+        out = []
+        for a in explain_texts(model.model, texts_of(model, frame), n_pairs=1):
+            flagged = a.output >= _logit(threshold)
+            order = np.argsort(-a.values if flagged else a.values)[:top]
+            out.append("; ".join(f"“{a.spans[i][:40]}” ({a.values[i]:+.2f})" for i in order))
+        return out
+    z = model.preprocessor.encode(frame)
+    background, weights = _background(run, model, None)
+    values, base_value, _ = tabular_values(run, model, z, background, weights, n_pairs=1)
+    output = base_value + values.sum(axis=1)
+    flagged = output >= (_logit(threshold) if run.task == "binary" else base_value)
+    columns = list(model.spec.columns)
+    shown = frame[columns].astype("string").fillna("missing")
+    reasons = []
+    for i in range(len(frame)):
+        order = np.argsort(-values[i] if flagged[i] else values[i])[:top]
+        reasons.append("; ".join(f"{columns[j]} = {shown.iat[i, j]} ({values[i, j]:+.2f})" for j in order))
+    return reasons
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-9), 1 - 1e-9)
+    return math.log(p / (1 - p))

@@ -1,0 +1,464 @@
+"""Batch scoring: stream a CSV through a trained model, chunk by chunk.
+
+Memory stays flat as the file grows: the input is read ``chunk_rows`` rows at a time, each
+chunk is checked against the training schema, scored, written to SQLite (bulk executemany of
+tuples, the fastest path measured here) and appended to the export file. The batch becomes
+visible only when every chunk is in ("complete"); a failure removes the rows written so far
+and the half-written export, so nothing is ever half-written from the user's point of view.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import delete, insert, select
+
+from core.db import session_factory
+from core.ingest import MISSING_TOKENS, IngestError, sniff_format
+from core.records import PredictionRecord, ScoreBatchRecord
+from core.training import RunInfo, get_run, load_run_model, predict_frame
+
+DEFAULT_CHUNK_ROWS = 50_000
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+PSI_EPS = 1e-4
+# Above this PSI a feature's distribution has moved enough to re-check the model (a common
+# rule of thumb: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift).
+PSI_WARN, PSI_ALERT = 0.1, 0.25
+
+
+@dataclass
+class ScoreReport:
+    batch_id: int
+    run_id: int
+    rows: int
+    seconds: float
+    threshold: float | None
+    extra_columns: list[str]
+    unseen_categories: dict[str, int]
+    drift: dict[str, dict]
+    output_columns: list[str]
+    reasons: bool
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "batch_id": self.batch_id,
+            "run_id": self.run_id,
+            "rows": self.rows,
+            "seconds": self.seconds,
+            "rows_per_second": self.rows_per_second,
+            "threshold": self.threshold,
+            "extra_columns": self.extra_columns,
+            "unseen_categories": self.unseen_categories,
+            "drift": self.drift,
+            "output_columns": self.output_columns,
+            "reasons": self.reasons,
+            "warnings": self.warnings,
+        }
+
+
+# ---- reading --------------------------------------------------------------------------------
+
+
+def _open_source(source: bytes | str | Path) -> tuple[Any, bytes]:
+    if isinstance(source, (bytes, bytearray)):
+        return io.BytesIO(bytes(source)), bytes(source[: 1 << 20])
+    path = Path(source)
+    if not path.is_file():
+        raise ValueError(f"No such file: {source}")
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 20)
+    return path, head
+
+
+def iter_chunks(source: bytes | str | Path, chunk_rows: int, name: str = "input") -> Iterator[pd.DataFrame]:
+    """Raw string chunks; the index is the spreadsheet row number (header = row 1)."""
+    handle, head = _open_source(source)
+    if not head.strip():
+        raise IngestError(f"The file {name} is empty.")
+    encoding, delimiter = sniff_format(head, name)
+    reader = pd.read_csv(
+        handle,
+        sep=delimiter,
+        encoding=encoding,
+        dtype=str,
+        keep_default_na=False,
+        chunksize=chunk_rows,
+        skipinitialspace=False,
+        on_bad_lines="error",
+        engine="c",
+    )
+    start = 0
+    try:
+        for chunk in reader:
+            chunk.columns = [str(c).strip() for c in chunk.columns]
+            chunk.index = pd.RangeIndex(start + 2, start + 2 + len(chunk))
+            start += len(chunk)
+            yield _missing_to_na(chunk)
+    except pd.errors.ParserError as exc:
+        raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
+    except UnicodeDecodeError:
+        raise IngestError(f"The file {name} changes encoding part-way; save it as CSV UTF-8.") from None
+    if start == 0:
+        raise IngestError(f"The file {name} has a header but no data rows.")
+
+
+def _missing_to_na(chunk: pd.DataFrame) -> pd.DataFrame:
+    out = {}
+    for column in chunk.columns:
+        values = chunk[column].astype("string").str.strip()
+        out[column] = values.mask(values.str.lower().isin(MISSING_TOKENS))
+    return pd.DataFrame(out, index=chunk.index)
+
+
+# ---- checks ---------------------------------------------------------------------------------
+
+
+def check_columns(run: RunInfo, columns: list[str]) -> list[str]:
+    """Raise when required columns are missing; return the extra (ignored) columns."""
+    missing = [c for c in run.features if c not in columns]
+    if missing:
+        raise ValueError(
+            f"The file is missing {len(missing)} column(s) the model was trained on: "
+            f"{', '.join(missing)}."
+        )
+    return [c for c in columns if c not in run.features and c != run.target]
+
+
+def _typed(chunk: pd.DataFrame, model: Any, run: RunInfo) -> pd.DataFrame:
+    """Numeric features as floats; text that is not a number raises with its row numbers."""
+    from core.text_runs import is_text_model
+
+    if is_text_model(model):
+        return chunk
+    typed = chunk.copy()
+    for column in model.spec.numeric:
+        text = chunk[column]
+        numbers = pd.to_numeric(text, errors="coerce")
+        bad = text.notna() & numbers.isna()
+        if bad.any():
+            rows = text.index[bad.to_numpy()][:5].tolist()
+            raise ValueError(
+                f"Column {column!r} should hold numbers, but row(s) {', '.join(map(str, rows))} "
+                f"hold text such as {text[bad].iloc[0][:40]!r}."
+            )
+        typed[column] = numbers.astype("float64")
+    return typed
+
+
+# ---- drift ----------------------------------------------------------------------------------
+
+
+class DriftCounter:
+    """Accumulates per-feature bin counts over chunks; PSI against the training shares."""
+
+    def __init__(self, model: Any) -> None:
+        from core.text_runs import is_text_model
+
+        self.stats = {} if is_text_model(model) else model.preprocessor.training_stats
+        self.model = model
+        self.numeric = {c: np.zeros(10) for c in self.stats.get("numeric", {})}
+        self.categorical = {
+            c: np.zeros(len(s["frequencies"])) for c, s in self.stats.get("categorical", {}).items()
+        }
+
+    def add(self, typed: pd.DataFrame) -> None:
+        from models.preprocessing import decile_bins
+
+        for column, counts in self.numeric.items():
+            values = typed[column].to_numpy(dtype=float)
+            values = values[np.isfinite(values)]
+            edges = self.stats["numeric"][column]["deciles"]
+            counts += np.bincount(decile_bins(values, edges), minlength=10)[:10]
+        if self.categorical:
+            z = self.model.preprocessor.encode(typed)
+            spec = self.model.spec
+            for column, counts in self.categorical.items():
+                codes = z[:, len(spec.numeric) + spec.categorical.index(column)].astype(int)
+                counts += np.bincount(codes, minlength=len(counts))[: len(counts)]
+
+    def summary(self) -> dict[str, dict]:
+        out = {}
+        for column, counts in self.numeric.items():
+            expected = np.asarray(self.stats["numeric"][column]["decile_fractions"], dtype=float)
+            out[column] = {"psi": psi(expected, counts), "kind": "numeric"}
+        for column, counts in self.categorical.items():
+            expected = np.asarray(self.stats["categorical"][column]["frequencies"], dtype=float)
+            out[column] = {"psi": psi(expected, counts), "kind": "categorical"}
+        for item in out.values():
+            value = item["psi"]
+            item["level"] = "major shift" if value > PSI_ALERT else "some shift" if value > PSI_WARN else "stable"
+        return out
+
+
+def psi(expected_share: np.ndarray, actual_counts: np.ndarray) -> float:
+    """Population stability index: sum (a - e) * ln(a / e) over bins (shares, eps-clipped)."""
+    total = actual_counts.sum()
+    if total == 0 or expected_share.sum() == 0:
+        return 0.0
+    e = np.clip(expected_share / expected_share.sum(), PSI_EPS, None)
+    a = np.clip(actual_counts / total, PSI_EPS, None)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+# ---- outputs --------------------------------------------------------------------------------
+
+
+def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
+    """OWASP CSV injection: prefix text cells that a spreadsheet would run as a formula with a
+    single quote. Numeric columns are untouched, and so is text that is a plain number ("-5")."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
+            continue
+        values = out[column].astype("string")
+        risky = values.str.startswith(FORMULA_PREFIXES).fillna(False)
+        if risky.any():
+            is_number = pd.to_numeric(values.where(risky), errors="coerce").notna()
+            risky &= ~is_number
+            out[column] = values.mask(risky, "'" + values)
+    return out
+
+
+def prediction_columns(run: RunInfo, model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+    """prediction + probability (binary) / proba_<class> (multiclass) + decision."""
+    scores = predict_frame(model, frame)
+    out = pd.DataFrame(index=frame.index)
+    if run.task == "binary":
+        cutoff = 0.5 if threshold is None else threshold
+        flagged = scores >= cutoff
+        out["prediction"] = np.where(flagged, run.classes[1], run.classes[0])
+        out["probability"] = scores
+        out["decision"] = flagged.astype(int)
+    elif run.task == "multiclass":
+        out["prediction"] = np.asarray(run.classes, dtype=object)[scores.argmax(axis=1)]
+        for i, label in enumerate(run.classes):
+            out[f"proba_{label}"] = scores[:, i]
+    else:
+        out["prediction"] = scores
+    return out
+
+
+# ---- the job --------------------------------------------------------------------------------
+
+
+def score_source(
+    run_id: int,
+    source: bytes | str | Path,
+    *,
+    source_name: str = "upload.csv",
+    threshold: float | None = None,
+    out_path: Path | None = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    reasons_for_rows: int = 0,
+    on_progress: Callable[[int], None] | None = None,
+    model: Any = None,
+) -> ScoreReport:
+    """Score a CSV with the model of ``run_id``; see the module docstring for guarantees.
+
+    ``reasons_for_rows``: add the top three reasons (SHAP) to the first N rows (0 = none).
+    ``out_path``: also write a CSV with the input columns plus the outputs (formula-safe).
+    """
+    if threshold is not None and not (0.0 <= threshold <= 1.0):
+        raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive, got {chunk_rows}.")
+    run = get_run(run_id)
+    model = model if model is not None else load_run_model(run_id)
+    started = time.perf_counter()
+    factory = session_factory()
+    with factory.begin() as session:
+        batch = ScoreBatchRecord(
+            run_id=run_id,
+            source_name=str(source_name)[:300],
+            threshold=threshold,
+            status="writing",
+            report_json="{}",
+        )
+        session.add(batch)
+        session.flush()
+        batch_id = batch.id
+    tmp_out = None
+    if out_path is not None:
+        out_path = Path(out_path)
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
+    try:
+        rows = 0
+        extra: list[str] | None = None
+        unseen: dict[str, int] = {}
+        drift = DriftCounter(model)
+        output_columns: list[str] = []
+        for chunk in iter_chunks(source, chunk_rows, source_name):
+            if extra is None:
+                extra = check_columns(run, list(chunk.columns))
+            typed = _typed(chunk, model, run)
+            outputs = prediction_columns(run, model, typed, threshold)
+            reasons = None
+            if reasons_for_rows > rows:
+                from core.explanations import reason_codes
+
+                take = min(len(typed), reasons_for_rows - rows)
+                reasons = reason_codes(run, model, typed.iloc[:take])
+                outputs["reasons"] = pd.Series(reasons, index=typed.index[:take])
+            if hasattr(model, "preprocessor"):
+                for column, count in model.preprocessor.unseen_counts(typed).items():
+                    unseen[column] = unseen.get(column, 0) + count
+            drift.add(typed)
+            _insert_predictions(batch_id, outputs)
+            if tmp_out is not None:
+                export = neutralise_formulas(pd.concat([chunk, outputs], axis=1))
+                export.to_csv(tmp_out, mode="a", header=rows == 0, index=False)
+                output_columns = list(export.columns)
+            rows += len(chunk)
+            if on_progress is not None:
+                on_progress(rows)
+        seconds = time.perf_counter() - started
+        report = ScoreReport(
+            batch_id=batch_id,
+            run_id=run_id,
+            rows=rows,
+            seconds=seconds,
+            threshold=threshold,
+            extra_columns=extra or [],
+            unseen_categories={k: v for k, v in unseen.items() if v},
+            drift=drift.summary(),
+            output_columns=output_columns,
+            reasons=reasons_for_rows > 0,
+        )
+        report.warnings = _plain_warnings(report)
+        if tmp_out is not None:
+            os.replace(tmp_out, out_path)
+        with factory.begin() as session:
+            record = session.get(ScoreBatchRecord, batch_id)
+            record.status = "complete"
+            record.n_rows = rows
+            record.seconds = seconds
+            record.report_json = json.dumps(report.to_dict(), default=float)
+        return report
+    except BaseException:
+        with factory.begin() as session:
+            session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id == batch_id))
+            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id == batch_id))
+        if tmp_out is not None:
+            tmp_out.unlink(missing_ok=True)
+        raise
+
+
+def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
+    """Bulk insert as tuples: ~1.5M rows/s with SQLite executemany (shared/STACK.md)."""
+    n = len(outputs)
+    row_numbers = outputs.index.to_numpy() - 1  # spreadsheet row 2 is data row 1
+    labels = outputs["prediction"].astype(str).to_numpy()
+    probability = (
+        outputs["probability"].to_numpy(dtype=float) if "probability" in outputs else np.full(n, np.nan)
+    )
+    decision = outputs["decision"].to_numpy() if "decision" in outputs else np.full(n, None)
+    reasons = outputs["reasons"].to_numpy() if "reasons" in outputs else np.full(n, None)
+    rows = list(
+        zip(
+            [batch_id] * n,
+            row_numbers.tolist(),
+            labels.tolist(),
+            [None if math.isnan(p) else p for p in probability.tolist()],
+            [None if d is None else int(d) for d in decision.tolist()],
+            [None if r is None or (isinstance(r, float) and math.isnan(r)) else r for r in reasons.tolist()],
+            strict=True,
+        )
+    )
+    engine = session_factory().kw["bind"]
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "INSERT INTO prediction (batch_id, row_number, prediction, probability, decision, reasons) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        else:
+            keys = ("batch_id", "row_number", "prediction", "probability", "decision", "reasons")
+            connection.execute(insert(PredictionRecord), [dict(zip(keys, r, strict=True)) for r in rows])
+
+
+def _plain_warnings(report: ScoreReport) -> list[str]:
+    warnings = []
+    if report.extra_columns:
+        warnings.append(
+            f"{len(report.extra_columns)} column(s) the model does not use were ignored: "
+            f"{', '.join(report.extra_columns[:10])}."
+        )
+    for column, count in report.unseen_categories.items():
+        warnings.append(
+            f"{count:,} value(s) in {column!r} never appeared in training; the model treats "
+            "them as 'unknown'."
+        )
+    shifted = [c for c, d in report.drift.items() if d["psi"] > PSI_ALERT]
+    if shifted:
+        warnings.append(
+            "These features look very different from the training data (PSI > 0.25), so the "
+            f"scores may be less reliable: {', '.join(shifted)}."
+        )
+    return warnings
+
+
+# ---- reading back ---------------------------------------------------------------------------
+
+
+def list_batches(run_id: int | None = None) -> list[dict]:
+    with session_factory().begin() as session:
+        query = select(ScoreBatchRecord).where(ScoreBatchRecord.status == "complete")
+        if run_id is not None:
+            query = query.where(ScoreBatchRecord.run_id == run_id)
+        return [
+            {
+                "batch_id": b.id,
+                "run_id": b.run_id,
+                "source_name": b.source_name,
+                "rows": b.n_rows,
+                "seconds": b.seconds,
+                "threshold": b.threshold,
+                "created_at": b.created_at,
+                "report": json.loads(b.report_json or "{}"),
+            }
+            for b in session.scalars(query.order_by(ScoreBatchRecord.id.desc())).all()
+        ]
+
+
+def batch_predictions(batch_id: int) -> pd.DataFrame:
+    engine = session_factory().kw["bind"]
+    with engine.connect() as connection:
+        return pd.read_sql(
+            select(
+                PredictionRecord.row_number,
+                PredictionRecord.prediction,
+                PredictionRecord.probability,
+                PredictionRecord.decision,
+                PredictionRecord.reasons,
+            )
+            .where(PredictionRecord.batch_id == batch_id)
+            .order_by(PredictionRecord.row_number),
+            connection,
+        )
+
+
+def remove_incomplete_batches() -> int:
+    """Batches left 'writing' by a process that died: their rows are not results."""
+    with session_factory().begin() as session:
+        ids = session.scalars(select(ScoreBatchRecord.id).where(ScoreBatchRecord.status != "complete")).all()
+        if ids:
+            session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id.in_(ids)))
+            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(ids)))
+        return len(ids)
