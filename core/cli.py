@@ -153,6 +153,95 @@ def cmd_runs_list(args: argparse.Namespace) -> dict:
     return {"runs": runs}
 
 
+def cmd_score(args: argparse.Namespace) -> dict:
+    from core.scoring import score_source
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise CliError(f"No such file: {args.csv}")
+    report = score_source(
+        args.run,
+        path,
+        source_name=path.name,
+        threshold=args.threshold,
+        out_path=Path(args.out),
+        reasons_for_rows=args.reasons,
+    )
+    return {
+        "batch_id": report.batch_id,
+        "rows": report.rows,
+        "seconds": report.seconds,
+        "rows_per_second": report.rows_per_second,
+        "threshold": report.threshold,
+        "out": str(Path(args.out)),
+        "extra_columns": report.extra_columns,
+        "unseen_categories": report.unseen_categories,
+        "drift": report.drift,
+        "warnings": report.warnings,
+    }
+
+
+def _csv_frame(path: str):
+    from core.ingest import read_csv_bytes
+    from core.settings import load_settings
+
+    return read_csv_bytes(_read_csv_arg(path), limits=load_settings().limits, name=Path(path).name).frame
+
+
+def cmd_explain(args: argparse.Namespace) -> dict:
+    from core.explanations import explain_frame
+
+    frame = _csv_frame(args.csv)
+    background = _csv_frame(args.background) if args.background else None
+    result = explain_frame(
+        args.run,
+        frame,
+        background=background,
+        n_rows=min(args.rows, len(frame)) if args.rows else None,
+        source_name=Path(args.csv).name,
+    )
+    if args.out:
+        out = Path(args.out)
+        table = result.rows.drop(columns=["row_number", "text", "base_value"], errors="ignore")
+        values = {c: result.values[:, j] for j, c in enumerate(result.columns)}
+        export = table.iloc[:, :0].assign(**values) if result.kind == "tabular" else __import__("pandas").DataFrame(values)
+        export["base_value"] = result.base_value
+        tmp = out.with_name(f".{out.name}.partial")
+        export.to_csv(tmp, index=False)
+        tmp.replace(out)
+    fidelity = result.quality.get("fidelity") or {}
+    return {
+        "explanation_id": result.explanation_id,
+        "rows": int(len(result.output)),
+        "seconds": result.seconds,
+        "ms_per_row": result.ms_per_row,
+        "output": result.output_space,
+        "method": result.method,
+        "additivity_max_abs_error": result.additivity_error,
+        "fidelity": {
+            "spearman": fidelity.get("spearman"),
+            "max_abs_error": fidelity.get("max_abs_error"),
+            "rows": fidelity.get("rows"),
+            "reference": fidelity.get("reference"),
+        },
+    }
+
+
+def cmd_roi(args: argparse.Namespace) -> dict:
+    from core.valuation import roi_summary
+
+    assumptions = {}
+    if args.assumptions:
+        try:
+            assumptions = json.loads(Path(args.assumptions).read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CliError(f"Cannot read the assumptions file {args.assumptions}: {exc}") from None
+        if not isinstance(assumptions, dict):
+            raise CliError("The assumptions file must hold one JSON object.")
+    frame = _csv_frame(args.csv) if args.csv else None
+    return roi_summary(args.run, args.use_case, frame=frame, assumptions=assumptions)
+
+
 def cmd_worker(args: argparse.Namespace) -> dict:
     """Train queued runs in order (what the Train page starts in the background)."""
     from core.training import execute_run
@@ -193,6 +282,29 @@ def build_parser() -> argparse.ArgumentParser:
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--dataset", type=int)
     runs_list.set_defaults(handler=cmd_runs_list)
+
+    score = commands.add_parser("score", help="score a CSV with a trained run")
+    score.add_argument("--run", type=int, required=True)
+    score.add_argument("--csv", required=True)
+    score.add_argument("--out", required=True)
+    score.add_argument("--threshold", type=float)
+    score.add_argument("--reasons", type=int, default=0, help="add top-3 reasons to the first N rows")
+    score.set_defaults(handler=cmd_score)
+
+    explain = commands.add_parser("explain", help="SHAP values for rows of a CSV")
+    explain.add_argument("--run", type=int, required=True)
+    explain.add_argument("--csv", required=True)
+    explain.add_argument("--background")
+    explain.add_argument("--rows", type=int)
+    explain.add_argument("--out")
+    explain.set_defaults(handler=cmd_explain)
+
+    roi = commands.add_parser("roi", help="ROI of a run for a use case")
+    roi.add_argument("--run", type=int, required=True)
+    roi.add_argument("--use-case", required=True, dest="use_case")
+    roi.add_argument("--csv")
+    roi.add_argument("--assumptions")
+    roi.set_defaults(handler=cmd_roi)
 
     worker = commands.add_parser("worker", help="(internal) train queued runs")
     worker.add_argument("--run", type=int, action="append", required=True)
