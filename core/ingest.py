@@ -206,8 +206,9 @@ def read_csv_bytes(
     encoding = _detect_encoding(data, name)
     sample, complete = _decoded_sample(data, encoding)
     delimiter = _detect_delimiter(sample, complete)
-    raw = _parse(data, encoding, delimiter, limits)
-    frame, parse_warnings = _build_frame(raw, delimiter, limits)
+    frame, parse_warnings = _build_frame(
+        _parse(data, encoding, delimiter, limits), delimiter, limits
+    )
     schema = profile_frame(frame, encoding=encoding, delimiter=delimiter)
     schema = replace(schema, warnings=tuple(parse_warnings) + schema.warnings)
     return IngestResult(frame=frame, schema=schema)
@@ -235,6 +236,8 @@ def _detect_encoding(data: bytes, name: str) -> str:
 
     A BOM is trusted. Otherwise UTF-8 (strict), then Windows-1252 (Excel's default on
     Windows), then Latin-1, which decodes anything and so must pass the control-char test.
+    UTF-16 is read only with its BOM (Excel's "Unicode text" export); without one, its NUL
+    bytes make it indistinguishable from binary, and the message says how to re-save it.
     """
     for magic, what in _MAGIC:
         if data.startswith(magic):
@@ -372,7 +375,7 @@ def _parser_error(message: str, delimiter: str) -> IngestError:
     if match := _RAGGED_RE.search(message):
         expected, row, saw = (int(g) for g in match.groups())
         return IngestError(
-            f"Row {row} has {saw} values but the header has {expected} columns. "
+            f"Row {row} has {saw} values but the header has {_count(expected, 'column')}. "
             f"Quote values that contain the delimiter ({shown}), or remove the extra values."
         )
     if match := _EOF_RE.search(message):
@@ -392,8 +395,11 @@ def _parser_error(message: str, delimiter: str) -> IngestError:
 def _build_frame(
     raw: pd.DataFrame, delimiter: str, limits: Limits
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Checked, cleaned and typed columns. Consumes `raw`: each raw column is dropped once
-    converted, so peak memory stays near one copy of the data."""
+    """Checked, cleaned and typed columns.
+
+    Consumes `raw` (the caller keeps no reference): each raw column is released once
+    converted, so peak memory stays near one extra copy of the data.
+    """
     _check_shape(raw, limits)
     _check_cell_lengths(raw, limits)
     names, notes = _column_names(raw.iloc[0].tolist())
@@ -402,9 +408,11 @@ def _build_frame(
         raise IngestError("The file has a header but no data rows.")
     if blank.any():
         notes.append(f"Skipped {_count(int(blank.sum()), 'row')} with no values.")
+    cells = [raw.iloc[1:, j] for j in reversed(range(raw.shape[1]))]  # popped in file order
+    del raw
     columns: dict[str, pd.Series] = {}
-    for name, key in zip(names, list(raw.columns), strict=True):
-        values = raw.pop(key).iloc[1:]
+    for name in names:
+        values = cells.pop()
         if blank.any():
             values = values[~blank]
         values = _mark_missing(values.str.strip()).reset_index(drop=True)
@@ -688,16 +696,18 @@ def _unique_per_row(n: int, m: int, n_unique: int) -> bool:
     return n >= 2 and m == n and n_unique == n
 
 
-_ID_TOKENS = frozenset(
-    {"id", "ids", "uuid", "guid", "identifier", "key", "ref", "reference", "no", "num", "number"}
-)
+_ID_TOKENS = frozenset({"id", "ids", "uuid", "guid", "identifier", "key", "ref", "reference"})
 
 
 def _tokens(name: str) -> set[str]:
     """Lower-case words of a column name, splitting snake_case, kebab-case and camelCase."""
     words = re.findall(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+", name)
-    compact = re.sub(r"[^a-z0-9]", "", name.lower())
-    return {w.lower() for w in words} | {compact}
+    return {w.lower() for w in words} | {_compact(name)}
+
+
+def _compact(name: str) -> str:
+    """ "First Name", "first_name" and "firstName" all become "firstname"."""
+    return re.sub(r"[^a-z0-9]", "", name.lower())
 
 
 def _id_like_name(name: str) -> bool:
@@ -779,7 +789,7 @@ _PERSON_NAMES = frozenset(
      "contactname", "username", "employeename"}
 )  # fmt: skip
 _NAME_PII: tuple[tuple[str, frozenset[str]], ...] = (
-    ("email addresses", frozenset({"email", "emailaddress", "mail"})),
+    ("email addresses", frozenset({"email", "emailaddress"})),
     (
         "phone numbers",
         frozenset({"phone", "telephone", "tel", "mobile", "cellphone", "phonenumber"}),
@@ -792,7 +802,6 @@ _NAME_PII: tuple[tuple[str, frozenset[str]], ...] = (
         "card-like numbers",
         frozenset({"cardnumber", "creditcard", "creditcardnumber", "ccnumber", "cardno"}),
     ),
-    ("name column", _PERSON_NAMES),
     (
         "address column",
         frozenset({"address", "street", "zip", "zipcode", "postcode", "postal", "postalcode"}),
@@ -807,6 +816,8 @@ def _detect_pii(name: str, sample: pd.Series) -> str | None:
     for label, matches in _VALUE_PII:
         if values and sum(map(matches, values)) / len(values) >= PII_SHARE:
             return label
+    if _compact(name) in _PERSON_NAMES:  # whole name only: "product_name" is not a person
+        return "name column"
     tokens = _tokens(name)
     for label, words in _NAME_PII:
         if tokens & words:
