@@ -185,7 +185,9 @@ def _csv_frame(path: str):
     from core.ingest import read_csv_bytes
     from core.settings import load_settings
 
-    return read_csv_bytes(_read_csv_arg(path), limits=load_settings().limits, name=Path(path).name).frame
+    return read_csv_bytes(
+        _read_csv_arg(path), limits=load_settings().limits, name=Path(path).name
+    ).frame
 
 
 def cmd_explain(args: argparse.Namespace) -> dict:
@@ -204,7 +206,11 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         out = Path(args.out)
         table = result.rows.drop(columns=["row_number", "text", "base_value"], errors="ignore")
         values = {c: result.values[:, j] for j, c in enumerate(result.columns)}
-        export = table.iloc[:, :0].assign(**values) if result.kind == "tabular" else __import__("pandas").DataFrame(values)
+        export = (
+            table.iloc[:, :0].assign(**values)
+            if result.kind == "tabular"
+            else __import__("pandas").DataFrame(values)
+        )
         export["base_value"] = result.base_value
         tmp = out.with_name(f".{out.name}.partial")
         export.to_csv(tmp, index=False)
@@ -288,7 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--csv", required=True)
     score.add_argument("--out", required=True)
     score.add_argument("--threshold", type=float)
-    score.add_argument("--reasons", type=int, default=0, help="add top-3 reasons to the first N rows")
+    score.add_argument(
+        "--reasons", type=int, default=0, help="add top-3 reasons to the first N rows"
+    )
     score.set_defaults(handler=cmd_score)
 
     explain = commands.add_parser("explain", help="SHAP values for rows of a CSV")

@@ -34,8 +34,8 @@ from sqlalchemy import select
 
 from core.db import session_factory
 from core.records import ExplanationRecord, ExplanationValueRecord
-from core.training import RunInfo, get_run, load_run_model, part_frame
 from core.text_runs import is_text_model, texts_of
+from core.training import RunInfo, get_run, load_run_model, part_frame
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
@@ -84,7 +84,9 @@ def output_space(run: RunInfo, class_index: int | None = None) -> str:
     return f"predicted {run.target}"
 
 
-def _predict_fn(model: Any, task: str, class_index: int | None) -> Callable[[np.ndarray], np.ndarray]:
+def _predict_fn(
+    model: Any, task: str, class_index: int | None
+) -> Callable[[np.ndarray], np.ndarray]:
     output = "value" if task == "regression" else "logit"
 
     def predict(z: np.ndarray) -> np.ndarray:
@@ -104,13 +106,17 @@ def _default_background(run_id: int, artifact: str) -> tuple[np.ndarray, np.ndar
     z = model.preprocessor.encode(part_frame(run_id, "train"))
     if run.model == "ft-transformer":
         categorical = [c in model.spec.categorical for c in model.spec.columns]
-        return summarize_background(z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical)
+        return summarize_background(
+            z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical
+        )
     rng = np.random.default_rng(run.seed)
     take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
     return z[np.sort(take)], np.full(len(take), 1.0 / len(take))
 
 
-def _background(run: RunInfo, model: Any, frame: pd.DataFrame | None) -> tuple[np.ndarray, np.ndarray]:
+def _background(
+    run: RunInfo, model: Any, frame: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
     if frame is None:
         return _default_background(run.id, str(run.artifact_path))
     if len(frame) == 0:
@@ -146,7 +152,11 @@ def tabular_values(
             seed=run.seed,
             on_progress=on_progress,
         )
-        return result.values, float(result.base_value), f"Payoff interventional SHAP ({result.method})"
+        return (
+            result.values,
+            float(result.base_value),
+            f"Payoff interventional SHAP ({result.method})",
+        )
     if run.model == "lightgbm":
         explainer = shap.TreeExplainer(model.estimator.booster)
         values = np.asarray(explainer.shap_values(z))
@@ -206,7 +216,13 @@ def _fidelity(
         label = "exact interventional Shapley values, same background"
     else:
         reference = explain_interventional(
-            predict, z[:take], background, weights, method="antithetic", n_pairs=REFERENCE_PAIRS, seed=run.seed + 1
+            predict,
+            z[:take],
+            background,
+            weights,
+            method="antithetic",
+            n_pairs=REFERENCE_PAIRS,
+            seed=run.seed + 1,
         )
         label = f"{REFERENCE_PAIRS} antithetic permutation pairs, same background"
     figures = fidelity(values[:take], reference.values)
@@ -249,7 +265,14 @@ def explain_frame(
     z = model.preprocessor.encode(frame)
     background_z, weights = _background(run, model, background)
     values, base_value, method = tabular_values(
-        run, model, z, background_z, weights, n_pairs=n_pairs, class_index=class_index, on_progress=on_progress
+        run,
+        model,
+        z,
+        background_z,
+        weights,
+        n_pairs=n_pairs,
+        class_index=class_index,
+        on_progress=on_progress,
     )
     seconds = time.perf_counter() - started
     output = _predict_fn(model, run.task, class_index)(z)
@@ -257,13 +280,27 @@ def explain_frame(
     quality = {
         "additivity_max_abs_error": additivity,
         "background_rows": int(len(background_z)),
-        "fidelity": _fidelity(run, model, z, values, background_z, weights, class_index, fidelity_rows),
+        "fidelity": _fidelity(
+            run, model, z, values, background_z, weights, class_index, fidelity_rows
+        ),
     }
     rows = frame[list(model.spec.columns)].reset_index(drop=True)
     rows.insert(0, "row_number", np.arange(1, len(rows) + 1))
     return _store(
-        run, "tabular", list(model.spec.columns), values, base_value, output,
-        output_space(run, class_index), method, seconds, additivity, quality, rows, [], source_name,
+        run,
+        "tabular",
+        list(model.spec.columns),
+        values,
+        base_value,
+        output,
+        output_space(run, class_index),
+        method,
+        seconds,
+        additivity,
+        quality,
+        rows,
+        [],
+        source_name,
     )
 
 
@@ -271,7 +308,9 @@ def _explain_texts(run, model, frame, source_name, class_index, started) -> Expl
     from models.text_attribution import explain_texts
 
     texts = texts_of(model, frame)
-    attributions = explain_texts(model.model, texts, class_index=class_index if run.task == "multiclass" else None)
+    attributions = explain_texts(
+        model.model, texts, class_index=class_index if run.task == "multiclass" else None
+    )
     seconds = time.perf_counter() - started
     width = max((len(a.spans) for a in attributions), default=0)
     values = np.full((len(attributions), width), np.nan)
@@ -282,17 +321,52 @@ def _explain_texts(run, model, frame, source_name, class_index, started) -> Expl
     additivity = max((a.additivity_error for a in attributions), default=0.0)
     rows = pd.DataFrame({"row_number": np.arange(1, len(texts) + 1), "text": texts})
     rows["base_value"] = [a.base_value for a in attributions]
-    quality = {"additivity_max_abs_error": float(additivity), "fidelity": {}, "background": "all spans masked"}
+    quality = {
+        "additivity_max_abs_error": float(additivity),
+        "fidelity": {},
+        "background": "all spans masked",
+    }
     return _store(
-        run, "text", [f"span {i + 1}" for i in range(width)], values, base, output,
-        output_space(run, class_index), "Payoff span attributions (masked spans, antithetic pairs)",
-        seconds, float(additivity), quality, rows, [a.spans for a in attributions], source_name,
+        run,
+        "text",
+        [f"span {i + 1}" for i in range(width)],
+        values,
+        base,
+        output,
+        output_space(run, class_index),
+        "Payoff span attributions (masked spans, antithetic pairs)",
+        seconds,
+        float(additivity),
+        quality,
+        rows,
+        [a.spans for a in attributions],
+        source_name,
     )
 
 
-def _store(run, kind, columns, values, base_value, output, space, method, seconds, additivity, quality, rows, spans, source_name) -> Explanation:
+def _store(
+    run,
+    kind,
+    columns,
+    values,
+    base_value,
+    output,
+    space,
+    method,
+    seconds,
+    additivity,
+    quality,
+    rows,
+    spans,
+    source_name,
+) -> Explanation:
     n = len(output)
-    rows_payload = {"rows": json.loads(rows.to_json(orient="split", index=False)), "output": np.asarray(output).tolist(), "spans": spans, "kind": kind}
+    rows_payload = {
+        "rows": json.loads(rows.to_json(orient="split", index=False)),
+        "output": np.asarray(output).tolist(),
+        "spans": spans,
+        "kind": kind,
+    }
     with session_factory().begin() as session:
         record = ExplanationRecord(
             run_id=run.id,
@@ -323,7 +397,10 @@ def _store(run, kind, columns, values, base_value, output, space, method, second
                 flat,
             ) if session.bind.dialect.name == "sqlite" else session.execute(
                 ExplanationValueRecord.__table__.insert(),
-                [{"explanation_id": a, "row_number": b, "column_index": c, "value": d} for a, b, c, d in flat],
+                [
+                    {"explanation_id": a, "row_number": b, "column_index": c, "value": d}
+                    for a, b, c, d in flat
+                ],
             )
     return get_explanation(explanation_id)
 
@@ -334,8 +411,11 @@ def get_explanation(explanation_id: int) -> Explanation:
         if record is None:
             raise ValueError(f"There is no explanation with id {explanation_id}.")
         stored = session.execute(
-            select(ExplanationValueRecord.row_number, ExplanationValueRecord.column_index, ExplanationValueRecord.value)
-            .where(ExplanationValueRecord.explanation_id == explanation_id)
+            select(
+                ExplanationValueRecord.row_number,
+                ExplanationValueRecord.column_index,
+                ExplanationValueRecord.value,
+            ).where(ExplanationValueRecord.explanation_id == explanation_id)
         ).all()
         columns = json.loads(record.columns_json)
         payload = json.loads(record.rows_json)
@@ -395,7 +475,9 @@ def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int = DEFAULT_PAIRS
     return {"evaluations": int(evaluations), "seconds": evaluations / rate}
 
 
-def reason_codes(run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, threshold: float = 0.5) -> list[str]:
+def reason_codes(
+    run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, threshold: float = 0.5
+) -> list[str]:
     """Per row, the ``top`` columns pushing hardest toward its decision, as text.
 
     For a flagged row (score >= threshold) the largest positive contributions; otherwise the
@@ -422,10 +504,50 @@ def reason_codes(run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, th
     reasons = []
     for i in range(len(frame)):
         order = np.argsort(-values[i] if flagged[i] else values[i])[:top]
-        reasons.append("; ".join(f"{columns[j]} = {shown.iat[i, j]} ({values[i, j]:+.2f})" for j in order))
+        reasons.append(
+            "; ".join(f"{columns[j]} = {shown.iat[i, j]} ({values[i, j]:+.2f})" for j in order)
+        )
     return reasons
 
 
 def _logit(p: float) -> float:
     p = min(max(p, 1e-9), 1 - 1e-9)
     return math.log(p / (1 - p))
+
+
+@dataclass(frozen=True)
+class RowExplanation:
+    """One row, not stored: the what-if editor's instant answer."""
+
+    columns: list[str]
+    values: np.ndarray
+    base_value: float
+    output: float
+    output_space: str
+    shown: list[str]
+
+
+def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -> RowExplanation:
+    """Explain one edited record against the run's default background (tabular models)."""
+    if is_text_model(model):
+        from models.text_attribution import explain_text
+
+        a = explain_text(model.model, texts_of(model, row)[0], n_pairs=n_pairs)
+        return RowExplanation(
+            list(a.spans), a.values, a.base_value, a.output, output_space(run), list(a.spans)
+        )
+    z = model.preprocessor.encode(row)
+    background, weights = _background(run, model, None)
+    class_index = 0 if run.task == "multiclass" else None
+    values, base_value, _ = tabular_values(
+        run, model, z, background, weights, n_pairs=n_pairs, class_index=class_index
+    )
+    shown = row[list(model.spec.columns)].astype("string").fillna("missing").iloc[0].tolist()
+    return RowExplanation(
+        list(model.spec.columns),
+        values[0],
+        base_value,
+        float(base_value + values[0].sum()),
+        output_space(run, class_index),
+        shown,
+    )

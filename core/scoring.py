@@ -85,7 +85,9 @@ def _open_source(source: bytes | str | Path) -> tuple[Any, bytes]:
     return path, head
 
 
-def iter_chunks(source: bytes | str | Path, chunk_rows: int, name: str = "input") -> Iterator[pd.DataFrame]:
+def iter_chunks(
+    source: bytes | str | Path, chunk_rows: int, name: str = "input"
+) -> Iterator[pd.DataFrame]:
     """Raw string chunks; the index is the spreadsheet row number (header = row 1)."""
     handle, head = _open_source(source)
     if not head.strip():
@@ -112,7 +114,9 @@ def iter_chunks(source: bytes | str | Path, chunk_rows: int, name: str = "input"
     except pd.errors.ParserError as exc:
         raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
     except UnicodeDecodeError:
-        raise IngestError(f"The file {name} changes encoding part-way; save it as CSV UTF-8.") from None
+        raise IngestError(
+            f"The file {name} changes encoding part-way; save it as CSV UTF-8."
+        ) from None
     if start == 0:
         raise IngestError(f"The file {name} has a header but no data rows.")
 
@@ -201,7 +205,13 @@ class DriftCounter:
             out[column] = {"psi": psi(expected, counts), "kind": "categorical"}
         for item in out.values():
             value = item["psi"]
-            item["level"] = "major shift" if value > PSI_ALERT else "some shift" if value > PSI_WARN else "stable"
+            item["level"] = (
+                "major shift"
+                if value > PSI_ALERT
+                else "some shift"
+                if value > PSI_WARN
+                else "stable"
+            )
         return out
 
 
@@ -234,7 +244,9 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def prediction_columns(run: RunInfo, model: Any, frame: pd.DataFrame, threshold: float | None) -> pd.DataFrame:
+def prediction_columns(
+    run: RunInfo, model: Any, frame: pd.DataFrame, threshold: float | None
+) -> pd.DataFrame:
     """prediction + probability (binary) / proba_<class> (multiclass) + decision."""
     scores = predict_frame(model, frame)
     out = pd.DataFrame(index=frame.index)
@@ -365,7 +377,9 @@ def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
     row_numbers = outputs.index.to_numpy() - 1  # spreadsheet row 2 is data row 1
     labels = outputs["prediction"].astype(str).to_numpy()
     probability = (
-        outputs["probability"].to_numpy(dtype=float) if "probability" in outputs else np.full(n, np.nan)
+        outputs["probability"].to_numpy(dtype=float)
+        if "probability" in outputs
+        else np.full(n, np.nan)
     )
     decision = outputs["decision"].to_numpy() if "decision" in outputs else np.full(n, None)
     reasons = outputs["reasons"].to_numpy() if "reasons" in outputs else np.full(n, None)
@@ -376,7 +390,10 @@ def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
             labels.tolist(),
             [None if math.isnan(p) else p for p in probability.tolist()],
             [None if d is None else int(d) for d in decision.tolist()],
-            [None if r is None or (isinstance(r, float) and math.isnan(r)) else r for r in reasons.tolist()],
+            [
+                None if r is None or (isinstance(r, float) and math.isnan(r)) else r
+                for r in reasons.tolist()
+            ],
             strict=True,
         )
     )
@@ -390,7 +407,9 @@ def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
             )
         else:
             keys = ("batch_id", "row_number", "prediction", "probability", "decision", "reasons")
-            connection.execute(insert(PredictionRecord), [dict(zip(keys, r, strict=True)) for r in rows])
+            connection.execute(
+                insert(PredictionRecord), [dict(zip(keys, r, strict=True)) for r in rows]
+            )
 
 
 def _plain_warnings(report: ScoreReport) -> list[str]:
@@ -457,7 +476,9 @@ def batch_predictions(batch_id: int) -> pd.DataFrame:
 def remove_incomplete_batches() -> int:
     """Batches left 'writing' by a process that died: their rows are not results."""
     with session_factory().begin() as session:
-        ids = session.scalars(select(ScoreBatchRecord.id).where(ScoreBatchRecord.status != "complete")).all()
+        ids = session.scalars(
+            select(ScoreBatchRecord.id).where(ScoreBatchRecord.status != "complete")
+        ).all()
         if ids:
             session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id.in_(ids)))
             session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(ids)))

@@ -74,9 +74,14 @@ class RunInfo:
     finished_at: datetime | None
 
     @property
+    def train_fraction(self) -> float:
+        return float(self.options.get("train_fraction", 1.0))
+
+    @property
     def label(self) -> str:
         size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
-        return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}"
+        share = f" ({self.train_fraction:.0%} of rows)" if self.train_fraction < 1 else ""
+        return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}{share}"
 
     @property
     def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
@@ -133,6 +138,7 @@ def create_run(
     seed: int = 0,
     time_budget_s: float | None = 120.0,
     text_columns: list[str] | tuple[str, ...] | None = None,
+    train_fraction: float = 1.0,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id."""
     if model not in MODEL_KINDS:
@@ -163,6 +169,10 @@ def create_run(
                 "Choose at least one numeric or categorical feature for a tabular model "
                 "(text columns need the text transformer)."
             )
+    if not 0.05 <= train_fraction <= 1.0:
+        raise ValueError(
+            f"The share of training rows must be between 5% and 100%, got {train_fraction}."
+        )
     if time_budget_s is not None and time_budget_s <= 0:
         raise ValueError(f"The time budget must be positive, got {time_budget_s}.")
     positive_class = positive_class or (
@@ -177,7 +187,9 @@ def create_run(
             size=size,
             target=target,
             features_json=json.dumps(chosen),
-            options_json=json.dumps({"positive_class": positive_class}),
+            options_json=json.dumps(
+                {"positive_class": positive_class, "train_fraction": train_fraction}
+            ),
             seed=seed,
             time_budget_s=time_budget_s,
             status="queued",
@@ -262,6 +274,12 @@ def _prepare_data(run: RunInfo) -> dict:
     for name, code in (("train", TRAIN), ("val", VALIDATION), ("test", TEST)):
         rows = np.flatnonzero(assignment == code)
         parts[name] = frame.iloc[rows].reset_index(drop=True)
+    fraction = float(run.options.get("train_fraction", 1.0))
+    if fraction < 1.0:
+        # Learning curves: a seeded subsample of the training part; validation and test
+        # parts stay whole so every point is measured on the same rows.
+        keep = max(10, int(round(len(parts["train"]) * fraction)))
+        parts["train"] = parts["train"].sample(n=keep, random_state=run.seed).reset_index(drop=True)
     money = dataset.roles.money_column
     return {
         "dataset": dataset,

@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from core import economics as eco
-from core.training import RunInfo, get_run, list_runs, load_run_model, predict_frame, test_predictions
+from core.training import (
+    RunInfo,
+    get_run,
+    list_runs,
+    load_run_model,
+    predict_frame,
+    test_predictions,
+)
 from core.usecases import UseCase, get_use_case
 
 BASELINE_KINDS = ("logreg", "lightgbm", "tfidf-logreg")
@@ -77,10 +84,17 @@ def run_outcomes(run: RunInfo) -> Outcomes:
     if "proba" not in stored:
         raise ValueError(f"Run #{run.id} has no stored test predictions.")
     money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
-    return Outcomes(np.asarray(stored["y"], dtype=int), np.asarray(stored["proba"], dtype=float), money, "test part")
+    return Outcomes(
+        np.asarray(stored["y"], dtype=int),
+        np.asarray(stored["proba"], dtype=float),
+        money,
+        "test part",
+    )
 
 
-def labelled_outcomes(run: RunInfo, frame: pd.DataFrame, money_column: str | None = None, model: Any = None) -> Outcomes:
+def labelled_outcomes(
+    run: RunInfo, frame: pd.DataFrame, money_column: str | None = None, model: Any = None
+) -> Outcomes:
     """Score labelled rows with the run's model (rows without a label are left out)."""
     if run.task != "binary":
         raise ValueError(f"ROI needs a binary model; run #{run.id} is {run.task}.")
@@ -116,7 +130,9 @@ def device_for_run(run: RunInfo) -> eco.DeviceSpec:
     return eco.DEVICE_CATALOG[CPU_DEVICE]
 
 
-def _seconds_on(target: eco.DeviceSpec, measured: eco.DeviceSpec, seconds: float, flops: float | None) -> float:
+def _seconds_on(
+    target: eco.DeviceSpec, measured: eco.DeviceSpec, seconds: float, flops: float | None
+) -> float:
     """Scale a measured time to another device by FLOPs; models without FLOPs (trees) stay
     on the measured time, since they do not run on accelerators here."""
     if not flops or seconds <= 0 or target.name == measured.name:
@@ -181,7 +197,9 @@ def value_run(
         )
         capacity_limited = share < 1.0
     else:
-        best = eco.best_threshold(eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, fixed=fixed))
+        best = eco.best_threshold(
+            eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, fixed=fixed)
+        )
     status_quo = eco.status_quo_value(
         outcomes.y,
         payoff,
@@ -196,7 +214,9 @@ def value_run(
     people = use_case.running_costs.per_month
     monthly_cost = cost.total_per_month + people
     one_off = use_case.one_off_costs.total + cost.first_training
-    result = eco.roi(monthly, monthly_cost, one_off, use_case.horizon_months, use_case.discount_rate_per_year)
+    result = eco.roi(
+        monthly, monthly_cost, one_off, use_case.horizon_months, use_case.discount_rate_per_year
+    )
     return Valuation(
         run_id=run.id,
         use_case=use_case.key,
@@ -274,6 +294,8 @@ def compare_runs(
     for run in list_runs(dataset_id):
         if run.status != "succeeded" or run.task != "binary" or run.target != target:
             continue
+        if run.train_fraction < 1.0:
+            continue  # learning-curve points are not candidates
         valuation = value_run(run, use_case, run_outcomes(run), device=device, use_money=use_money)
         valuations[run.id] = (run, valuation)
     if not valuations:
@@ -308,13 +330,22 @@ def compare_runs(
     return frame
 
 
+def _as_roi_result(v: Valuation) -> eco.RoiResult:
+    return eco.RoiResult(
+        v.roi, v.payback_months, v.npv, v.total_benefit, v.total_cost, v.cumulative_net
+    )
+
+
 def _incremental(model: Valuation, baseline: Valuation) -> float | None:
-    as_result = lambda v: eco.RoiResult(v.roi, v.payback_months, v.npv, v.total_benefit, v.total_cost, v.cumulative_net)  # noqa: E731
-    return eco.incremental_roi(as_result(model), as_result(baseline))
+    return eco.incremental_roi(_as_roi_result(model), _as_roi_result(baseline))
 
 
-def incremental_vs_cheapest_baseline(run: RunInfo, use_case: UseCase, valuation: Valuation, device, use_money) -> tuple[float | None, int | None]:
-    frame = compare_runs(run.dataset_id, use_case, target=run.target, device=device, use_money=use_money)
+def incremental_vs_cheapest_baseline(
+    run: RunInfo, use_case: UseCase, valuation: Valuation, device, use_money
+) -> tuple[float | None, int | None]:
+    frame = compare_runs(
+        run.dataset_id, use_case, target=run.target, device=device, use_money=use_money
+    )
     if frame.empty:
         return None, None
     row = frame.loc[frame["run_id"] == run.id]
@@ -324,7 +355,14 @@ def incremental_vs_cheapest_baseline(run: RunInfo, use_case: UseCase, valuation:
     return (None if pd.isna(value) else float(value)), int(row["baseline_run_id"].iloc[0])
 
 
-def sensitivity_for(run: RunInfo, use_case: UseCase, outcomes: Outcomes, device: eco.DeviceSpec, use_money: bool, delta: float = 0.2) -> pd.DataFrame:
+def sensitivity_for(
+    run: RunInfo,
+    use_case: UseCase,
+    outcomes: Outcomes,
+    device: eco.DeviceSpec,
+    use_money: bool,
+    delta: float = 0.2,
+) -> pd.DataFrame:
     """Tornado data: NPV when each numeric assumption moves by ±delta."""
     base = _numeric_assumptions(use_case, device)
 
@@ -335,10 +373,21 @@ def sensitivity_for(run: RunInfo, use_case: UseCase, outcomes: Outcomes, device:
     return eco.sensitivity(evaluate, base, delta)
 
 
-def monte_carlo_for(run: RunInfo, use_case: UseCase, outcomes: Outcomes, device: eco.DeviceSpec, use_money: bool, spread: float = 0.3, n: int = 300, seed: int = 0) -> dict:
+def monte_carlo_for(
+    run: RunInfo,
+    use_case: UseCase,
+    outcomes: Outcomes,
+    device: eco.DeviceSpec,
+    use_money: bool,
+    spread: float = 0.3,
+    n: int = 300,
+    seed: int = 0,
+) -> dict:
     """P(NPV > 0) when volume, payoff cells and costs each vary uniformly by ±spread."""
     base = _numeric_assumptions(use_case, device)
-    ranges = {k: tuple(sorted((v * (1 - spread), v * (1 + spread)))) for k, v in base.items() if v != 0}
+    ranges = {
+        k: tuple(sorted((v * (1 - spread), v * (1 + spread)))) for k, v in base.items() if v != 0
+    }
 
     def evaluate(values: dict[str, float]) -> float:
         edited, dev = _rebuild(use_case, device, {**base, **values})
@@ -358,7 +407,9 @@ def _numeric_assumptions(use_case: UseCase, device: eco.DeviceSpec) -> dict[str,
     return values
 
 
-def _rebuild(use_case: UseCase, device: eco.DeviceSpec, values: dict[str, float]) -> tuple[UseCase, eco.DeviceSpec]:
+def _rebuild(
+    use_case: UseCase, device: eco.DeviceSpec, values: dict[str, float]
+) -> tuple[UseCase, eco.DeviceSpec]:
     changes = {k: v for k, v in values.items() if not k.startswith("device.")}
     if "monthly_volume" in changes:
         changes["monthly_volume"] = max(0.0, changes["monthly_volume"])
@@ -377,7 +428,13 @@ def default_use_case_for(run: RunInfo) -> UseCase:
     return get_use_case(key)
 
 
-def roi_summary(run_id: int, use_case_key: str, *, frame: pd.DataFrame | None = None, assumptions: dict | None = None) -> dict:
+def roi_summary(
+    run_id: int,
+    use_case_key: str,
+    *,
+    frame: pd.DataFrame | None = None,
+    assumptions: dict | None = None,
+) -> dict:
     """The CLI's ``roi`` answer."""
     from core.datasets import get_dataset
 
@@ -388,17 +445,57 @@ def roi_summary(run_id: int, use_case_key: str, *, frame: pd.DataFrame | None = 
     money_column = get_dataset(run.dataset_id).roles.money_column
     outcomes = run_outcomes(run) if frame is None else labelled_outcomes(run, frame, money_column)
     valuation = value_run(
-        run, use_case, outcomes, device=device, use_money=use_money,
+        run,
+        use_case,
+        outcomes,
+        device=device,
+        use_money=use_money,
         explain_share=float(options.get("explain_share", DEFAULT_EXPLAIN_SHARE)),
     )
-    incremental, baseline_id = incremental_vs_cheapest_baseline(run, use_case, valuation, device, use_money)
+    incremental, baseline_id = incremental_vs_cheapest_baseline(
+        run, use_case, valuation, device, use_money
+    )
     out = valuation.to_dict()
     out.pop("cumulative_net")
     out.update(
         rows=int(len(outcomes.y)),
         incremental_roi_vs_baseline=incremental,
         baseline_run_id=baseline_id,
-        payoff=(use_case.money_multipliers if valuation.money_weighted else use_case.payoff).to_dict(),
+        payoff=(
+            use_case.money_multipliers if valuation.money_weighted else use_case.payoff
+        ).to_dict(),
         monthly_volume=use_case.monthly_volume,
     )
     return out
+
+
+def learning_curve_points(run: RunInfo) -> pd.DataFrame:
+    """Runs of the same dataset, target, model and size trained on different shares of rows."""
+    rows = []
+    for other in list_runs(run.dataset_id):
+        if (
+            other.status == "succeeded"
+            and other.target == run.target
+            and other.model == run.model
+            and other.size == run.size
+            and other.seed == run.seed
+        ):
+            rows.append(
+                {"run_id": other.id, "fraction": other.train_fraction, "metric": other.headline[1]}
+            )
+    frame = pd.DataFrame(rows, columns=["run_id", "fraction", "metric"])
+    return frame.sort_values(["fraction", "run_id"]).drop_duplicates("fraction", keep="last")
+
+
+def value_of_twice_the_data(
+    run: RunInfo, points: pd.DataFrame, train_rows_full: int, monthly_value_now: float
+) -> dict:
+    """Fit metric = a - b n^-c to the learning-curve points; the $ of twice the rows."""
+    if len(points) < 3:
+        raise ValueError("Need runs on at least 3 shares of the rows (e.g. 25%, 50%, 100%).")
+    sizes = points["fraction"].to_numpy(dtype=float) * train_rows_full
+    params = eco.fit_learning_curve(sizes, points["metric"].to_numpy(dtype=float))
+    auc_now = float(points.loc[points["fraction"] == points["fraction"].max(), "metric"].iloc[0])
+    result = eco.value_of_more_data(params, float(train_rows_full), auc_now, monthly_value_now)
+    result.update(a=params.a, b=params.b, c=params.c, fitted=params.fitted, reason=params.reason)
+    return result

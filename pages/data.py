@@ -8,7 +8,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.datasets import DatasetInUseError, Roles, delete_dataset, list_datasets, register_dataset, set_roles
+from core.datasets import (
+    DatasetInUseError,
+    Roles,
+    delete_dataset,
+    list_datasets,
+    register_dataset,
+    set_roles,
+)
 from core.ingest import DatasetSchema
 from core.usecases import USE_CASES
 from pages._shared import state
@@ -72,7 +79,10 @@ def _profile(frame: pd.DataFrame, schema: DatasetSchema, target: str | None) -> 
     st.subheader("Profile")
     left, right = st.columns(2)
     missing = pd.DataFrame(
-        {"column": [c.name for c in schema.columns], "missing %": [100 * c.missing_share for c in schema.columns]}
+        {
+            "column": [c.name for c in schema.columns],
+            "missing %": [100 * c.missing_share for c in schema.columns],
+        }
     )
     left.plotly_chart(
         px.bar(missing, x="column", y="missing %", title="Missing values per column", height=320),
@@ -82,7 +92,9 @@ def _profile(frame: pd.DataFrame, schema: DatasetSchema, target: str | None) -> 
         balance = frame[target].astype("string").fillna("(missing)").value_counts().reset_index()
         balance.columns = ["value", "rows"]
         right.plotly_chart(
-            px.bar(balance.head(30), x="value", y="rows", title=f"Target balance: {target}", height=320),
+            px.bar(
+                balance.head(30), x="value", y="rows", title=f"Target balance: {target}", height=320
+            ),
             width="stretch",
         )
     plottable = [c.name for c in schema.columns if c.kind in ("numeric", "categorical")]
@@ -92,7 +104,14 @@ def _profile(frame: pd.DataFrame, schema: DatasetSchema, target: str | None) -> 
         if kind == "numeric":
             figure = px.histogram(frame, x=column, nbins=40, height=320)
         else:
-            counts = frame[column].astype("string").fillna("(missing)").value_counts().head(30).reset_index()
+            counts = (
+                frame[column]
+                .astype("string")
+                .fillna("(missing)")
+                .value_counts()
+                .head(30)
+                .reset_index()
+            )
             counts.columns = [column, "rows"]
             figure = px.bar(counts, x=column, y="rows", height=320)
         st.plotly_chart(figure, width="stretch")
@@ -106,11 +125,15 @@ def _profile(frame: pd.DataFrame, schema: DatasetSchema, target: str | None) -> 
         st.info(warning)
 
 
-def _roles_form(frame: pd.DataFrame, schema: DatasetSchema, roles: Roles, use_case: str | None, key: str):
+def _roles_form(
+    frame: pd.DataFrame, schema: DatasetSchema, roles: Roles, use_case: str | None, key: str
+):
     """Shows the role editor and returns (roles, use_case) or raises ValueError."""
     st.subheader("Roles")
     if schema.suggested_target:
-        st.caption(f"Suggested target: **{schema.suggested_target}**: {schema.suggested_target_reason}")
+        st.caption(
+            f"Suggested target: **{schema.suggested_target}**: {schema.suggested_target_reason}"
+        )
     table = st.data_editor(
         _role_table(schema, roles),
         column_config={
@@ -128,7 +151,9 @@ def _roles_form(frame: pd.DataFrame, schema: DatasetSchema, roles: Roles, use_ca
         if 2 <= len(values) <= 50:
             default = roles.positive_class if roles.positive_class in values else None
             if default is None:
-                default = frame[targets[0]].dropna().astype(str).str.strip().value_counts().index[-1]
+                default = (
+                    frame[targets[0]].dropna().astype(str).str.strip().value_counts().index[-1]
+                )
             positive = st.selectbox(
                 "Positive class (the event to flag: default, fraud, churn, ...)",
                 values,
@@ -156,7 +181,9 @@ source = st.radio(
 if source == "Upload a new CSV":
     upload = st.file_uploader("CSV file", type=["csv", "txt", "tsv"], key="uploader")
     if upload is None:
-        st.info("Choose a CSV file: comma, semicolon, tab or pipe separated; UTF-8 or Windows encodings.")
+        st.info(
+            "Choose a CSV file: comma, semicolon, tab or pipe separated; UTF-8 or Windows encodings."
+        )
         st.stop()
     data = upload.getvalue()
     parsed = None
@@ -198,7 +225,9 @@ chosen = st.selectbox(
     "Dataset",
     ids,
     index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: next(f"#{d.id} {d.name} ({d.n_rows:,} rows)" for d in datasets if d.id == i),
+    format_func=lambda i: next(
+        f"#{d.id} {d.name} ({d.n_rows:,} rows)" for d in datasets if d.id == i
+    ),
     key="data_dataset",
 )
 st.session_state[state.DATASET_ID] = chosen
@@ -210,7 +239,9 @@ if frame is None:
     st.stop()
 st.dataframe(frame.head(50), width="stretch")
 _profile(frame, info.schema, info.roles.target)
-table, positive, use_case = _roles_form(frame, info.schema, info.roles, info.use_case, f"ds{info.id}")
+table, positive, use_case = _roles_form(
+    frame, info.schema, info.roles, info.use_case, f"ds{info.id}"
+)
 save, delete = st.columns([1, 1])
 if save.button("Save roles and use case", type="primary"):
     with user_errors():

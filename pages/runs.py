@@ -57,8 +57,15 @@ if done:
     higher = done[0].metrics.get("headline") != "rmse"
     board = board.sort_values("value", ascending=not higher, na_position="last")
 st.subheader("Leaderboard")
-st.caption("Metrics are on the held-out test part of the same stored split; the interval is a 95% bootstrap.")
-st.dataframe(board, hide_index=True, width="stretch", column_config={"value": st.column_config.NumberColumn(format="%.4f")})
+st.caption(
+    "Metrics are on the held-out test part of the same stored split; the interval is a 95% bootstrap."
+)
+st.dataframe(
+    board,
+    hide_index=True,
+    width="stretch",
+    column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+)
 
 if done:
     scatter = pd.DataFrame(
@@ -70,8 +77,16 @@ if done:
         }
     )
     st.plotly_chart(
-        px.scatter(scatter, x="train seconds", y="metric", text="run", size="params", size_max=30,
-                   title="Accuracy vs training time", height=340),
+        px.scatter(
+            scatter,
+            x="train seconds",
+            y="metric",
+            text="run",
+            size="params",
+            size_max=30,
+            title="Accuracy vs training time",
+            height=340,
+        ),
         width="stretch",
     )
 
@@ -84,7 +99,9 @@ chosen = st.selectbox(
     "Diagnostics for",
     run_ids,
     format_func=lambda i: next(r.label for r in done if r.id == i),
-    index=run_ids.index(st.session_state[state.RUN_ID]) if st.session_state.get(state.RUN_ID) in run_ids else 0,
+    index=run_ids.index(st.session_state[state.RUN_ID])
+    if st.session_state.get(state.RUN_ID) in run_ids
+    else 0,
     key="runs_run",
 )
 st.session_state[state.RUN_ID] = chosen
@@ -98,10 +115,16 @@ if run.task == "binary":
         roc = curves["roc"]
         left.plotly_chart(
             go.Figure(
-                [go.Scatter(x=roc["fpr"], y=roc["tpr"], name="model"),
-                 go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"})],
-                layout={"title": f"ROC (AUC {run.metrics.get('roc_auc', float('nan')):.3f})",
-                        "xaxis_title": "false positive rate", "yaxis_title": "true positive rate", "height": 340},
+                [
+                    go.Scatter(x=roc["fpr"], y=roc["tpr"], name="model"),
+                    go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"}),
+                ],
+                layout={
+                    "title": f"ROC (AUC {run.metrics.get('roc_auc', float('nan')):.3f})",
+                    "xaxis_title": "false positive rate",
+                    "yaxis_title": "true positive rate",
+                    "height": 340,
+                },
             ),
             width="stretch",
         )
@@ -109,14 +132,20 @@ if run.task == "binary":
         right.plotly_chart(
             go.Figure(
                 [go.Scatter(x=pr["recall"], y=pr["precision"], name="model")],
-                layout={"title": f"Precision–recall (AP {run.metrics.get('pr_auc', float('nan')):.3f})",
-                        "xaxis_title": "recall", "yaxis_title": "precision", "height": 340},
+                layout={
+                    "title": f"Precision–recall (AP {run.metrics.get('pr_auc', float('nan')):.3f})",
+                    "xaxis_title": "recall",
+                    "yaxis_title": "precision",
+                    "height": 340,
+                },
             ),
             width="stretch",
         )
     y = np.asarray(stored["y"])
     proba = np.asarray(stored["proba"], dtype=float)
-    cutoff = st.slider("Cutoff: flag when P(" + str(run.positive_class) + ") ≥", 0.0, 1.0, 0.5, 0.01, key="cutoff")
+    cutoff = st.slider(
+        "Cutoff: flag when P(" + str(run.positive_class) + ") ≥", 0.0, 1.0, 0.5, 0.01, key="cutoff"
+    )
     matrix = confusion_matrix(y, (proba >= cutoff).astype(int), labels=[0, 1])
     left, right = st.columns(2)
     left.plotly_chart(
@@ -135,9 +164,21 @@ if run.task == "binary":
         cal = curves["calibration"]
         right.plotly_chart(
             go.Figure(
-                [go.Scatter(x=cal["mean_predicted"], y=cal["observed"], mode="lines+markers", name="model"),
-                 go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"})],
-                layout={"title": "Calibration", "xaxis_title": "mean predicted", "yaxis_title": "observed rate", "height": 340},
+                [
+                    go.Scatter(
+                        x=cal["mean_predicted"],
+                        y=cal["observed_rate"],
+                        mode="lines+markers",
+                        name="model",
+                    ),
+                    go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"}),
+                ],
+                layout={
+                    "title": "Calibration",
+                    "xaxis_title": "mean predicted",
+                    "yaxis_title": "observed rate",
+                    "height": 340,
+                },
             ),
             width="stretch",
         )
@@ -145,21 +186,41 @@ elif run.task == "regression":
     truth = np.asarray(stored["y"], dtype=float)
     predicted = np.asarray(stored["prediction"], dtype=float)
     left, right = st.columns(2)
-    left.plotly_chart(px.scatter(x=truth, y=predicted, labels={"x": "actual", "y": "predicted"},
-                                 title="Predicted vs actual", height=340), width="stretch")
-    right.plotly_chart(px.histogram(x=predicted - truth, nbins=40, labels={"x": "residual"},
-                                    title="Residuals", height=340), width="stretch")
+    left.plotly_chart(
+        px.scatter(
+            x=truth,
+            y=predicted,
+            labels={"x": "actual", "y": "predicted"},
+            title="Predicted vs actual",
+            height=340,
+        ),
+        width="stretch",
+    )
+    right.plotly_chart(
+        px.histogram(
+            x=predicted - truth, nbins=40, labels={"x": "residual"}, title="Residuals", height=340
+        ),
+        width="stretch",
+    )
 else:
     y = np.asarray(stored["y"])
     predicted = np.asarray(stored["proba"]).argmax(axis=1)
     st.plotly_chart(
-        px.imshow(confusion_matrix(y, predicted), x=list(run.classes), y=list(run.classes), text_auto=True,
-                  title="Confusion matrix (rows actual, columns predicted)", height=400),
+        px.imshow(
+            confusion_matrix(y, predicted),
+            x=list(run.classes),
+            y=list(run.classes),
+            text_auto=True,
+            title="Confusion matrix (rows actual, columns predicted)",
+            height=400,
+        ),
         width="stretch",
     )
 
 metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
-st.dataframe(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True)
+st.dataframe(
+    pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True
+)
 
 if run.task in ("binary", "multiclass"):
     with st.expander("Most confidently wrong test rows"):

@@ -33,7 +33,9 @@ dataset = next(d for d in datasets if d.id == dataset_id)
 kinds = {c.name: c.kind for c in dataset.schema.columns}
 roles = dataset.roles
 if not roles.target:
-    empty_state("This dataset has no target yet: choose one on the Data page.", "pages/data.py", "Data")
+    empty_state(
+        "This dataset has no target yet: choose one on the Data page.", "pages/data.py", "Data"
+    )
     st.stop()
 
 tabular_features = [c for c in roles.features if kinds.get(c) in ("numeric", "categorical")]
@@ -67,9 +69,13 @@ with st.container(border=True):
         size = None
     if text_features:
         cols = st.columns(2)
-        if cols[0].checkbox("Text transformer (fine-tuned MiniLM)", value=not tabular_features, key="cand_text"):
+        if cols[0].checkbox(
+            "Text transformer (fine-tuned MiniLM)", value=not tabular_features, key="cand_text"
+        ):
             candidates.append("text-transformer")
-        if cols[1].checkbox("TF-IDF + logistic regression (baseline)", value=True, key="cand_tfidf"):
+        if cols[1].checkbox(
+            "TF-IDF + logistic regression (baseline)", value=True, key="cand_tfidf"
+        ):
             candidates.append("tfidf-logreg")
     budget = st.slider("Time budget per model (seconds)", 10, 1200, 120, step=10, key="budget")
     seed = st.number_input("Seed", 0, 10_000, 0, key="seed")
@@ -113,7 +119,9 @@ def live_panel() -> None:
             top[2].markdown(
                 f"Epoch {history[-1]['epoch']} · ETA {fmt_seconds(eta)}" if history else "&nbsp;"
             )
-            if run.status in ("queued", "running") and top[3].button("Cancel", key=f"cancel_{run.id}"):
+            if run.status in ("queued", "running") and top[3].button(
+                "Cancel", key=f"cancel_{run.id}"
+            ):
                 request_cancel(run.id)
             if run.status == "running" and history:
                 budget_s = run.time_budget_s or 1
@@ -121,7 +129,9 @@ def live_panel() -> None:
             if history:
                 frame = pd.DataFrame(history)
                 long = frame.melt(
-                    id_vars="epoch", value_vars=["train_loss", "val_loss", "val_metric"], var_name="series"
+                    id_vars="epoch",
+                    value_vars=["train_loss", "val_loss", "val_metric"],
+                    var_name="series",
                 )
                 st.plotly_chart(
                     px.line(long, x="epoch", y="value", color="series", height=240, markers=True),
@@ -138,7 +148,9 @@ def live_panel() -> None:
                         f"{fmt_seconds(run.train_seconds)}"
                     )
     if not active:
-        st.page_link("pages/runs.py", label="Compare on the leaderboard", icon=":material/leaderboard:")
+        st.page_link(
+            "pages/runs.py", label="Compare on the leaderboard", icon=":material/leaderboard:"
+        )
 
 
 live_panel()

@@ -1,0 +1,233 @@
+"""Explain: SHAP values per original column, with the figures that say how far to trust them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.explanations import explain_frame, get_explanation, list_explanations, plan
+from core.training import list_runs, part_frame
+from pages._shared import state
+from pages._shared.charts import token_highlights, waterfall
+from pages._shared.resources import parse_upload, run_model
+from pages._shared.widgets import empty_state, fmt_seconds, user_errors
+
+st.title("Explain")
+
+runs = [r for r in list_runs() if r.status == "succeeded"]
+if not runs:
+    empty_state("Train a model first.", "pages/train.py", "Train")
+    st.stop()
+run_ids = [r.id for r in runs]
+current = st.session_state.get(state.RUN_ID)
+run_id = st.selectbox(
+    "Model",
+    run_ids,
+    index=run_ids.index(current) if current in run_ids else 0,
+    format_func=lambda i: next(f"{r.label} · dataset #{r.dataset_id}" for r in runs if r.id == i),
+    key="explain_run",
+)
+st.session_state[state.RUN_ID] = run_id
+run = next(r for r in runs if r.id == run_id)
+
+with st.expander("New explanation", expanded=not list_explanations(run.id)):
+    source = st.radio(
+        "Rows",
+        ["Test part of the training data", "Upload a CSV"],
+        horizontal=True,
+        key="explain_source",
+    )
+    frame = None
+    name = "test part"
+    with user_errors():
+        if source == "Upload a CSV":
+            upload = st.file_uploader("CSV", type=["csv", "txt", "tsv"], key="explain_upload")
+            if upload is not None:
+                frame, name = parse_upload(upload.getvalue(), upload.name).frame, upload.name
+        else:
+            frame = part_frame(run.id, "test")
+    if frame is not None:
+        n_rows = st.slider(
+            "Rows to explain",
+            1,
+            int(min(len(frame), 2000)),
+            int(min(len(frame), 100)),
+            key="explain_rows",
+        )
+        estimate = plan(run, n_rows, len(run.features))
+        st.caption(
+            f"Plan: about {estimate['evaluations']:,} model evaluations, ~{fmt_seconds(estimate['seconds'])} "
+            f"at this model's measured {run.infer_rows_per_s or 0:,.0f} rows/s, plus a few seconds for the "
+            "quality check against an exact reference."
+        )
+        if st.button("Explain", type="primary"):
+            bar = st.progress(0.0, text="Explaining...")
+            with user_errors():
+                model = run_model(run.id, str(run.artifact_path))
+                result = explain_frame(
+                    run.id,
+                    frame,
+                    n_rows=n_rows,
+                    source_name=name,
+                    model=model,
+                    on_progress=lambda done, total: bar.progress(
+                        min(1.0, done / max(total, 1)), text=f"{done} of {total} rows"
+                    ),
+                )
+                st.session_state[state.EXPLANATION_ID] = result.explanation_id
+            bar.empty()
+
+stored = list_explanations(run.id)
+if not stored:
+    st.info("No explanations for this model yet: open “New explanation” above.")
+    st.stop()
+ids = [e["explanation_id"] for e in stored]
+chosen = st.session_state.get(state.EXPLANATION_ID)
+explanation_id = st.selectbox(
+    "Explanation",
+    ids,
+    index=ids.index(chosen) if chosen in ids else 0,
+    format_func=lambda i: next(
+        f"#{e['explanation_id']} · {e['source_name']} · {e['rows']} rows · {e['method']}"
+        for e in stored
+        if e["explanation_id"] == i
+    ),
+    key="explain_pick",
+)
+exp = get_explanation(explanation_id)
+
+quality = exp.quality
+fidelity = quality.get("fidelity") or {}
+trusted = exp.additivity_error < 1e-4 and (
+    not fidelity
+    or (fidelity.get("spearman", 0) >= 0.95 and fidelity.get("max_abs_error", 1) <= 0.05)
+)
+badge = st.success if trusted else st.warning
+details = f"additivity error {exp.additivity_error:.1e}"
+if fidelity:
+    details += (
+        f" · Spearman {fidelity['spearman']:.3f} and max error {fidelity['max_abs_error']:.1%} of the total "
+        f"attribution on {fidelity['rows']} rows vs {fidelity.get('reference', 'a reference')}"
+    )
+badge(("Trustworthy: " if trusted else "Check before relying on it: ") + details)
+cols = st.columns(4)
+cols[0].metric("Rows", len(exp.output))
+cols[1].metric("ms per row", f"{exp.ms_per_row:.1f}")
+cols[2].metric("Base value", f"{exp.base_value:.3f}")
+cols[3].metric("Output", exp.output_space.split(" of ")[0])
+st.caption(f"Values explain the **{exp.output_space}**. Method: {exp.method}.")
+
+if exp.kind == "text":
+    row = st.number_input("Row", 1, len(exp.output), 1, key="text_row") - 1
+    spans = exp.spans[row]
+    values = exp.values[row, : len(spans)]
+    st.markdown(token_highlights(spans, values), unsafe_allow_html=True)
+    st.caption("Red spans push toward the flagged class, blue spans away; hover for the value.")
+    st.plotly_chart(
+        waterfall(
+            spans, values, float(exp.rows["base_value"].iloc[row]), title="Span contributions"
+        ),
+        width="stretch",
+    )
+    st.stop()
+
+importance = exp.importance()
+st.plotly_chart(
+    px.bar(
+        importance.iloc[::-1],
+        x="mean_abs",
+        y="column",
+        orientation="h",
+        title="Global importance: mean |SHAP value|",
+        height=max(300, 24 * len(importance)),
+    ),
+    width="stretch",
+)
+
+values = pd.DataFrame(exp.values, columns=exp.columns)
+features = exp.rows[exp.columns]
+
+
+def colour_scale(series: pd.Series) -> np.ndarray:
+    """Feature values as 0..1 ranks for colouring (categoricals by their order of codes)."""
+    ranked = pd.to_numeric(series, errors="coerce")
+    if ranked.isna().all():
+        ranked = series.astype("string").rank(method="dense")
+    return (ranked.rank(pct=True)).fillna(0.5).to_numpy()
+
+
+swarm = []
+rng = np.random.default_rng(0)
+for column in importance["column"].head(15):
+    swarm.append(
+        pd.DataFrame(
+            {
+                "column": column,
+                "SHAP value": values[column],
+                "feature value (rank)": colour_scale(features[column]),
+                "value": features[column].astype("string"),
+                "jitter": rng.uniform(-0.3, 0.3, len(values)),
+            }
+        )
+    )
+swarm = pd.concat(swarm, ignore_index=True)
+order = list(importance["column"].head(15))
+swarm["y"] = swarm["column"].map({c: i for i, c in enumerate(order)}) + swarm["jitter"]
+figure = px.scatter(
+    swarm,
+    x="SHAP value",
+    y="y",
+    color="feature value (rank)",
+    hover_data=["column", "value"],
+    color_continuous_scale="RdBu_r",
+    title="Every row, every column (beeswarm)",
+    height=max(320, 32 * len(order)),
+)
+figure.update_yaxes(
+    tickvals=list(range(len(order))), ticktext=order, autorange="reversed", title=""
+)
+st.plotly_chart(figure, width="stretch")
+
+left, right = st.columns(2)
+column = left.selectbox("Dependence of", importance["column"].tolist(), key="dep_col")
+others = [c for c in exp.columns if c != column]
+colour = right.selectbox("Colour by", others or [column], key="dep_colour")
+dependence = pd.DataFrame(
+    {
+        column: features[column],
+        "SHAP value": values[column],
+        colour: features[colour].astype("string"),
+    }
+)
+st.plotly_chart(
+    px.scatter(
+        dependence,
+        x=column,
+        y="SHAP value",
+        color=colour,
+        title=f"Dependence: {column}",
+        height=360,
+    ),
+    width="stretch",
+)
+
+row = st.number_input("Row for the waterfall", 1, len(exp.output), 1, key="waterfall_row") - 1
+shown = features.iloc[row].astype("string").fillna("missing").tolist()
+st.plotly_chart(
+    waterfall(
+        exp.columns,
+        exp.values[row],
+        exp.base_value,
+        shown,
+        title=f"Row {row + 1}: output {exp.output[row]:.3f}",
+    ),
+    width="stretch",
+)
+st.download_button(
+    "Download SHAP values (CSV)",
+    values.assign(base_value=exp.base_value, output=exp.output).to_csv(index=False).encode(),
+    f"payoff-shap-{exp.explanation_id}.csv",
+    "text/csv",
+)

@@ -1,0 +1,268 @@
+"""Score: run a trained model over a file, read decisions and reasons, try what-ifs."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from core.datasets import list_datasets
+from core.explanations import explain_row
+from core.scoring import batch_predictions, list_batches, score_source
+from core.settings import load_settings
+from core.training import list_runs
+from pages._shared import state
+from pages._shared.charts import waterfall
+from pages._shared.resources import run_model
+from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
+
+REASON_ROWS_DEFAULT = 200
+
+st.title("Score")
+
+runs = [r for r in list_runs() if r.status == "succeeded"]
+if not runs:
+    empty_state("Train a model first; scoring uses a finished run.", "pages/train.py", "Train")
+    st.stop()
+run_ids = [r.id for r in runs]
+current = st.session_state.get(state.RUN_ID)
+run_id = st.selectbox(
+    "Model",
+    run_ids,
+    index=run_ids.index(current) if current in run_ids else 0,
+    format_func=lambda i: next(
+        f"{r.label} · dataset #{r.dataset_id} · {r.headline[0]} {r.headline[1]:.3f}"
+        if r.headline[1] is not None
+        else r.label
+        for r in runs
+        if r.id == i
+    ),
+    key="score_run",
+)
+st.session_state[state.RUN_ID] = run_id
+run = next(r for r in runs if r.id == run_id)
+model = None
+with user_errors("Could not load the model: "):
+    model = run_model(run.id, str(run.artifact_path))
+if model is None:
+    st.stop()
+st.caption(f"Needs columns: {', '.join(run.features)}. Extra columns are ignored and listed.")
+
+source = st.radio(
+    "Rows to score", ["Upload a CSV", "A dataset in Payoff"], horizontal=True, key="score_source"
+)
+data: bytes | None = None
+name = ""
+if source == "Upload a CSV":
+    upload = st.file_uploader("CSV to score", type=["csv", "txt", "tsv"], key="score_upload")
+    if upload is not None:
+        data, name = upload.getvalue(), upload.name
+else:
+    datasets = list_datasets()
+    chosen = st.selectbox(
+        "Dataset",
+        [d.id for d in datasets],
+        format_func=lambda i: next(f"#{d.id} {d.name}" for d in datasets if d.id == i),
+        key="score_dataset",
+    )
+    info = next(d for d in datasets if d.id == chosen)
+    data, name = info.stored_path.read_bytes(), info.name
+
+threshold = None
+if run.task == "binary":
+    threshold = st.slider(
+        f"Decision threshold: flag as {run.positive_class} when P ≥",
+        0.0,
+        1.0,
+        0.5,
+        0.01,
+        key="score_threshold",
+        help="The ROI page finds the threshold that maximises value for your use case.",
+    )
+reason_rows = st.number_input(
+    "Add the top three reasons to the first N rows (SHAP; 0 for none)",
+    0,
+    5000,
+    REASON_ROWS_DEFAULT,
+    step=50,
+    key="reason_rows",
+)
+if run.model == "ft-transformer" and reason_rows:
+    st.caption(
+        f"Reasons cost about {fmt_seconds(reason_rows * 0.05)}–{fmt_seconds(reason_rows * 0.5)} on this CPU for an FT-Transformer."
+    )
+
+if st.button("Score", type="primary", disabled=data is None):
+    total = max(1, data.count(b"\n") - 1)
+    bar = st.progress(0.0, text="Scoring...")
+    with user_errors(f"{name}: "):
+        digest = hashlib.sha256(data).hexdigest()[:12]
+        out = load_settings().exports_dir / f"score-run{run.id}-{digest}.csv"
+        report = score_source(
+            run.id,
+            data,
+            source_name=name,
+            threshold=threshold,
+            out_path=out,
+            chunk_rows=20_000,
+            reasons_for_rows=int(reason_rows),
+            on_progress=lambda done: bar.progress(
+                min(1.0, done / total), text=f"Scored {done:,} of ~{total:,} rows"
+            ),
+            model=model,
+        )
+        st.session_state[state.SCORE_BATCH_ID] = report.batch_id
+        st.session_state["score_export"] = str(out)
+    bar.empty()
+
+batch_id = st.session_state.get(state.SCORE_BATCH_ID)
+batches = {b["batch_id"]: b for b in list_batches(run.id)}
+if batch_id not in batches:
+    if batches:
+        batch_id = next(iter(batches))
+    else:
+        st.info("No scores for this model yet: choose rows and press Score.")
+        st.stop()
+batch = batches[batch_id]
+report = batch["report"]
+st.subheader(f"Batch #{batch_id}: {batch['source_name']}")
+cols = st.columns(4)
+cols[0].metric("Rows", f"{batch['rows']:,}")
+cols[1].metric("Time", fmt_seconds(batch["seconds"]))
+cols[2].metric("Rows/s", fmt_count(report.get("rows_per_second")))
+for warning in report.get("warnings", []):
+    st.warning(warning)
+predictions = batch_predictions(batch_id)
+if run.task == "binary":
+    cols[3].metric(
+        "Flagged", f"{int(predictions['decision'].sum()):,} ({predictions['decision'].mean():.1%})"
+    )
+    figure = px.histogram(
+        predictions,
+        x="probability",
+        nbins=50,
+        title=f"Score distribution: P({run.positive_class})",
+        height=300,
+    )
+    if batch["threshold"] is not None:
+        figure.add_vline(x=batch["threshold"], line_dash="dash", annotation_text="threshold")
+    st.plotly_chart(figure, width="stretch")
+else:
+    counts = predictions["prediction"].value_counts().reset_index()
+    counts.columns = ["prediction", "rows"]
+    st.plotly_chart(px.bar(counts, x="prediction", y="rows", height=300), width="stretch")
+
+drift = report.get("drift", {})
+if drift:
+    with st.expander("Drift against the training data (PSI per feature)"):
+        frame = pd.DataFrame(
+            [{"feature": k, "PSI": v["psi"], "level": v["level"]} for k, v in drift.items()]
+        ).sort_values("PSI", ascending=False)
+        st.caption("PSI < 0.1 stable, 0.1–0.25 some shift, > 0.25 major shift.")
+        st.plotly_chart(
+            px.bar(frame, x="feature", y="PSI", color="level", height=280), width="stretch"
+        )
+
+export_path = st.session_state.get("score_export")
+table = predictions
+if export_path and batch_id == st.session_state.get(state.SCORE_BATCH_ID):
+    try:
+        table = pd.read_csv(export_path)
+    except OSError:
+        table = predictions
+if run.task == "binary":
+    show = st.segmented_control(
+        "Show", ["all rows", "flagged", "not flagged"], default="all rows", key="score_filter"
+    )
+    if show == "flagged":
+        table = table[table["decision"] == 1]
+    elif show == "not flagged":
+        table = table[table["decision"] == 0]
+st.dataframe(table.head(5000), width="stretch", hide_index=True)
+left, right = st.columns(2)
+left.download_button(
+    "Download CSV", table.to_csv(index=False).encode(), f"payoff-scores-{batch_id}.csv", "text/csv"
+)
+parquet = io.BytesIO()
+table.to_parquet(parquet, index=False)
+right.download_button(
+    "Download Parquet",
+    parquet.getvalue(),
+    f"payoff-scores-{batch_id}.parquet",
+    "application/octet-stream",
+)
+st.caption(
+    "Exported text cells that a spreadsheet would run as formulas start with ' (CSV injection guard)."
+)
+
+
+@st.fragment
+def what_if_editor() -> None:
+    st.subheader("What if? Edit one record")
+    from core.text_runs import is_text_model
+
+    if is_text_model(model):
+        text = st.text_area(
+            "Text", value="The product arrived late and the box was damaged.", key="whatif_text"
+        )
+        row = pd.DataFrame({c: [text] for c in run.features})
+    else:
+        typical = model.preprocessor.typical_row()
+        vocab = model.preprocessor.vocabularies
+        choices = ["typical profile", *[f"row {i + 1}" for i in range(min(len(table), 100))]]
+        start_from = st.selectbox("Start from", choices, key="whatif_start")
+        if start_from != "typical profile":
+            picked = table.iloc[int(start_from.split()[1]) - 1]
+            for column in model.spec.columns:
+                value = picked.get(column)
+                if value is not None and not pd.isna(value):
+                    typical[column] = str(value) if column in vocab else value
+        with st.form("whatif"):
+            values = {}
+            grid = st.columns(3)
+            for i, column in enumerate(model.spec.columns):
+                box = grid[i % 3]
+                if column in vocab:
+                    options = vocab[column]
+                    start = typical[column] if typical[column] in options else options[0]
+                    values[column] = box.selectbox(
+                        column, options, index=options.index(start), key=f"wi_{column}_{start_from}"
+                    )
+                else:
+                    values[column] = box.number_input(
+                        column,
+                        value=float(typical[column]),
+                        key=f"wi_{column}_{start_from}",
+                        format="%g",
+                    )
+            st.form_submit_button("Score this record", type="primary")
+        row = pd.DataFrame({c: [v] for c, v in values.items()})
+    with user_errors():
+        from core.training import predict_frame
+
+        score = predict_frame(model, row)
+        explanation = explain_row(run, model, row)
+        if run.task == "binary":
+            decision = run.positive_class if score[0] >= (threshold or 0.5) else run.classes[0]
+            st.metric(
+                f"P({run.positive_class})",
+                f"{score[0]:.3f}",
+                help=f"Decision at the threshold: {decision}",
+            )
+        st.plotly_chart(
+            waterfall(
+                explanation.columns,
+                explanation.values,
+                explanation.base_value,
+                explanation.shown,
+                title=f"Why: contributions to the {explanation.output_space}",
+            ),
+            width="stretch",
+        )
+
+
+st.divider()
+what_if_editor()
