@@ -76,3 +76,27 @@ def dispose_all() -> None:
         for engine in _engines.values():
             engine.dispose()
         _engines.clear()
+
+
+def bulk_insert(table, rows, engine: Engine | None = None) -> None:
+    """Insert many tuples (in ``table``'s column order) in one transaction.
+
+    On SQLite this goes straight to the driver's executemany, the fastest path measured here
+    (shared/STACK.md: 1.5M rows/s for tuples against 0.22M for the ORM bulk path); elsewhere
+    through a Core insert of dicts.
+    """
+    engine = engine or get_engine()
+    names = [c.name for c in table.columns]
+    if engine.dialect.name == "sqlite":
+        placeholders = ", ".join("?" for _ in names)
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().executemany(
+                f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({placeholders})", rows
+            )
+            raw.commit()
+        finally:
+            raw.close()
+        return
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,9 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
-from core.db import session_factory
+from core.db import bulk_insert, session_factory
 from core.records import ExplanationRecord, ExplanationValueRecord
 from core.text_runs import is_text_model, texts_of
 from core.training import RunInfo, get_run, load_run_model, part_frame
@@ -367,6 +368,12 @@ def _store(
         "spans": spans,
         "kind": kind,
     }
+    flat = [
+        (0, i, j, float(values[i, j]))
+        for i in range(values.shape[0])
+        for j in range(values.shape[1])
+        if not math.isnan(values[i, j])
+    ]
     with session_factory().begin() as session:
         record = ExplanationRecord(
             run_id=run.id,
@@ -381,27 +388,25 @@ def _store(
             additivity_error=float(additivity),
             quality_json=json.dumps(quality, default=float),
             rows_json=json.dumps(rows_payload, default=str),
+            status="writing",
+            writer_pid=os.getpid(),
         )
         session.add(record)
         session.flush()
         explanation_id = record.id
-        flat = [
-            (explanation_id, i, j, float(values[i, j]))
-            for i in range(values.shape[0])
-            for j in range(values.shape[1])
-            if not math.isnan(values[i, j])
-        ]
-        if flat:
-            session.connection().exec_driver_sql(
-                "INSERT INTO explanation_value (explanation_id, row_number, column_index, value) VALUES (?, ?, ?, ?)",
-                flat,
-            ) if session.bind.dialect.name == "sqlite" else session.execute(
-                ExplanationValueRecord.__table__.insert(),
-                [
-                    {"explanation_id": a, "row_number": b, "column_index": c, "value": d}
-                    for a, b, c, d in flat
-                ],
+    try:
+        bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
+        with session_factory().begin() as session:
+            session.get(ExplanationRecord, explanation_id).status = "complete"
+    except BaseException:
+        with session_factory().begin() as session:
+            session.execute(
+                delete(ExplanationValueRecord).where(
+                    ExplanationValueRecord.explanation_id == explanation_id
+                )
             )
+            session.execute(delete(ExplanationRecord).where(ExplanationRecord.id == explanation_id))
+        raise
     return get_explanation(explanation_id)
 
 
@@ -445,7 +450,11 @@ def get_explanation(explanation_id: int) -> Explanation:
 
 def list_explanations(run_id: int | None = None) -> list[dict]:
     with session_factory().begin() as session:
-        query = select(ExplanationRecord).order_by(ExplanationRecord.id.desc())
+        query = (
+            select(ExplanationRecord)
+            .where(ExplanationRecord.status == "complete")
+            .order_by(ExplanationRecord.id.desc())
+        )
         if run_id is not None:
             query = query.where(ExplanationRecord.run_id == run_id)
         return [
@@ -551,3 +560,21 @@ def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -
         output_space(run, class_index),
         shown,
     )
+
+
+def remove_incomplete_explanations() -> int:
+    """Explanations left 'writing' by a process that died."""
+    from core.jobs import pid_alive
+
+    with session_factory().begin() as session:
+        stale = [
+            e.id
+            for e in session.scalars(select(ExplanationRecord).where(ExplanationRecord.status != "complete"))
+            if not pid_alive(e.writer_pid)
+        ]
+        if stale:
+            session.execute(
+                delete(ExplanationValueRecord).where(ExplanationValueRecord.explanation_id.in_(stale))
+            )
+            session.execute(delete(ExplanationRecord).where(ExplanationRecord.id.in_(stale)))
+        return len(stale)

@@ -28,7 +28,7 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled", "interrupted")
 QUEUED_GRACE = timedelta(seconds=60)
 
 
-def _pid_alive(pid: int | None) -> bool:
+def pid_alive(pid: int | None) -> bool:
     if not pid:
         return False
     try:
@@ -43,7 +43,7 @@ def _pid_alive(pid: int | None) -> bool:
         if status == "Z":
             return False
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return b"core.cli" in cmdline
+        return b"python" in cmdline or b"streamlit" in cmdline
     except OSError:
         return True  # no /proc (not Linux): trust os.kill
 
@@ -57,7 +57,7 @@ def mark_dead_runs_interrupted() -> list[int]:
             select(TrainingRunRecord).where(TrainingRunRecord.status.in_(ACTIVE_STATUSES))
         ).all()
         for run in runs:
-            if _pid_alive(run.pid):
+            if pid_alive(run.pid):
                 continue
             if run.pid is None and run.created_at and now - run.created_at < QUEUED_GRACE:
                 continue
@@ -77,7 +77,7 @@ def _remove_temp_artifacts() -> None:
     for child in folder.iterdir():
         if child.name.startswith(".") and child.is_dir():
             pid = _pid_from_temp_name(child.name)
-            if pid is None or not _pid_alive(pid):
+            if pid is None or not pid_alive(pid):
                 shutil.rmtree(child, ignore_errors=True)
 
 

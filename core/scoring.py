@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -21,9 +20,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, select
 
-from core.db import session_factory
+from core.db import bulk_insert, session_factory
 from core.ingest import MISSING_TOKENS, IngestError, sniff_format
 from core.records import PredictionRecord, ScoreBatchRecord
 from core.training import RunInfo, get_run, load_run_model, predict_frame
@@ -299,6 +298,7 @@ def score_source(
             source_name=str(source_name)[:300],
             threshold=threshold,
             status="writing",
+            writer_pid=os.getpid(),
             report_json="{}",
         )
         session.add(batch)
@@ -371,45 +371,31 @@ def score_source(
         raise
 
 
+def _nullable(values: np.ndarray) -> list:
+    """A float column as a list with None for NaN (what SQLite stores as NULL)."""
+    as_list = values.tolist()
+    if np.isnan(values).any():
+        as_list = [None if v != v else v for v in as_list]
+    return as_list
+
+
 def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
-    """Bulk insert as tuples: ~1.5M rows/s with SQLite executemany (shared/STACK.md)."""
+    """Bulk insert as tuples through the driver's executemany: the fastest path measured
+    here (shared/STACK.md: 1.5M rows/s for tuples vs 0.22M for the ORM bulk path)."""
     n = len(outputs)
-    row_numbers = outputs.index.to_numpy() - 1  # spreadsheet row 2 is data row 1
-    labels = outputs["prediction"].astype(str).to_numpy()
-    probability = (
-        outputs["probability"].to_numpy(dtype=float)
+    columns = [
+        [batch_id] * n,
+        (outputs.index.to_numpy() - 1).tolist(),  # spreadsheet row 2 is data row 1
+        outputs["prediction"].astype(str).tolist(),
+        _nullable(outputs["probability"].to_numpy(dtype=float))
         if "probability" in outputs
-        else np.full(n, np.nan)
-    )
-    decision = outputs["decision"].to_numpy() if "decision" in outputs else np.full(n, None)
-    reasons = outputs["reasons"].to_numpy() if "reasons" in outputs else np.full(n, None)
-    rows = list(
-        zip(
-            [batch_id] * n,
-            row_numbers.tolist(),
-            labels.tolist(),
-            [None if math.isnan(p) else p for p in probability.tolist()],
-            [None if d is None else int(d) for d in decision.tolist()],
-            [
-                None if r is None or (isinstance(r, float) and math.isnan(r)) else r
-                for r in reasons.tolist()
-            ],
-            strict=True,
-        )
-    )
-    engine = session_factory().kw["bind"]
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            connection.exec_driver_sql(
-                "INSERT INTO prediction (batch_id, row_number, prediction, probability, decision, reasons) "
-                "VALUES (?, ?, ?, ?, ?, ?)",
-                rows,
-            )
-        else:
-            keys = ("batch_id", "row_number", "prediction", "probability", "decision", "reasons")
-            connection.execute(
-                insert(PredictionRecord), [dict(zip(keys, r, strict=True)) for r in rows]
-            )
+        else [None] * n,
+        outputs["decision"].astype(int).tolist() if "decision" in outputs else [None] * n,
+        outputs["reasons"].astype(object).where(outputs["reasons"].notna(), None).tolist()
+        if "reasons" in outputs
+        else [None] * n,
+    ]
+    bulk_insert(PredictionRecord.__table__, zip(*columns, strict=True))
 
 
 def _plain_warnings(report: ScoreReport) -> list[str]:
@@ -475,11 +461,15 @@ def batch_predictions(batch_id: int) -> pd.DataFrame:
 
 def remove_incomplete_batches() -> int:
     """Batches left 'writing' by a process that died: their rows are not results."""
+    from core.jobs import pid_alive
+
     with session_factory().begin() as session:
-        ids = session.scalars(
-            select(ScoreBatchRecord.id).where(ScoreBatchRecord.status != "complete")
-        ).all()
-        if ids:
-            session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id.in_(ids)))
-            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(ids)))
-        return len(ids)
+        stale = [
+            b.id
+            for b in session.scalars(select(ScoreBatchRecord).where(ScoreBatchRecord.status != "complete"))
+            if not pid_alive(b.writer_pid)
+        ]
+        if stale:
+            session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id.in_(stale)))
+            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(stale)))
+        return len(stale)

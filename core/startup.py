@@ -17,7 +17,11 @@ def start() -> None:
     key = str(engine.url)
     if key in _started_for:
         return
+    from core.explanations import remove_incomplete_explanations
     from core.jobs import mark_dead_runs_interrupted
+    from core.scoring import remove_incomplete_batches
 
     mark_dead_runs_interrupted()
+    remove_incomplete_batches()
+    remove_incomplete_explanations()
     _started_for.add(key)

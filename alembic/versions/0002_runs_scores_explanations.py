@@ -85,6 +85,7 @@ def upgrade() -> None:
         sa.Column("seconds", sa.Float(), nullable=False),
         sa.Column("threshold", sa.Float(), nullable=True),
         sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("writer_pid", sa.Integer(), nullable=True),
         sa.Column("report_json", sa.Text(), nullable=False),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
@@ -101,6 +102,7 @@ def upgrade() -> None:
         sa.Column("probability", sa.Float(), nullable=True),
         sa.Column("decision", sa.Integer(), nullable=True),
         sa.Column("reasons", sa.Text(), nullable=True),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "explanation",
@@ -122,6 +124,8 @@ def upgrade() -> None:
         sa.Column("additivity_error", sa.Float(), nullable=False),
         sa.Column("quality_json", sa.Text(), nullable=False),
         sa.Column("rows_json", sa.Text(), nullable=False),
+        sa.Column("status", sa.String(20), nullable=False),
+        sa.Column("writer_pid", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_table(
@@ -135,6 +139,7 @@ def upgrade() -> None:
         sa.Column("row_number", sa.Integer(), primary_key=True),
         sa.Column("column_index", sa.Integer(), primary_key=True),
         sa.Column("value", sa.Float(), nullable=False),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "scenario",
