@@ -1,0 +1,395 @@
+"""Explanation benchmark: Payoff's interventional SHAP vs shap's Permutation and Kernel explainers.
+
+One run, the same FT-Transformer and the same rows for every method. For each method: marginal
+ms per explained row (after a warm-up call) and fidelity (models.shapley.fidelity) against
+EXACT interventional Shapley values computed with the background that method itself uses:
+- payoff: explain_interventional on a K=16 summarised background (weighted real rows);
+- shap-permutation: shap.PermutationExplainer, all defaults (Independent masker = 100 sampled
+  training rows, max_evals=500);
+- shap-kernel: shap.KernelExplainer on 50 sampled rows (what explainerdashboard does).
+The slow shap methods explain only the first --shap-rows rows (the rows column says how many).
+
+Cases: the credit-scoring sample (13 columns) and a synthetic 20-column table, where exact
+values need 2^20 coalitions per baseline: the reference there is a 32-pair antithetic run
+(labelled as such), checked itself against exact values on a row with a K=2 background.
+
+ms per row is bound by the model: ms/row ~= evals/row / rows_per_s (both printed), so the
+figures carry over to another machine or a busier one.
+
+Run: .venv/bin/python bench/explain_bench.py [--size small] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import shap
+import torch
+from sklearn.model_selection import train_test_split
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from models.preprocessing import FeatureSpec  # noqa: E402
+from models.shapley import (  # noqa: E402
+    exact_interventional,
+    explain_interventional,
+    fidelity,
+    summarize_background,
+)
+from models.tabular import FittedTabularModel, fit_tabular  # noqa: E402
+from models.tasks import TargetEncoder  # noqa: E402
+
+SAMPLE = ROOT / "samples" / "credit_scoring.csv"
+CREDIT_NUMERIC = ("Seniority", "Time", "Age", "Expenses", "Income", "Assets", "Debt", "Amount")
+CREDIT_NUMERIC += ("Price",)
+CREDIT_CATEGORICAL = ("Home", "Marital", "Records", "Job")
+Predict = Callable[[np.ndarray], np.ndarray]
+_ROW = "{:<42} {:>4} {:>4} {:>9} {:>9} {:>10} {:>8} {:>8} {:>9}"
+
+
+def main() -> None:
+    args = _parse_args()
+    torch.set_num_threads(args.threads)
+    started = time.perf_counter()
+    report: dict[str, Any] = {
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "threads": args.threads,
+            "load_average_at_start": os.getloadavg()[0],  # > cores: timings are inflated
+        },
+        "sizes": {"credit": args.size, "synthetic-20": args.synthetic_size},
+        "cases": {
+            "credit": _credit_case(args),
+            "synthetic-20": _synthetic_case(args),
+        },
+    }
+    report["bench_seconds"] = round(time.perf_counter() - started, 1)
+    report["machine"]["load_average_at_end"] = os.getloadavg()[0]
+    print(f"\nmachine: {report['machine']}")
+    for name, case in report["cases"].items():
+        _print_case(name, case)
+    print(f"\nwhole bench: {report['bench_seconds']} s")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+        print(f"wrote {args.json}")
+
+
+def _parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", default="small", help="FT-Transformer preset, credit case")
+    parser.add_argument("--synthetic-size", default="tiny", help="preset, 20-column case")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rows", type=int, default=12, help="rows Payoff's method explains")
+    parser.add_argument("--shap-rows", type=int, default=2, help="rows each shap method explains")
+    parser.add_argument("--train-budget", type=float, default=30.0, help="seconds per model fit")
+    parser.add_argument("--exact-budget", type=float, default=45.0,
+                        help="model seconds allowed for the 20-column exact check")  # fmt: skip
+    parser.add_argument("--json", help="write the figures to this JSON file")
+    return parser.parse_args()
+
+
+# --- cases ----------------------------------------------------------------------------------
+
+
+PAIRS = (4, 2, 1)  # Payoff's default first, then the cheaper settings
+
+
+def _credit_case(args: argparse.Namespace) -> dict[str, Any]:
+    df = pd.read_csv(SAMPLE)
+    spec = FeatureSpec(numeric=CREDIT_NUMERIC, categorical=CREDIT_CATEGORICAL)
+    model, z_train, z_test = _fit(df, "Status", "bad", spec, args.size, args)
+    predict = _logit(model)
+    rows = z_test[: args.rows]
+    case = _model_facts(model, predict, z_train)
+    background, weights = summarize_background(z_train, 16, seed=0, categorical=_cat_mask(spec))
+    reference = _timed_exact(predict, rows, background, weights)
+    case["exact K=16 (reference)"] = reference["figures"]
+    for n_pairs in PAIRS:
+        case[f"payoff auto n_pairs={n_pairs}"] = _payoff(
+            predict, rows, background, weights, n_pairs, reference["values"]
+        )
+    case["shap-permutation (defaults)"] = _shap_permutation(
+        predict, z_train, rows[: args.shap_rows]
+    )
+    case["shap-kernel"] = _shap_kernel(predict, z_train, rows[: args.shap_rows])
+    return _add_model_bound(case)
+
+
+def _synthetic_case(args: argparse.Namespace) -> dict[str, Any]:
+    df, spec = _synthetic_frame(n=3000, seed=0)
+    model, z_train, z_test = _fit(df, "y", "1", spec, args.synthetic_size, args)
+    predict = _logit(model)
+    rows = z_test[: args.rows]
+    mask = _cat_mask(spec)
+    case = _model_facts(model, predict, z_train)
+    background, weights = summarize_background(z_train, 16, seed=0, categorical=mask)
+    many = explain_interventional(predict, rows, background, weights, n_pairs=32, seed=99)
+    case["antithetic n_pairs=32 (reference)"] = _figures(many, len(rows)) | {
+        "background_rows": len(background)
+    }
+    for n_pairs in PAIRS:
+        case[f"payoff auto n_pairs={n_pairs} vs 32-pair ref"] = _payoff(
+            predict, rows, background, weights, n_pairs, many.values
+        )
+    case.update(_synthetic_exact(predict, z_train, rows, mask, case["rows_per_s"], args))
+    return _add_model_bound(case)
+
+
+def _synthetic_exact(
+    predict: Predict,
+    z_train: np.ndarray,
+    rows: np.ndarray,
+    mask: np.ndarray,
+    rows_per_s: float,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """Exact 2^d values of the cheapest row with a K=2 background, if --exact-budget allows:
+    checks that the many-pair reference, and Payoff's default, are close to the real thing."""
+    background, weights = summarize_background(z_train, 2, seed=0, categorical=mask)
+    same = (rows[:, None] == background) | (np.isnan(rows[:, None]) & np.isnan(background))
+    costs = (2.0 ** (~same).sum(axis=2)).sum(axis=1)  # columns equal to a baseline are free
+    cheapest = int(np.argmin(costs))
+    if costs[cheapest] / rows_per_s > args.exact_budget:
+        return {"exact K=2": f"skipped: needs ~{costs[cheapest] / rows_per_s:.0f} s of model time"}
+    row = rows[cheapest : cheapest + 1]
+    reference = _timed_exact(predict, row, background, weights)
+    out: dict[str, Any] = {"exact K=2, 1 row (reference)": reference["figures"]}
+    for n_pairs in (32, 4):
+        out[f"payoff auto n_pairs={n_pairs} K=2 vs exact"] = _payoff(
+            predict, row, background, weights, n_pairs, reference["values"]
+        )
+    return out
+
+
+# --- methods --------------------------------------------------------------------------------
+
+
+def _payoff(
+    predict: Predict,
+    rows: np.ndarray,
+    background: np.ndarray,
+    weights: np.ndarray,
+    n_pairs: int,
+    reference: np.ndarray,
+) -> dict[str, Any]:
+    explain_interventional(predict, rows[:2], background, weights, n_pairs=n_pairs)  # warm-up
+    result = explain_interventional(predict, rows, background, weights, n_pairs=n_pairs)
+    figures = _figures(result, len(rows))
+    figures["background_rows"] = len(background)
+    figures["method"] = result.method
+    figures.update(fidelity(result.values, reference))
+    return figures
+
+
+def _shap_permutation(predict: Predict, z_train: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+    masker = shap.maskers.Independent(z_train)  # default: 100 sampled rows
+    explainer = shap.PermutationExplainer(predict, masker, seed=0)
+    explainer(rows[:1])  # warm-up
+    calls = _CountingPredict(predict)
+    explainer = shap.PermutationExplainer(calls, masker, seed=0)
+    started = time.perf_counter()
+    values = explainer(rows).values
+    seconds = time.perf_counter() - started
+    reference = exact_interventional(predict, rows, masker.data).values
+    return _shap_figures(values, reference, seconds, calls.rows, len(masker.data))
+
+
+def _shap_kernel(predict: Predict, z_train: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+    background = shap.sample(z_train, 50, random_state=0)
+    calls = _CountingPredict(predict)
+    explainer = shap.KernelExplainer(calls, background)  # the model is warm already
+    started = time.perf_counter()
+    values = np.asarray(explainer.shap_values(rows, silent=True))
+    seconds = time.perf_counter() - started
+    reference = exact_interventional(predict, rows, background).values
+    return _shap_figures(values, reference, seconds, calls.rows, len(background))
+
+
+class _CountingPredict:
+    """Counts the rows shap sends to the model, for evaluations per explained row."""
+
+    def __init__(self, predict: Predict) -> None:
+        self.predict = predict
+        self.rows = 0
+
+    def __call__(self, z: np.ndarray) -> np.ndarray:
+        self.rows += len(z)
+        return self.predict(np.asarray(z, dtype=np.float64))
+
+
+def _timed_exact(
+    predict: Predict, rows: np.ndarray, background: np.ndarray, weights: np.ndarray
+) -> dict[str, Any]:
+    result = exact_interventional(predict, rows, background, weights)
+    figures = _figures(result, len(rows))
+    figures["background_rows"] = len(background)
+    return {"values": result.values, "figures": figures}
+
+
+# --- data and model -------------------------------------------------------------------------
+
+
+def _fit(
+    df: pd.DataFrame,
+    target_column: str,
+    positive: str,
+    spec: FeatureSpec,
+    size: str,
+    args: argparse.Namespace,
+) -> tuple[FittedTabularModel, np.ndarray, np.ndarray]:
+    y = df[target_column].astype(str)
+    x = df.drop(columns=[target_column])
+    x_train, x_rest, y_train, y_rest = train_test_split(
+        x, y, test_size=0.4, stratify=y, random_state=0
+    )
+    x_val, x_test, y_val, _ = train_test_split(
+        x_rest, y_rest, test_size=0.5, stratify=y_rest, random_state=0
+    )
+    target = TargetEncoder.fit(y_train, task="binary", positive=positive)
+    fit = fit_tabular(
+        "ft-transformer",
+        train_df=x_train,
+        y_train=y_train,
+        val_df=x_val,
+        y_val=y_val,
+        spec=spec,
+        target=target,
+        size=size,
+        time_budget_s=args.train_budget,
+        threads=args.threads,
+    )
+    pre = fit.model.preprocessor
+    return fit.model, pre.encode(x_train), pre.encode(x_test)
+
+
+def _logit(model: FittedTabularModel) -> Predict:
+    """Explain the log-odds: additive in the model's own units, unlike the probability."""
+
+    def predict(z: np.ndarray) -> np.ndarray:
+        return model.predict_encoded(z, output="logit", batch_size=16384)
+
+    return predict
+
+
+def _model_facts(
+    model: FittedTabularModel, predict: Predict, z_train: np.ndarray
+) -> dict[str, Any]:
+    batch = np.tile(z_train, (max(1, 16384 // len(z_train) + 1), 1))[:16384]
+    predict(batch[:1024])  # warm-up
+    seconds = []
+    for _ in range(3):  # best of 3: other processes on a shared machine only ever slow it
+        started = time.perf_counter()
+        predict(batch)
+        seconds.append(time.perf_counter() - started)
+    rows_per_s = len(batch) / min(seconds)
+    return {
+        "columns": int(z_train.shape[1]),
+        "params": model.n_params(),
+        "rows_per_s": round(rows_per_s),
+    }
+
+
+def _synthetic_frame(n: int, seed: int) -> tuple[pd.DataFrame, FeatureSpec]:
+    """20 columns (14 numeric, 6 categorical) and a target with main effects, pairwise and
+    three-way interactions, so exact and sampled Shapley values can differ."""
+    rng = np.random.default_rng(seed)
+    numeric = {f"n{j}": rng.normal(size=n) for j in range(14)}
+    numeric["n3"] = rng.exponential(size=n)
+    numeric["n5"][rng.random(n) < 0.1] = np.nan
+    categorical = {f"c{j}": rng.choice(list("abcde")[: 3 + j % 3], size=n) for j in range(6)}
+    filled = {k: np.nan_to_num(v) for k, v in numeric.items()}
+    logit = (
+        filled["n0"]
+        - 0.8 * filled["n1"]
+        + 0.6 * filled["n2"] * filled["n3"]
+        + 0.5 * np.tanh(filled["n4"] * filled["n5"] * filled["n6"])
+        + np.where(categorical["c0"] == "a", 1.0, -0.5)
+        + 0.4 * (categorical["c1"] == "b") * filled["n7"]
+    )
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).astype(str)
+    df = pd.DataFrame({**numeric, **categorical, "y": y})
+    return df, FeatureSpec(numeric=tuple(numeric), categorical=tuple(categorical))
+
+
+def _cat_mask(spec: FeatureSpec) -> np.ndarray:
+    return np.array([c in spec.categorical for c in spec.columns])
+
+
+# --- reporting ------------------------------------------------------------------------------
+
+
+def _figures(result: Any, n_rows: int) -> dict[str, Any]:
+    return {
+        "rows": n_rows,
+        "ms_per_row": round(1000 * result.seconds / n_rows, 1),
+        "evals_per_row": round(result.evaluations / n_rows),
+        "additivity_error": float(f"{result.additivity_error:.2e}"),
+    }
+
+
+def _shap_figures(
+    values: np.ndarray, reference: np.ndarray, seconds: float, evaluations: int, bg_rows: int
+) -> dict[str, Any]:
+    figures: dict[str, Any] = {
+        "rows": len(values),
+        "ms_per_row": round(1000 * seconds / len(values), 1),
+        "evals_per_row": round(evaluations / len(values)),
+        "background_rows": bg_rows,
+    }
+    figures.update(fidelity(values, reference))
+    return figures
+
+
+def _add_model_bound(case: dict[str, Any]) -> dict[str, Any]:
+    """ms/row the model alone needs at its best measured speed: evals/row / rows_per_s.
+
+    Wall ms/row swings with whatever else runs on the machine; this figure does not."""
+    for figures in case.values():
+        if isinstance(figures, dict) and "evals_per_row" in figures:
+            figures["model_ms_per_row"] = round(
+                1000 * figures["evals_per_row"] / case["rows_per_s"], 1
+            )
+    return case
+
+
+def _print_case(name: str, case: dict[str, Any]) -> None:
+    facts = {k: v for k, v in case.items() if not isinstance(v, dict | str)}
+    print(f"\n== {name}: {facts}")
+    header = ("method", "rows", "bg", "ms/row", "model ms", "evals/row", "spearman", "max_err")
+    print(_ROW.format(*header, "add_err"))
+    for method, f in case.items():
+        if isinstance(f, str):
+            print(f"{method:<42} {f}")
+        if not isinstance(f, dict):
+            continue
+        cells = (
+            method,
+            f.get("rows", ""),
+            f.get("background_rows", ""),
+            f.get("ms_per_row", ""),
+            f.get("model_ms_per_row", ""),
+            f.get("evals_per_row", ""),
+            _fmt(f.get("spearman")),
+            _fmt(f.get("max_abs_error")),
+            f.get("additivity_error", ""),
+        )
+        print(_ROW.format(*cells))
+
+
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,582 @@
+"""Interventional SHAP values for any model that scores encoded rows Z [N, M] -> [N].
+
+Why our own estimator instead of shap's explainers: on an FT-Transformer shap's Permutation
+explainer needs ~17 s per row with its defaults (shared/STACK.md), because it spends thousands
+of model calls per row and calls the model in small batches. Payoff explains with the maths of
+the interventional game instead:
+
+- For row x and a weighted background {(b_k, w_k)}, v(S) = sum_k w_k f(x_S, b_k,notS).
+  Shapley values are linear in the game, so phi(x) = sum_k w_k phi_k(x), where phi_k belongs to
+  the game with the single baseline b_k. Each (row, baseline) game is solved on its own.
+- A feature whose value in x equals its value in b_k (NaN == NaN too) is a null player of that
+  game: it gets 0 and is left out, so the game only has the d differing features.
+- A small game (2^d - 2 coalitions no dearer than the sampled chains) is enumerated: exact.
+- A larger game is walked by antithetic pairs of permutations (a chain from b_k to x and the
+  reversed chain). A pair is exact for any game whose interactions are at most pairwise, and
+  the chains telescope, so the values always add up to f(x) - base exactly.
+- Every masked row of many (row, baseline, step) triples goes to the model in large batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from scipy.stats import spearmanr
+from sklearn.cluster import KMeans
+
+Predict = Callable[[np.ndarray], np.ndarray]
+Method = Literal["auto", "exact", "antithetic"]
+METHODS: tuple[str, ...] = ("auto", "exact", "antithetic")
+
+# 2^24 coalitions per (row, baseline) game is hours of model time: refuse rather than hang.
+MAX_EXACT_PLAYERS = 24
+# Rows are explained in blocks of about this many model batches: large enough to keep every
+# predict call full, small enough that the block's bookkeeping stays a few MB.
+_BATCHES_PER_BLOCK = 4
+# K-means is fitted on at most this many rows; every row is then assigned to a cluster.
+_KMEANS_FIT_ROWS = 20_000
+# A categorical column adds at most this many one-hot columns to the clustering space.
+_MAX_ONE_HOT_LEVELS = 32
+
+
+@dataclass(frozen=True, eq=False)
+class ShapResult:
+    """SHAP values of `n` rows over `M` encoded columns, with what they cost.
+
+    eq=False: the fields are arrays, whose `==` is elementwise, not a truth value.
+    """
+
+    values: np.ndarray  # [n, M] attribution of each column
+    base_value: float  # sum_k w_k f(b_k): the score the attributions start from
+    output: np.ndarray  # [n] f(x): the score they add up to
+    method: str  # "exact", "antithetic" or "exact+antithetic" (which games got which)
+    evaluations: int  # rows passed to the model, endpoints included
+    seconds: float
+
+    @property
+    def additivity_error(self) -> float:
+        """Largest gap between base + sum of values and the model's own score."""
+        if self.values.shape[0] == 0:
+            return 0.0
+        gaps = self.base_value + self.values.sum(axis=1) - self.output
+        return float(np.max(np.abs(gaps)))
+
+
+def explain_interventional(
+    predict: Predict,
+    rows: np.ndarray,
+    background: np.ndarray,
+    weights: np.ndarray | None = None,
+    *,
+    method: Method = "auto",
+    n_pairs: int = 4,
+    seed: int = 0,
+    max_batch_rows: int = 16384,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> ShapResult:
+    """Interventional Shapley values of `predict` at `rows` against a weighted background.
+
+    method: "exact" enumerates every game; "antithetic" walks `n_pairs` antithetic permutation
+    pairs in every game; "auto" enumerates the games where that costs no more model calls than
+    the pairs would (few differing features) and walks the pairs in the others.
+    on_progress(done_rows, total_rows) is called after each block of rows.
+    """
+    x, b, w = _validate_inputs(rows, background, weights)
+    _validate_options(method, n_pairs, max_batch_rows)
+    if seed < 0:
+        raise ValueError(f"seed must be >= 0: {seed=}")
+    started = time.perf_counter()
+    cost = _game_cost(_differing_counts(x, b), method, n_pairs)  # refuses too-big exact games
+    model = _BatchedModel(predict, max_batch_rows)
+    base_outputs = model.run([_PlainRows(b)])[0]
+    values = np.zeros_like(x)
+    outputs = np.empty(x.shape[0])
+    kinds: set[str] = set()
+    for block in _row_blocks(cost.sum(axis=1) + 1, _BATCHES_PER_BLOCK * max_batch_rows):
+        block_values, block_outputs, block_kinds = _explain_block(
+            model, x, block, b, w, base_outputs, method, n_pairs, seed
+        )
+        values[block] = block_values
+        outputs[block] = block_outputs
+        kinds |= block_kinds
+        if on_progress is not None:
+            on_progress(int(block.stop), x.shape[0])
+    return ShapResult(
+        values=values,
+        base_value=float(w @ base_outputs),
+        output=outputs,
+        method=_method_label(kinds),
+        evaluations=model.evaluations,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def exact_interventional(
+    predict: Predict,
+    rows: np.ndarray,
+    background: np.ndarray,
+    weights: np.ndarray | None = None,
+    max_batch_rows: int = 16384,
+) -> ShapResult:
+    """Exact interventional Shapley values: the reference other estimators are judged by.
+
+    Costs up to K * 2^M model calls per row (fewer where columns equal the baseline's).
+    """
+    return explain_interventional(
+        predict, rows, background, weights, method="exact", max_batch_rows=max_batch_rows
+    )
+
+
+def estimate_evaluations(
+    n_rows: int, n_features: int, n_background: int, method: Method, n_pairs: int = 4
+) -> int:
+    """Model calls `explain_interventional` makes at most, for a cost/ETA before running.
+
+    An upper bound: it assumes every column differs from every baseline; columns equal to a
+    baseline's value (common for categoricals) only make the real run cheaper.
+    """
+    for name, value in (("n_rows", n_rows), ("n_features", n_features)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0: {value=}")
+    if n_background < 1:
+        raise ValueError(f"n_background must be >= 1: {n_background=}")
+    _validate_options(method, n_pairs, 1)
+    per_game = int(_game_cost(np.array([n_features]), method, n_pairs)[0])
+    return n_rows * n_background * per_game + n_rows + n_background
+
+
+def summarize_background(
+    z: np.ndarray,
+    k: int = 16,
+    seed: int = 0,
+    categorical: Sequence[bool] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pick at most `k` REAL rows of `z` that stand for it, weighted by the share they stand for.
+
+    K-means on standardised numerics (plus missing flags) and one-hot categorical codes; each
+    cluster is represented by its member nearest the centre, never by the centre itself, so a
+    categorical code is never averaged into a code that does not exist. Returns (rows [k', M],
+    weights [k'] summing to 1); k' < k only when `z` has fewer distinct rows than k.
+    """
+    z = _as_matrix(z, "z")
+    if k < 1:
+        raise ValueError(f"k must be >= 1: {k=}")
+    is_categorical = _categorical_mask(categorical, z.shape[1])
+    n = z.shape[0]
+    if n <= k:
+        return z.copy(), np.full(n, 1.0 / n)
+    space = _clustering_space(z, is_categorical)
+    labels, distance = _cluster(space, k, seed)
+    order = np.lexsort((distance, labels))  # by cluster, nearest to its centre first
+    clusters, first = np.unique(labels[order], return_index=True)
+    counts = np.bincount(labels, minlength=k)[clusters]
+    return z[order[first]].copy(), counts / n
+
+
+def fidelity(values: np.ndarray, reference: np.ndarray) -> dict[str, float | int]:
+    """How closely `values` match `reference` attributions, row by row.
+
+    spearman: mean over rows of the rank correlation of the attribution vectors (both constant:
+    1.0; only one constant: 0.0, since the ranking then says nothing). max_abs_error: largest
+    |value - reference| relative to the row's total attribution sum_j |reference_j|.
+    """
+    v = _as_matrix(values, "values")
+    r = _as_matrix(reference, "reference")
+    if v.shape != r.shape:
+        raise ValueError(f"values and reference differ in shape: {v.shape=} {r.shape=}")
+    rhos = [_row_spearman(a, c) for a, c in zip(v, r, strict=True)]
+    total = np.abs(r).sum(axis=1)
+    worst = np.abs(v - r).max(axis=1, initial=0.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(total > 0, worst / total, np.where(worst > 0, np.inf, 0.0))
+    return {
+        "spearman": float(np.mean(rhos)) if rhos else float("nan"),
+        "max_abs_error": float(relative.max(initial=0.0)),
+        "rows": int(v.shape[0]),
+    }
+
+
+# --- validation -----------------------------------------------------------------------------
+
+
+def _as_matrix(data: np.ndarray, name: str) -> np.ndarray:
+    matrix = np.array(data, dtype=np.float64)  # a copy: callers' arrays may be read-only
+    if matrix.ndim != 2 or matrix.shape[0] == 0:
+        shape = matrix.shape
+        raise ValueError(f"{name} must be a non-empty 2-D array: {shape=}")
+    if np.isinf(matrix).any():
+        raise ValueError(f"{name} holds infinite values; encode them as NaN or clip them")
+    return matrix
+
+
+def _validate_inputs(
+    rows: np.ndarray, background: np.ndarray, weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    x = _as_matrix(rows, "rows")
+    b = _as_matrix(background, "background")
+    if x.shape[1] != b.shape[1]:
+        raise ValueError(f"rows and background differ in columns: {x.shape=} {b.shape=}")
+    if weights is None:
+        return x, b, np.full(b.shape[0], 1.0 / b.shape[0])
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (b.shape[0],) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights must be {b.shape[0]} finite values >= 0, not all 0: {w=}")
+    return x, b, w / w.sum()
+
+
+def _validate_options(method: str, n_pairs: int, max_batch_rows: int) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}: {method=}")
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs must be >= 1: {n_pairs=}")
+    if max_batch_rows < 1:
+        raise ValueError(f"max_batch_rows must be >= 1: {max_batch_rows=}")
+
+
+def _categorical_mask(categorical: Sequence[bool] | None, n_columns: int) -> np.ndarray:
+    if categorical is None:
+        return np.zeros(n_columns, dtype=bool)
+    mask = np.asarray(categorical, dtype=bool)
+    if mask.shape != (n_columns,):
+        raise ValueError(f"categorical needs one flag per column ({n_columns}): {mask.shape=}")
+    return mask
+
+
+# --- planning -------------------------------------------------------------------------------
+
+
+def _differs(x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n, K, M]: column j of row i is not the same value as in baseline k (NaN == NaN)."""
+    xi, bk = x[:, None, :], b[None, :, :]
+    return (xi != bk) & ~(np.isnan(xi) & np.isnan(bk))
+
+
+def _differing_counts(x: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n, K] number of non-null players per game, computed in slices to bound memory."""
+    step = max(1, 2_000_000 // (b.shape[0] * x.shape[1]))
+    return np.concatenate(
+        [_differs(x[i : i + step], b).sum(axis=2) for i in range(0, x.shape[0], step)]
+    )
+
+
+def _chain_cost(players: np.ndarray, n_pairs: int) -> np.ndarray:
+    """Interior points of 2 * n_pairs chains: the endpoints f(b_k), f(x) are shared."""
+    return 2 * n_pairs * np.maximum(players - 1, 0)
+
+
+def _enumeration_cost(players: np.ndarray) -> np.ndarray:
+    return np.where(players > 0, 2.0 ** np.minimum(players, 62) - 2, 0)
+
+
+def _enumerate_game(players: np.ndarray, method: str, n_pairs: int) -> np.ndarray:
+    """Which games are solved exactly: all, none, or those no dearer than the chains."""
+    if method == "exact":
+        too_big = int(players.max(initial=0))
+        if too_big > MAX_EXACT_PLAYERS:
+            raise ValueError(
+                f"exact Shapley values need 2^d model calls per game; d={too_big} columns "
+                f"differ from a baseline, limit {MAX_EXACT_PLAYERS}: use method='auto'"
+            )
+        return np.ones(players.shape, dtype=bool)
+    if method == "antithetic":
+        return np.zeros(players.shape, dtype=bool)
+    return _enumeration_cost(players) <= _chain_cost(players, n_pairs)
+
+
+def _game_cost(players: np.ndarray, method: str, n_pairs: int) -> np.ndarray:
+    enumerate_game = _enumerate_game(players, method, n_pairs)
+    return np.where(
+        enumerate_game, _enumeration_cost(players), _chain_cost(players, n_pairs)
+    ).astype(np.int64)
+
+
+def _row_blocks(row_cost: np.ndarray, target: int) -> Iterator[slice]:
+    """Consecutive row slices of about `target` model calls each (at least one row)."""
+    before = np.concatenate([[0], np.cumsum(row_cost)[:-1]])
+    block_id = before // target
+    starts = np.flatnonzero(np.diff(block_id, prepend=-1))
+    stops = np.append(starts[1:], len(row_cost))
+    for start, stop in zip(starts, stops, strict=True):
+        yield slice(int(start), int(stop))
+
+
+def _method_label(kinds: set[str]) -> str:
+    """No games at all (every row equals every baseline) means all-zero values: exact."""
+    return "+".join(sorted(kinds)) if kinds else "exact"
+
+
+# --- designs: which masked rows a group of games needs, and how to reduce their scores --------
+
+
+class _PlainRows:
+    """Rows scored as they are: f(b_k) and f(x)."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.rows = rows
+        self.size = rows.shape[0]
+
+    def materialise(self, start: int, stop: int) -> np.ndarray:
+        return self.rows[start:stop]
+
+
+class _GameGroup(ABC):
+    """Games with the same number d of differing columns, solved the same way.
+
+    Row t of a group is the game of explained row x[rows[t]] against baseline b[bases[t]];
+    players[t] are the positions of its d differing columns.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        b: np.ndarray,
+        rows: np.ndarray,
+        bases: np.ndarray,
+        players: np.ndarray,
+        per_game: int,
+    ) -> None:
+        self.x, self.b = x, b
+        self.rows, self.bases, self.players = rows, bases, players
+        self.per_game = per_game
+        self.size = len(rows) * per_game
+
+    def materialise(self, start: int, stop: int) -> np.ndarray:
+        """Masked rows start..stop of the group: x's value where the coalition holds."""
+        flat = np.arange(start, stop)
+        game, point = np.divmod(flat, self.per_game)
+        members = self.coalitions(game, point)
+        take_x = np.zeros((len(flat), self.x.shape[1]), dtype=bool)
+        np.put_along_axis(take_x, self.players[game], members, axis=1)
+        return np.where(take_x, self.x[self.rows[game]], self.b[self.bases[game]])
+
+    @abstractmethod
+    def coalitions(self, game: np.ndarray, point: np.ndarray) -> np.ndarray:
+        """[E, d] bool: which of the game's players take x's value at each point."""
+
+    @abstractmethod
+    def reduce(self, scores: np.ndarray, f_base: np.ndarray, f_row: np.ndarray) -> np.ndarray:
+        """[games, d] Shapley values of each game from the scores of all its points."""
+
+
+class _Enumerated(_GameGroup):
+    """Every coalition of the d players: point p is coalition bitmask p + 1 (the empty and
+    the full coalitions are the shared endpoints f(b_k) and f(x))."""
+
+    def __init__(
+        self, x: np.ndarray, b: np.ndarray, rows: np.ndarray, bases: np.ndarray, players: np.ndarray
+    ) -> None:
+        super().__init__(x, b, rows, bases, players, 2 ** players.shape[1] - 2)
+
+    def coalitions(self, game: np.ndarray, point: np.ndarray) -> np.ndarray:
+        d = self.players.shape[1]
+        return ((point[:, None] + 1) >> np.arange(d)) & 1 == 1
+
+    def reduce(self, scores: np.ndarray, f_base: np.ndarray, f_row: np.ndarray) -> np.ndarray:
+        d = self.players.shape[1]
+        games = len(self.rows)
+        value = np.empty((games, 2**d))
+        value[:, 0], value[:, -1] = f_base, f_row
+        value[:, 1:-1] = scores.reshape(games, self.per_game)
+        masks = np.arange(2**d)
+        size = np.bitwise_count(masks)
+        # Shapley weight of joining a coalition of size s: s! (d - 1 - s)! / d!
+        weight = 1.0 / (d * np.array([math.comb(d - 1, s) for s in range(d)]))
+        phi = np.empty((games, d))
+        for j in range(d):
+            without = masks[(masks >> j) & 1 == 0]
+            gain = value[:, without | (1 << j)] - value[:, without]
+            phi[:, j] = gain @ weight[size[without]]
+        return phi
+
+
+class _Antithetic(_GameGroup):
+    """n_pairs antithetic chains per game: point = (pair, direction, step 1..d-1).
+
+    rank[t, p, j] is when player j joins in pair p's forward chain; the reverse chain adds the
+    players in the opposite order, so player j joins it at step d - rank.
+    """
+
+    def __init__(
+        self,
+        x: np.ndarray,
+        b: np.ndarray,
+        rows: np.ndarray,
+        bases: np.ndarray,
+        players: np.ndarray,
+        rank: np.ndarray,
+    ) -> None:
+        n_pairs, d = rank.shape[1], players.shape[1]
+        super().__init__(x, b, rows, bases, players, 2 * n_pairs * (d - 1))
+        self.rank = rank
+
+    def coalitions(self, game: np.ndarray, point: np.ndarray) -> np.ndarray:
+        d = self.players.shape[1]
+        pair, rest = np.divmod(point, 2 * (d - 1))
+        reverse, step = np.divmod(rest, d - 1)
+        step = step[:, None] + 1
+        rank = self.rank[game, pair]
+        return np.where(reverse[:, None] == 1, rank >= d - step, rank < step)
+
+    def reduce(self, scores: np.ndarray, f_base: np.ndarray, f_row: np.ndarray) -> np.ndarray:
+        games, n_pairs, d = self.rank.shape
+        chain = np.empty((games, n_pairs, 2, d + 1))
+        chain[..., 0] = f_base[:, None, None]
+        chain[..., -1] = f_row[:, None, None]
+        chain[..., 1:-1] = scores.reshape(games, n_pairs, 2, d - 1)
+        gain = np.diff(chain, axis=3)  # gain[..., s - 1]: what the player joining at step s adds
+        forward = np.take_along_axis(gain[:, :, 0], self.rank, axis=2)
+        backward = np.take_along_axis(gain[:, :, 1], d - 1 - self.rank, axis=2)
+        return (forward + backward).mean(axis=1) / 2
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+class _BatchedModel:
+    """Feeds the masked rows of many designs to `predict` in full batches of max_batch_rows."""
+
+    def __init__(self, predict: Predict, max_batch_rows: int) -> None:
+        self.predict = predict
+        self.max_batch_rows = max_batch_rows
+        self.evaluations = 0
+
+    def run(self, designs: Sequence[_PlainRows | _GameGroup]) -> list[np.ndarray]:
+        offsets = np.cumsum([0] + [design.size for design in designs])
+        scores = [np.empty(design.size) for design in designs]
+        for start in range(0, int(offsets[-1]), self.max_batch_rows):
+            stop = min(start + self.max_batch_rows, int(offsets[-1]))
+            spans = [
+                (g, max(start, lo) - lo, min(stop, hi) - lo)
+                for g, (lo, hi) in enumerate(zip(offsets[:-1], offsets[1:], strict=True))
+                if max(start, lo) < min(stop, hi)
+            ]
+            batch = np.concatenate([designs[g].materialise(a, z) for g, a, z in spans])
+            predicted = self._call(batch)
+            at = 0
+            for g, a, z in spans:
+                scores[g][a:z] = predicted[at : at + z - a]
+                at += z - a
+        return scores
+
+    def _call(self, batch: np.ndarray) -> np.ndarray:
+        predicted = np.asarray(self.predict(batch), dtype=np.float64)
+        if predicted.shape not in ((batch.shape[0],), (batch.shape[0], 1)):
+            shape = predicted.shape
+            raise ValueError(f"predict must return one score per row ({batch.shape[0]}): {shape=}")
+        self.evaluations += batch.shape[0]
+        return predicted.reshape(-1)
+
+
+def _explain_block(
+    model: _BatchedModel,
+    x: np.ndarray,
+    block: slice,
+    b: np.ndarray,
+    w: np.ndarray,
+    base_outputs: np.ndarray,
+    method: str,
+    n_pairs: int,
+    seed: int,
+) -> tuple[np.ndarray, np.ndarray, set[str]]:
+    """SHAP values of rows x[block]: plan the games, score every masked row, reduce."""
+    xb = x[block]
+    groups = _plan_games(xb, b, block.start, method, n_pairs, seed)
+    scores = model.run([_PlainRows(xb), *groups])
+    outputs, group_scores = scores[0], scores[1:]
+    values = np.zeros_like(xb)
+    for group, score in zip(groups, group_scores, strict=True):
+        phi = group.reduce(score, base_outputs[group.bases], outputs[group.rows])
+        np.add.at(values, (group.rows[:, None], group.players), w[group.bases][:, None] * phi)
+    kinds = {"exact" if isinstance(g, _Enumerated) else "antithetic" for g in groups}
+    return values, outputs, kinds
+
+
+def _plan_games(
+    xb: np.ndarray, b: np.ndarray, first_row: int, method: str, n_pairs: int, seed: int
+) -> list[_GameGroup]:
+    """One group per (d, enumerated or chained) over every game with d >= 1 players."""
+    differs = _differs(xb, b)
+    players = differs.sum(axis=2)
+    enumerate_game = _enumerate_game(players, method, n_pairs)
+    keys = None if enumerate_game.all() else _permutation_keys(xb, b, first_row, n_pairs, seed)
+    groups: list[_GameGroup] = []
+    for d in np.unique(players[players > 0]):
+        for exact in (True, False):
+            rows, bases = np.nonzero((players == d) & (enumerate_game == exact))
+            if len(rows) == 0:
+                continue
+            # stable argsort puts the differing columns first, in column order
+            positions = np.argsort(~differs[rows, bases], axis=1, kind="stable")[:, :d]
+            if exact:
+                groups.append(_Enumerated(xb, b, rows, bases, positions))
+            else:
+                drawn = np.take_along_axis(keys[rows, bases], positions[:, None, :], axis=2)
+                rank = drawn.argsort(axis=2).argsort(axis=2)
+                groups.append(_Antithetic(xb, b, rows, bases, positions, rank))
+    return groups
+
+
+def _permutation_keys(
+    xb: np.ndarray, b: np.ndarray, first_row: int, n_pairs: int, seed: int
+) -> np.ndarray:
+    """[n, K, n_pairs, M] random sort keys; row i's keys depend only on (seed, i), so the
+    values do not change with max_batch_rows or with how rows are split into blocks."""
+    shape = (b.shape[0], n_pairs, xb.shape[1])
+    return np.stack(
+        [np.random.default_rng((seed, first_row + i)).random(shape) for i in range(len(xb))]
+    )
+
+
+# --- background summary ---------------------------------------------------------------------
+
+
+def _clustering_space(z: np.ndarray, is_categorical: np.ndarray) -> np.ndarray:
+    """Numerics standardised (NaN -> mean, plus a missing flag); categoricals one-hot, scaled
+    so that two different codes are as far apart as one standard deviation."""
+    parts: list[np.ndarray] = []
+    for j in range(z.shape[1]):
+        column = z[:, j]
+        missing = np.isnan(column)
+        if is_categorical[j]:
+            parts.append(_one_hot(column) / np.sqrt(2.0))
+        elif not missing.all():
+            spread = np.nanstd(column)
+            centred = (column - np.nanmean(column)) / (spread if spread > 0 else 1.0)
+            parts.append(np.nan_to_num(centred, nan=0.0)[:, None])
+        if missing.any() and not is_categorical[j]:
+            parts.append(missing[:, None].astype(np.float64))
+    return np.hstack(parts) if parts else np.zeros((z.shape[0], 1))
+
+
+def _one_hot(column: np.ndarray) -> np.ndarray:
+    """One-hot of the most frequent codes (NaN is a code); rarer codes share all-zeros."""
+    _, code = np.unique(column, return_inverse=True)
+    kept = np.argsort(-np.bincount(code), kind="stable")[:_MAX_ONE_HOT_LEVELS]
+    return (code[:, None] == kept[None, :]).astype(np.float64)
+
+
+def _cluster(space: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """K-means labels of every row and each row's squared distance to its centre."""
+    rng = np.random.default_rng(seed)
+    fit_rows = rng.choice(len(space), size=min(len(space), _KMEANS_FIT_ROWS), replace=False)
+    with warnings.catch_warnings():
+        # fewer distinct rows than k: k-means says so; the empty clusters are dropped below
+        warnings.simplefilter("ignore")
+        kmeans = KMeans(n_clusters=k, n_init=3, random_state=seed).fit(space[fit_rows])
+        labels = kmeans.predict(space)
+    distance = ((space - kmeans.cluster_centers_[labels]) ** 2).sum(axis=1)
+    return labels, distance
+
+
+def _row_spearman(values: np.ndarray, reference: np.ndarray) -> float:
+    flat_values, flat_reference = np.ptp(values) == 0, np.ptp(reference) == 0
+    if flat_values or flat_reference:
+        return 1.0 if flat_values and flat_reference else 0.0
+    return float(spearmanr(values, reference).statistic)

@@ -1,0 +1,231 @@
+"""Interventional SHAP: checked against closed forms, shap's own Exact explainer, and itself."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import shap
+import torch
+
+from models.shapley import (
+    estimate_evaluations,
+    exact_interventional,
+    explain_interventional,
+    fidelity,
+    summarize_background,
+)
+
+M = 6
+
+
+@pytest.fixture
+def data() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(7)
+    return rng.normal(size=(5, M)), rng.normal(size=(7, M)), rng.random(7) + 0.1
+
+
+def pairwise(z: np.ndarray) -> np.ndarray:
+    """Nonlinear, but every interaction involves at most two columns."""
+    return np.tanh(z[:, 0] * z[:, 1]) + np.sin(z[:, 2]) * z[:, 3] ** 2 + z[:, 4] * z[:, 5]
+
+
+def three_way(z: np.ndarray) -> np.ndarray:
+    return z[:, 0] * z[:, 1] * z[:, 2] + np.tanh(z[:, 3] * z[:, 4] * z[:, 5])
+
+
+@pytest.mark.parametrize("method", ["exact", "antithetic", "auto"])
+def test_linear_model_matches_closed_form(data, method):
+    x, b, w = data
+    coef = np.arange(1.0, M + 1)
+    result = explain_interventional(lambda z: z @ coef + 3.0, x, b, w, method=method)
+    expected = coef * (x - (w / w.sum()) @ b)
+    np.testing.assert_allclose(result.values, expected, atol=1e-12)
+    assert result.base_value == pytest.approx(float((w / w.sum()) @ (b @ coef + 3.0)))
+    np.testing.assert_allclose(result.output, x @ coef + 3.0)
+
+
+def test_one_antithetic_pair_is_exact_for_pairwise_interactions(data):
+    x, b, w = data
+    exact = exact_interventional(pairwise, x, b, w)
+    sampled = explain_interventional(pairwise, x, b, w, method="antithetic", n_pairs=1)
+    assert sampled.method == "antithetic"
+    np.testing.assert_allclose(sampled.values, exact.values, atol=1e-9)
+
+
+def test_three_way_interaction_error_shrinks_with_more_pairs(data):
+    x, b, w = data
+    exact = exact_interventional(three_way, x, b, w).values
+    errors = []
+    for n_pairs in (1, 64):
+        result = explain_interventional(three_way, x, b, w, method="antithetic", n_pairs=n_pairs)
+        assert result.additivity_error < 1e-9
+        errors.append(np.abs(result.values - exact).mean())
+    assert errors[0] > 0.05  # one pair cannot split a 3-way term exactly
+    assert errors[1] < errors[0] / 4
+
+
+def test_exact_matches_shap_exact_explainer(data):
+    x, b, _ = data
+    explainer = shap.explainers.Exact(pairwise, shap.maskers.Independent(b, max_samples=len(b)))
+    reference = explainer(x)
+    ours = exact_interventional(pairwise, x, b)
+    np.testing.assert_allclose(ours.values, reference.values, atol=1e-6)
+    assert ours.base_value == pytest.approx(float(reference.base_values[0]), abs=1e-9)
+    assert ours.additivity_error < 1e-9
+
+
+def test_nan_and_equal_codes_are_null_players():
+    # column 0: categorical code equal to every baseline's; column 1: NaN in row and baselines
+    x = np.array([[2.0, np.nan, 0.5, -1.0, 3.0]])
+    b = np.array([[2.0, np.nan, 1.5, 0.0, 1.0], [2.0, np.nan, -0.5, 2.0, 0.0]])
+    seen_nan_rows = []
+
+    def model(z: np.ndarray) -> np.ndarray:
+        seen_nan_rows.append(np.isnan(z[:, 1]).all())
+        filled = np.where(np.isnan(z), -1.0, z)
+        return filled[:, 0] * filled[:, 2] * filled[:, 3] + filled[:, 1] * filled[:, 4]
+
+    exact = exact_interventional(model, x, b)
+    auto = explain_interventional(model, x, b)
+    np.testing.assert_array_equal(exact.values[:, :2], 0.0)
+    np.testing.assert_allclose(auto.values, exact.values, atol=1e-12)
+    assert all(seen_nan_rows)
+    # 3 differing columns per baseline: 2^3 - 2 coalitions, not 2^5 - 2
+    assert exact.evaluations == 2 * 6 + 1 + 2
+    assert exact.evaluations < estimate_evaluations(1, 5, 2, "exact")
+
+
+def test_row_equal_to_every_baseline_gets_zero_values():
+    b = np.array([[1.0, 2.0], [1.0, 2.0]])
+    result = explain_interventional(lambda z: z.sum(axis=1), b[:1], b)
+    np.testing.assert_array_equal(result.values, 0.0)
+    assert result.method == "exact" and result.evaluations == 3
+
+
+@pytest.mark.parametrize("method", ["exact", "antithetic", "auto"])
+def test_estimate_is_exact_when_every_column_differs(data, method):
+    x, b, w = data
+    result = explain_interventional(pairwise, x, b, w, method=method, n_pairs=3)
+    assert result.evaluations == estimate_evaluations(len(x), M, len(b), method, n_pairs=3)
+
+
+def test_auto_enumerates_small_games_and_chains_large_ones():
+    rng = np.random.default_rng(3)
+    x, b = rng.normal(size=(4, 8)), rng.normal(size=(3, 8))
+    b[0, 3:] = x[0, 3:]  # row 0 vs baseline 0: 3 differing columns -> enumerated
+    result = explain_interventional(three_way, x, b, method="auto")
+    assert result.method == "antithetic+exact"
+    assert result.additivity_error < 1e-9
+
+
+def test_batched_torch_model_matches_unbatched():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(M, 16), torch.nn.GELU(), torch.nn.Linear(16, 1))
+    net = net.double().eval()
+    sizes = []
+
+    def predict(z: np.ndarray) -> np.ndarray:
+        sizes.append(len(z))
+        with torch.no_grad():
+            return net(torch.from_numpy(z.copy())).squeeze(1).numpy()
+
+    rng = np.random.default_rng(1)
+    x, b = rng.normal(size=(6, M)), rng.normal(size=(5, M))
+    whole = explain_interventional(predict, x, b, max_batch_rows=100_000)
+    sizes.clear()
+    progress = []
+    batched = explain_interventional(
+        predict, x, b, max_batch_rows=7, on_progress=lambda d, t: progress.append((d, t))
+    )
+    assert max(sizes) <= 7 and sum(sizes) == batched.evaluations == whole.evaluations
+    np.testing.assert_allclose(batched.values, whole.values, atol=1e-12)
+    assert batched.additivity_error < 1e-9
+    assert progress[-1] == (6, 6) and len(progress) > 1
+    assert [d for d, _ in progress] == sorted(d for d, _ in progress)
+
+
+def test_seed_changes_permutations_but_is_reproducible(data):
+    x, b, w = data
+    first = explain_interventional(three_way, x, b, w, method="antithetic", seed=1).values
+    again = explain_interventional(three_way, x, b, w, method="antithetic", seed=1).values
+    other = explain_interventional(three_way, x, b, w, method="antithetic", seed=2).values
+    np.testing.assert_array_equal(first, again)
+    assert not np.allclose(first, other)
+
+
+def test_summarize_background_returns_weighted_real_rows():
+    rng = np.random.default_rng(0)
+    numeric = np.concatenate([rng.normal(0, 1, 300), rng.normal(10, 1, 100)])
+    numeric[::17] = np.nan
+    codes = rng.integers(0, 4, 400).astype(float)
+    z = np.column_stack([numeric, codes, rng.exponential(size=400)])
+    rows, weights = summarize_background(z, k=8, seed=0, categorical=[False, True, False])
+    assert rows.shape == (8, 3) and weights.shape == (8,)
+    assert weights.sum() == pytest.approx(1.0) and (weights > 0).all()
+    for row in rows:
+        same = (z == row) | (np.isnan(z) & np.isnan(row))
+        assert same.all(axis=1).any()
+    assert set(rows[:, 1]) <= {0.0, 1.0, 2.0, 3.0}
+    # the second mode holds a quarter of the rows: its representatives weigh about that much
+    assert weights[rows[:, 0] > 5].sum() == pytest.approx(0.25, abs=0.05)
+    again = summarize_background(z, k=8, seed=0, categorical=[False, True, False])
+    np.testing.assert_array_equal(again[1], weights)
+
+
+def test_summarize_background_with_few_distinct_rows():
+    z = np.repeat(np.array([[1.0, 0.0], [2.0, 1.0]]), [30, 10], axis=0)
+    rows, weights = summarize_background(z, k=5)
+    assert len(rows) == 2
+    np.testing.assert_allclose(sorted(weights), [0.25, 0.75])
+    small, small_weights = summarize_background(z[:3], k=5)
+    np.testing.assert_array_equal(small, z[:3])
+    np.testing.assert_allclose(small_weights, 1 / 3)
+
+
+def test_fidelity_figures():
+    reference = np.array([[1.0, -2.0, 0.5, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    values = np.array([[1.1, -2.0, 0.4, 0.0], [0.0, 0.0, 0.0, 0.0]])
+    result = fidelity(values, reference)
+    assert result["rows"] == 2
+    assert result["spearman"] == pytest.approx(1.0)
+    assert result["max_abs_error"] == pytest.approx(0.1 / 3.5)
+    shuffled = fidelity(values[:1, ::-1], reference[:1])
+    assert shuffled["spearman"] < 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"background": np.zeros((2, 3))}, "differ in columns"),
+        ({"weights": np.array([1.0, -1.0])}, "weights"),
+        ({"method": "kernel"}, "method"),
+        ({"n_pairs": 0}, "n_pairs"),
+        ({"seed": -1}, "seed"),
+        ({"rows": np.zeros((0, 2))}, "rows"),
+    ],
+)
+def test_bad_inputs_raise_value_error_naming_them(kwargs, message):
+    args = {"rows": np.zeros((1, 2)), "background": np.ones((2, 2))} | kwargs
+    with pytest.raises(ValueError, match=message):
+        explain_interventional(lambda z: z.sum(axis=1), **args)
+
+
+def test_wide_rows_refuse_exact_but_auto_explains_them():
+    rng = np.random.default_rng(5)
+    x, b = rng.normal(size=(2, 30)), rng.normal(size=(3, 30))
+    calls = []
+
+    def model(z: np.ndarray) -> np.ndarray:
+        calls.append(len(z))
+        return z @ np.linspace(-1, 1, 30)
+
+    with pytest.raises(ValueError, match="2\\^d"):
+        exact_interventional(model, x, b)
+    assert not calls  # refused before any model call
+    result = explain_interventional(model, x, b)
+    np.testing.assert_allclose(result.values, np.linspace(-1, 1, 30) * (x - b.mean(0)))
+
+
+def test_wrong_predict_shape_is_reported():
+    with pytest.raises(ValueError, match="one score per row"):
+        explain_interventional(lambda z: z, np.zeros((1, 2)), np.ones((2, 2)))
