@@ -18,6 +18,18 @@ class CliError(Exception):
     """An error whose message is shown to the user as is."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one ``error:`` line like every other error."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {message} (see: {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
+
+
 def _emit(payload: dict) -> None:
     print(json.dumps(payload, default=str))
 
@@ -199,7 +211,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         args.run,
         frame,
         background=background,
-        n_rows=min(args.rows, len(frame)) if args.rows else None,
+        n_rows=None if args.rows is None else min(args.rows, len(frame)),
         source_name=Path(args.csv).name,
     )
     if args.out:
@@ -260,11 +272,11 @@ def cmd_worker(args: argparse.Namespace) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m core.cli", description=__doc__)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m core.cli", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     datasets = commands.add_parser("datasets", help="register and list datasets")
-    datasets_sub = datasets.add_subparsers(dest="action", required=True)
+    datasets_sub = datasets.add_subparsers(dest="action", required=True, parser_class=_Parser)
     add = datasets_sub.add_parser("add", help="register a CSV file")
     add.add_argument("path")
     add.add_argument("--name")
@@ -284,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(handler=cmd_train)
 
     runs = commands.add_parser("runs", help="training runs")
-    runs_sub = runs.add_subparsers(dest="action", required=True)
+    runs_sub = runs.add_subparsers(dest="action", required=True, parser_class=_Parser)
     runs_list = runs_sub.add_parser("list")
     runs_list.add_argument("--dataset", type=int)
     runs_list.set_defaults(handler=cmd_runs_list)
@@ -332,13 +344,13 @@ def main(argv: list[str] | None = None) -> int:
         start()
         payload = args.handler(args)
     except (CliError, IngestError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # noqa: BLE001 - the contract is one line, never a traceback
-        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {_one_line(exc)}", file=sys.stderr)
         return 1
     _emit(payload)
     return 0

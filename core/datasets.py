@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from core.db import session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
@@ -222,6 +223,14 @@ def register_dataset(
             session.add(record)
             session.flush()
             return _to_info(record)
+    except IntegrityError:
+        # The same bytes were registered by another session meanwhile: theirs is ours too
+        # (and the file is theirs as well, so it stays).
+        with factory.begin() as session:
+            existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
+            if existing is not None:
+                return _to_info(existing)
+        raise
     except Exception:
         if created:
             path.unlink(missing_ok=True)
@@ -314,6 +323,9 @@ def delete_dataset(dataset_id: int, *, force: bool = False) -> None:
             if run.artifact_path:
                 artifact_dirs.append(Path(run.artifact_path))
             session.delete(run)
+        # Runs first: training_run.dataset_id is ON DELETE RESTRICT, and the unit of work
+        # would otherwise delete the dataset row before its runs.
+        session.flush()
         path = Path(record.stored_path)
         session.delete(record)
     # Files go only after the rows are gone for good; a crash here leaves an orphan file,

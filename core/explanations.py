@@ -40,7 +40,9 @@ from core.training import RunInfo, get_run, load_run_model, part_frame
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
-DEFAULT_PAIRS = 2  # antithetic pairs: 2 met Spearman >= 0.99, max error <= 2% in bench/explain_bench.py
+DEFAULT_PAIRS = (
+    2  # antithetic pairs: 2 met Spearman >= 0.99, max error <= 2% in bench/explain_bench.py
+)
 FIDELITY_ROWS = 3
 # Exact reference when the games are small enough; otherwise many antithetic pairs.
 EXACT_REFERENCE_MAX_COLUMNS = 14
@@ -136,12 +138,18 @@ def tabular_values(
     n_pairs: int = DEFAULT_PAIRS,
     class_index: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    explicit_background: bool = False,
 ) -> tuple[np.ndarray, float, str]:
-    """(values [n, M], base value, method) for the explained output of a tabular model."""
+    """(values [n, M], base value, method) for the explained output of a tabular model.
+
+    ``explicit_background``: the user chose the background rows, so LightGBM is explained
+    against exactly those (interventional, Payoff's estimator on the booster) instead of
+    TreeSHAP's path-dependent expectation over the trees' own training cover.
+    """
     import shap
 
     task = run.task
-    if run.model == "ft-transformer":
+    if run.model == "ft-transformer" or (run.model == "lightgbm" and explicit_background):
         from models.shapley import explain_interventional
 
         result = explain_interventional(
@@ -274,13 +282,17 @@ def explain_frame(
         n_pairs=n_pairs,
         class_index=class_index,
         on_progress=on_progress,
+        explicit_background=background is not None,
     )
     seconds = time.perf_counter() - started
     output = _predict_fn(model, run.task, class_index)(z)
     additivity = float(np.max(np.abs(base_value + values.sum(axis=1) - output))) if len(z) else 0.0
     quality = {
         "additivity_max_abs_error": additivity,
+        # TreeSHAP (path-dependent) uses the trees' own cover, not these rows; the rows then
+        # only serve the fidelity reference.
         "background_rows": int(len(background_z)),
+        "background_used_by_explainer": method.startswith("Payoff") or run.model == "logreg",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows
         ),
@@ -569,12 +581,16 @@ def remove_incomplete_explanations() -> int:
     with session_factory().begin() as session:
         stale = [
             e.id
-            for e in session.scalars(select(ExplanationRecord).where(ExplanationRecord.status != "complete"))
+            for e in session.scalars(
+                select(ExplanationRecord).where(ExplanationRecord.status != "complete")
+            )
             if not pid_alive(e.writer_pid)
         ]
         if stale:
             session.execute(
-                delete(ExplanationValueRecord).where(ExplanationValueRecord.explanation_id.in_(stale))
+                delete(ExplanationValueRecord).where(
+                    ExplanationValueRecord.explanation_id.in_(stale)
+                )
             )
             session.execute(delete(ExplanationRecord).where(ExplanationRecord.id.in_(stale)))
         return len(stale)

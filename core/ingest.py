@@ -499,7 +499,7 @@ def _convert_column(name: str, values: pd.Series, delimiter: str) -> tuple[pd.Se
     present = values.dropna()
     if present.empty:
         return values, []
-    numbers = _parse_numbers(present, delimiter)
+    numbers = parse_numbers(present, delimiter)
     if numbers.notna().mean() < NUMERIC_SHARE or _looks_like_codes(present):
         return values, []
     notes = []
@@ -524,7 +524,7 @@ def _looks_like_codes(present: pd.Series) -> bool:
     return bool(present.str.fullmatch(r"[+-]?(?:0\d+|\d{16,})").any())
 
 
-def _parse_numbers(present: pd.Series, delimiter: str) -> pd.Series:
+def parse_numbers(present: pd.Series, delimiter: str) -> pd.Series:
     """Numbers with "." decimals; with ";" files, "," decimals (and "." thousands) when used.
 
     Values that are not numbers become NaN. Arrow's cast is ~50x faster than pd.to_numeric

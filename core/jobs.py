@@ -9,6 +9,7 @@ marked ``interrupted`` at the next start of the app or CLI.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -82,13 +83,9 @@ def _remove_temp_artifacts() -> None:
 
 
 def _pid_from_temp_name(name: str) -> int | None:
-    for part in name.split("."):
-        if part.startswith("pid"):
-            try:
-                return int(part[3:])
-            except ValueError:
-                return None
-    return None
+    """models/artifacts.py names temp folders ".<name>.tmp-pid<PID>-<uuid>"."""
+    match = re.search(r"\.tmp-pid(\d+)-", name)
+    return int(match.group(1)) if match else None
 
 
 def launch_worker_for(run_ids: list[int]) -> int:

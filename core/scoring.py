@@ -23,7 +23,7 @@ import pandas as pd
 from sqlalchemy import delete, select
 
 from core.db import bulk_insert, session_factory
-from core.ingest import MISSING_TOKENS, IngestError, sniff_format
+from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
 from core.records import PredictionRecord, ScoreBatchRecord
 from core.training import RunInfo, get_run, load_run_model, predict_frame
 
@@ -84,14 +84,21 @@ def _open_source(source: bytes | str | Path) -> tuple[Any, bytes]:
     return path, head
 
 
-def iter_chunks(
+def open_chunks(
     source: bytes | str | Path, chunk_rows: int, name: str = "input"
-) -> Iterator[pd.DataFrame]:
-    """Raw string chunks; the index is the spreadsheet row number (header = row 1)."""
+) -> tuple[str, Iterator[pd.DataFrame]]:
+    """(delimiter, raw string chunks). A chunk's index is the spreadsheet row number (header =
+    row 1, blank lines counted, as ingest counts them); blank lines are not records."""
     handle, head = _open_source(source)
     if not head.strip():
         raise IngestError(f"The file {name} is empty.")
     encoding, delimiter = sniff_format(head, name)
+    return delimiter, _chunks(handle, encoding, delimiter, chunk_rows, name)
+
+
+def _chunks(
+    handle, encoding: str, delimiter: str, chunk_rows: int, name: str
+) -> Iterator[pd.DataFrame]:
     reader = pd.read_csv(
         handle,
         sep=delimiter,
@@ -99,24 +106,28 @@ def iter_chunks(
         dtype=str,
         keep_default_na=False,
         chunksize=chunk_rows,
-        skipinitialspace=False,
+        skip_blank_lines=False,  # kept so that row numbers match the file
         on_bad_lines="error",
         engine="c",
     )
-    start = 0
+    start = records = 0
     try:
         for chunk in reader:
             chunk.columns = [str(c).strip() for c in chunk.columns]
             chunk.index = pd.RangeIndex(start + 2, start + 2 + len(chunk))
             start += len(chunk)
-            yield _missing_to_na(chunk)
+            chunk = _missing_to_na(chunk)
+            chunk = chunk[chunk.notna().any(axis=1)]
+            records += len(chunk)
+            if len(chunk):
+                yield chunk
     except pd.errors.ParserError as exc:
         raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
     except UnicodeDecodeError:
         raise IngestError(
             f"The file {name} changes encoding part-way; save it as CSV UTF-8."
         ) from None
-    if start == 0:
+    if records == 0:
         raise IngestError(f"The file {name} has a header but no data rows.")
 
 
@@ -142,8 +153,9 @@ def check_columns(run: RunInfo, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in run.features and c != run.target]
 
 
-def _typed(chunk: pd.DataFrame, model: Any, run: RunInfo) -> pd.DataFrame:
-    """Numeric features as floats; text that is not a number raises with its row numbers."""
+def _typed(chunk: pd.DataFrame, model: Any, delimiter: str) -> pd.DataFrame:
+    """Numeric features as floats, read as ingest reads them (decimal commas in ";" files);
+    text that is not a number raises with its spreadsheet row numbers."""
     from core.text_runs import is_text_model
 
     if is_text_model(model):
@@ -151,8 +163,11 @@ def _typed(chunk: pd.DataFrame, model: Any, run: RunInfo) -> pd.DataFrame:
     typed = chunk.copy()
     for column in model.spec.numeric:
         text = chunk[column]
-        numbers = pd.to_numeric(text, errors="coerce")
-        bad = text.notna() & numbers.isna()
+        present = text.notna()
+        numbers = pd.Series(np.nan, index=text.index, dtype="float64")
+        if present.any():
+            numbers[present] = parse_numbers(text[present], delimiter).to_numpy(dtype="float64")
+        bad = present & numbers.isna()
         if bad.any():
             rows = text.index[bad.to_numpy()][:5].tolist()
             raise ValueError(
@@ -315,10 +330,11 @@ def score_source(
         unseen: dict[str, int] = {}
         drift = DriftCounter(model)
         output_columns: list[str] = []
-        for chunk in iter_chunks(source, chunk_rows, source_name):
+        delimiter, chunks = open_chunks(source, chunk_rows, source_name)
+        for chunk in chunks:
             if extra is None:
                 extra = check_columns(run, list(chunk.columns))
-            typed = _typed(chunk, model, run)
+            typed = _typed(chunk, model, delimiter)
             outputs = prediction_columns(run, model, typed, threshold)
             reasons = None
             if reasons_for_rows > rows:
@@ -466,7 +482,9 @@ def remove_incomplete_batches() -> int:
     with session_factory().begin() as session:
         stale = [
             b.id
-            for b in session.scalars(select(ScoreBatchRecord).where(ScoreBatchRecord.status != "complete"))
+            for b in session.scalars(
+                select(ScoreBatchRecord).where(ScoreBatchRecord.status != "complete")
+            )
             if not pid_alive(b.writer_pid)
         ]
         if stale:

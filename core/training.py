@@ -9,6 +9,7 @@ background worker and (later) a cluster worker all call the same code.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import time
 import traceback
@@ -203,6 +204,13 @@ def create_run(
 DEFAULT_FT_SIZE = "small"
 
 
+def ft_sizes() -> tuple[str, ...]:
+    """FT-Transformer size presets, smallest first (pages must not import models/)."""
+    from models.ft_transformer import SIZE_PRESETS
+
+    return tuple(SIZE_PRESETS)
+
+
 def get_run(run_id: int) -> RunInfo:
     with session_factory().begin() as session:
         record = session.get(TrainingRunRecord, run_id)
@@ -219,7 +227,7 @@ def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
         return [_to_info(r) for r in session.scalars(query).all()]
 
 
-def test_predictions(run_id: int) -> dict:
+def holdout_predictions(run_id: int) -> dict:
     """The run's test part: labels (class index), scores and money weights where known."""
     with session_factory().begin() as session:
         record = session.get(TrainingRunRecord, run_id)
@@ -390,6 +398,7 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
     _update(
         run_id,
         status="running",
+        pid=os.getpid(),  # so a later start can tell this live run from a dead one
         started_at=utcnow(),
         device=device,
         device_name=device_name(device),
@@ -495,7 +504,7 @@ def load_run_model(run_id: int) -> Any:
     return load_text_model(run)
 
 
-def test_frame(run_id: int) -> pd.DataFrame:
+def holdout_frame(run_id: int) -> pd.DataFrame:
     """The run's test rows (in the order of its stored test predictions)."""
     return part_frame(run_id, "test")
 
@@ -503,10 +512,10 @@ def test_frame(run_id: int) -> pd.DataFrame:
 def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
     """Test rows the model got wrong with the highest confidence (binary and multiclass)."""
     run = get_run(run_id)
-    stored = test_predictions(run_id)
+    stored = holdout_predictions(run_id)
     if run.task not in ("binary", "multiclass") or "proba" not in stored:
         return pd.DataFrame()
-    frame = test_frame(run_id).iloc[: len(stored["y"])].reset_index(drop=True)
+    frame = holdout_frame(run_id).iloc[: len(stored["y"])].reset_index(drop=True)
     y = np.asarray(stored["y"])
     proba = np.asarray(stored["proba"], dtype=float)
     if run.task == "binary":

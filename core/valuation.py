@@ -19,10 +19,10 @@ from core import economics as eco
 from core.training import (
     RunInfo,
     get_run,
+    holdout_predictions,
     list_runs,
     load_run_model,
     predict_frame,
-    test_predictions,
 )
 from core.usecases import UseCase, get_use_case
 
@@ -80,7 +80,7 @@ def run_outcomes(run: RunInfo) -> Outcomes:
         raise ValueError(
             f"ROI needs a binary model (a decision to flag or not); run #{run.id} is {run.task}."
         )
-    stored = test_predictions(run.id)
+    stored = holdout_predictions(run.id)
     if "proba" not in stored:
         raise ValueError(f"Run #{run.id} has no stored test predictions.")
     money = np.asarray(stored["money"], dtype=float) if "money" in stored else None

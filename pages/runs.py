@@ -10,7 +10,7 @@ import streamlit as st
 from sklearn.metrics import confusion_matrix
 
 from core.datasets import list_datasets
-from core.training import confidently_wrong, delete_run, list_runs, test_predictions
+from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
 from pages._shared import state
 from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
 
@@ -106,7 +106,7 @@ chosen = st.selectbox(
 )
 st.session_state[state.RUN_ID] = chosen
 run = next(r for r in done if r.id == chosen)
-stored = test_predictions(run.id)
+stored = holdout_predictions(run.id)
 
 if run.task == "binary":
     curves = run.metrics.get("curves", {})

@@ -8,8 +8,7 @@ import streamlit as st
 
 from core.datasets import list_datasets
 from core.jobs import launch_worker_for, request_cancel
-from core.training import MODEL_LABELS, create_run, list_runs
-from models.ft_transformer import SIZE_PRESETS
+from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
 from pages._shared import state
 from pages._shared.widgets import empty_state, fmt_seconds, user_errors
 
@@ -56,8 +55,8 @@ with st.container(border=True):
             candidates.append("ft-transformer")
         size = cols[0].selectbox(
             "Size",
-            list(SIZE_PRESETS),
-            index=list(SIZE_PRESETS).index("small"),
+            list(ft_sizes()),
+            index=list(ft_sizes()).index(DEFAULT_FT_SIZE),
             key="ft_size",
             help="tiny 1×32, small 2×64, default 3×192 (the paper's configuration).",
         )

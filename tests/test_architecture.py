@@ -1,0 +1,237 @@
+"""Layering and safety rules, checked on the source with ``ast`` (nothing is imported).
+
+- core/ never imports streamlit or pages; models/ never imports streamlit, sqlalchemy or core.
+- ``st.cache_*`` lives only in pages/_shared/ (one place decides what is cached).
+- Nothing unpickles: no pickle/joblib/dill loads, no ``torch.load``, no ``pandas.read_pickle``,
+  no ``numpy.load(..., allow_pickle=True)``. Model files are safetensors and JSON.
+
+Imports inside functions count too (the whole tree is walked), and aliases are resolved
+(``import pickle as p; p.loads(...)`` is caught).
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from core.settings import REPO_ROOT
+
+CHECKED_DIRS = ("core", "models", "pages")
+FORBIDDEN_IMPORTS = {
+    "core": ("streamlit", "pages"),
+    "models": ("streamlit", "sqlalchemy", "core"),
+}
+UNPICKLING_CALLS = frozenset(
+    {
+        "pickle.load",
+        "pickle.loads",
+        "pickle.Unpickler",
+        "_pickle.load",
+        "_pickle.loads",
+        "cloudpickle.load",
+        "cloudpickle.loads",
+        "dill.load",
+        "dill.loads",
+        "joblib.load",
+        "torch.load",
+        "pandas.read_pickle",
+    }
+)
+CACHE_HOME = ("pages", "_shared")
+
+
+@dataclass(frozen=True)
+class Finding:
+    path: str
+    line: int
+    what: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.what}"
+
+
+def _source_files() -> list[Path]:
+    files = [REPO_ROOT / "app.py"]
+    for folder in CHECKED_DIRS:
+        files += sorted((REPO_ROOT / folder).rglob("*.py"))
+    return files
+
+
+def _relative(path: Path) -> str:
+    return path.relative_to(REPO_ROOT).as_posix()
+
+
+def _imported_modules(tree: ast.AST) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import; relative imports stay in their package."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def _aliases(tree: ast.AST) -> dict[str, str]:
+    """Local name -> dotted origin, e.g. {"np": "numpy", "load": "pickle.load"}."""
+    names = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                local = alias.asname or alias.name.split(".")[0]
+                names[local] = alias.name if alias.asname else local
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return names
+
+
+def _dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
+    """The dotted name an expression refers to, with the import alias at its root resolved."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(aliases.get(node.id, node.id))
+    return ".".join(reversed(parts))
+
+
+def _is_true(node: ast.AST) -> bool:
+    return not (isinstance(node, ast.Constant) and node.value in (False, None, 0))
+
+
+def unpickling_calls(tree: ast.AST) -> list[tuple[int, str]]:
+    aliases = _aliases(tree)
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func, aliases)
+        if name in UNPICKLING_CALLS:
+            found.append((node.lineno, f"calls {name}"))
+        elif name == "numpy.load" and any(
+            k.arg == "allow_pickle" and _is_true(k.value) for k in node.keywords
+        ):
+            found.append((node.lineno, "calls numpy.load with allow_pickle"))
+    return found
+
+
+def streamlit_cache_uses(tree: ast.AST) -> list[tuple[int, str]]:
+    aliases = _aliases(tree)
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "streamlit":
+            found += [
+                (node.lineno, f"imports streamlit.{alias.name}")
+                for alias in node.names
+                if alias.name.startswith("cache")
+            ]
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("cache"):
+            name = _dotted(node, aliases)
+            if name and name.startswith("streamlit."):
+                found.append((node.lineno, f"uses {name}"))
+    return found
+
+
+def _parse(path: Path) -> ast.AST:
+    return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+
+
+def _breaches_layering(path: Path, tree: ast.AST) -> list[Finding]:
+    layer = _relative(path).split("/")[0]
+    banned = FORBIDDEN_IMPORTS.get(layer, ())
+    return [
+        Finding(_relative(path), line, f"{layer}/ imports {module}")
+        for line, module in _imported_modules(tree)
+        if module.split(".")[0] in banned
+    ]
+
+
+def test_the_checked_tree_is_not_empty() -> None:
+    files = {_relative(p) for p in _source_files()}
+    assert {"app.py", "core/training.py", "models/tabular.py"} <= files
+    assert any(f.startswith("pages/") for f in files)
+
+
+def test_imports_go_one_way() -> None:
+    findings = [f for p in _source_files() for f in _breaches_layering(p, _parse(p))]
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_streamlit_caching_lives_in_pages_shared() -> None:
+    findings = []
+    for path in _source_files():
+        if path.relative_to(REPO_ROOT).parts[:2] == CACHE_HOME:
+            continue
+        findings += [
+            Finding(_relative(path), ln, w) for ln, w in streamlit_cache_uses(_parse(path))
+        ]
+    assert not findings, "\n".join(map(str, findings))
+
+
+def test_nothing_unpickles() -> None:
+    findings = [
+        Finding(_relative(p), line, what)
+        for p in _source_files()
+        for line, what in unpickling_calls(_parse(p))
+    ]
+    assert not findings, "\n".join(map(str, findings))
+
+
+# ---- the checks themselves catch what they claim to ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import pickle\npickle.load(f)",
+        "import pickle as p\np.loads(b'')",
+        "from pickle import loads\nloads(b'')",
+        "from joblib import load as jl\njl('m')",
+        "import torch\ntorch.load('w.pt', weights_only=True)",
+        "import numpy as np\nnp.load('a.npy', allow_pickle=True)",
+        "import pandas as pd\npd.read_pickle('f')",
+        "def f():\n    import dill\n    return dill.loads(b'')",
+    ],
+)
+def test_unpickling_detector_catches(source: str) -> None:
+    assert unpickling_calls(ast.parse(source))
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import numpy as np\nnp.load('a.npy')",
+        "import numpy as np\nnp.load('a.npy', allow_pickle=False)",
+        "import json\njson.loads('{}')",
+        "from safetensors.torch import load\nload(b'')",
+    ],
+)
+def test_unpickling_detector_allows(source: str) -> None:
+    assert unpickling_calls(ast.parse(source)) == []
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "import streamlit as st\n@st.cache_data\ndef f(): pass",
+        "import streamlit\nstreamlit.cache_resource(f)",
+        "from streamlit import cache_data",
+    ],
+)
+def test_cache_detector_catches(source: str) -> None:
+    assert streamlit_cache_uses(ast.parse(source))
+
+
+def test_layering_detector_catches_lazy_imports() -> None:
+    tree = ast.parse("def f():\n    import sqlalchemy.orm\n    from core.db import get_engine\n")
+    findings = _breaches_layering(REPO_ROOT / "models" / "example.py", tree)
+    assert [f.what for f in findings] == [
+        "models/ imports sqlalchemy.orm",
+        "models/ imports core.db",
+    ]
