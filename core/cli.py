@@ -106,16 +106,26 @@ def _dataset_for_csv(path: str, target: str) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from core.training import create_run, execute_run
+    from core.training import create_run, execute_run, get_run
 
-    dataset_id = _dataset_for_csv(args.csv, args.target)
+    if args.model == "ensemble":
+        if not args.members or len(args.members) < 2:
+            raise CliError("--model ensemble needs --members RUN_ID RUN_ID [...]")
+        first = get_run(args.members[0])
+        dataset_id, target, seed = first.dataset_id, first.target, first.seed
+    else:
+        if not args.csv or not args.target:
+            raise CliError("train needs --csv PATH and --target COLUMN")
+        dataset_id, target, seed = _dataset_for_csv(args.csv, args.target), args.target, args.seed
     run_id = create_run(
         dataset_id,
         args.model,
-        target=args.target,
+        target=target,
+        members=args.members,
+        rule=args.rule,
         positive_class=args.positive,
         size=args.size,
-        seed=args.seed,
+        seed=seed,
         time_budget_s=args.time_budget,
         text_columns=args.text_column,
     )
@@ -285,14 +295,16 @@ def build_parser() -> argparse.ArgumentParser:
     datasets_sub.add_parser("list", help="list datasets").set_defaults(handler=cmd_datasets_list)
 
     train = commands.add_parser("train", help="train a model on a CSV (registers it if needed)")
-    train.add_argument("--csv", required=True)
-    train.add_argument("--target", required=True)
+    train.add_argument("--csv")
+    train.add_argument("--target")
     train.add_argument("--model", required=True, choices=MODEL_CHOICES)
     train.add_argument("--positive", help="the class to flag (binary targets)")
     train.add_argument("--size", help="FT-Transformer size preset: tiny, small, default")
     train.add_argument("--time-budget", type=float, default=120.0, dest="time_budget")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--text-column", action="append", dest="text_column")
+    train.add_argument("--members", type=int, nargs="+", help="ensemble: run ids to combine")
+    train.add_argument("--rule", choices=("mean", "stack"), default="stack", help="ensemble rule")
     train.set_defaults(handler=cmd_train)
 
     runs = commands.add_parser("runs", help="training runs")
@@ -332,7 +344,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MODEL_CHOICES = ("ft-transformer", "lightgbm", "logreg", "text-transformer", "tfidf-logreg")
+MODEL_CHOICES = (
+    "ft-transformer",
+    "lightgbm",
+    "logreg",
+    "text-transformer",
+    "tfidf-logreg",
+    "ensemble",
+)
 
 
 def main(argv: list[str] | None = None) -> int:

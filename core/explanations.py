@@ -265,6 +265,11 @@ def explain_frame(
     if missing:
         raise ValueError(f"The rows lack the model's column(s): {', '.join(missing)}.")
     frame = frame.iloc[:n_rows]
+    if run.model == "ensemble":
+        raise ValueError(
+            "Explanations are computed per model; explain the ensemble's member runs "
+            f"({', '.join(f'#{m}' for m in run.options.get('members', []))})."
+        )
     model = model if model is not None else load_run_model(run_id)
     if run.task == "multiclass" and class_index is None:
         class_index = 0

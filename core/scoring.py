@@ -153,15 +153,21 @@ def check_columns(run: RunInfo, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in run.features and c != run.target]
 
 
+def tabular_parts(model: Any) -> list[Any]:
+    """The tabular models inside ``model``: itself, none (text), or an ensemble's members."""
+    from core.ensembles import is_ensemble
+
+    if is_ensemble(model):
+        return [m for _, m in model.members if hasattr(m, "preprocessor")]
+    return [model] if hasattr(model, "preprocessor") else []
+
+
 def _typed(chunk: pd.DataFrame, model: Any, delimiter: str) -> pd.DataFrame:
     """Numeric features as floats, read as ingest reads them (decimal commas in ";" files);
     text that is not a number raises with its spreadsheet row numbers."""
-    from core.text_runs import is_text_model
-
-    if is_text_model(model):
-        return chunk
+    numeric = dict.fromkeys(c for part in tabular_parts(model) for c in part.spec.numeric)
     typed = chunk.copy()
-    for column in model.spec.numeric:
+    for column in numeric:
         text = chunk[column]
         present = text.notna()
         numbers = pd.Series(np.nan, index=text.index, dtype="float64")
@@ -185,10 +191,9 @@ class DriftCounter:
     """Accumulates per-feature bin counts over chunks; PSI against the training shares."""
 
     def __init__(self, model: Any) -> None:
-        from core.text_runs import is_text_model
-
-        self.stats = {} if is_text_model(model) else model.preprocessor.training_stats
-        self.model = model
+        parts = tabular_parts(model)
+        self.model = parts[0] if parts else None  # an ensemble's first tabular member
+        self.stats = self.model.preprocessor.training_stats if self.model else {}
         self.numeric = {c: np.zeros(10) for c in self.stats.get("numeric", {})}
         self.categorical = {
             c: np.zeros(len(s["frequencies"])) for c, s in self.stats.get("categorical", {}).items()
@@ -305,6 +310,8 @@ def score_source(
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}.")
     run = get_run(run_id)
     model = model if model is not None else load_run_model(run_id)
+    if run.model == "ensemble":
+        reasons_for_rows = 0  # reasons come from one model's SHAP values; see its members
     started = time.perf_counter()
     factory = session_factory()
     with factory.begin() as session:
@@ -343,8 +350,8 @@ def score_source(
                 take = min(len(typed), reasons_for_rows - rows)
                 reasons = reason_codes(run, model, typed.iloc[:take])
                 outputs["reasons"] = pd.Series(reasons, index=typed.index[:take])
-            if hasattr(model, "preprocessor"):
-                for column, count in model.preprocessor.unseen_counts(typed).items():
+            for part in tabular_parts(model)[:1]:
+                for column, count in part.preprocessor.unseen_counts(typed).items():
                     unseen[column] = unseen.get(column, 0) + count
             drift.add(typed)
             _insert_predictions(batch_id, outputs)

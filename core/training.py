@@ -32,13 +32,14 @@ from core.splits import TEST, TRAIN, VALIDATION, get_or_create_split
 
 TABULAR_KINDS = ("ft-transformer", "lightgbm", "logreg")
 TEXT_KINDS = ("text-transformer", "tfidf-logreg")
-MODEL_KINDS = TABULAR_KINDS + TEXT_KINDS
+MODEL_KINDS = TABULAR_KINDS + TEXT_KINDS + ("ensemble",)
 MODEL_LABELS = {
     "ft-transformer": "FT-Transformer",
     "lightgbm": "LightGBM (baseline)",
     "logreg": "Logistic regression (baseline)",
     "text-transformer": "Text transformer (fine-tuned MiniLM)",
     "tfidf-logreg": "TF-IDF + logistic regression (baseline)",
+    "ensemble": "Ensemble",
 }
 # Most test-part predictions kept on the run row for curves and the profit maths.
 MAX_STORED_TEST_ROWS = 200_000
@@ -80,6 +81,9 @@ class RunInfo:
 
     @property
     def label(self) -> str:
+        if self.model == "ensemble":
+            members = " + ".join(f"#{m}" for m in self.options.get("members", []))
+            return f"#{self.id} Ensemble ({self.options.get('rule', 'stack')}: {members})"
         size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
         share = f" ({self.train_fraction:.0%} of rows)" if self.train_fraction < 1 else ""
         return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}{share}"
@@ -140,8 +144,14 @@ def create_run(
     time_budget_s: float | None = 120.0,
     text_columns: list[str] | tuple[str, ...] | None = None,
     train_fraction: float = 1.0,
+    members: list[int] | None = None,
+    rule: str = "stack",
 ) -> int:
-    """Queue a run after checking every choice against the dataset; returns the run id."""
+    """Queue a run after checking every choice against the dataset; returns the run id.
+
+    ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
+    still be queued, as long as they run first.
+    """
     if model not in MODEL_KINDS:
         raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}.")
     dataset = get_dataset(dataset_id)
@@ -152,7 +162,18 @@ def create_run(
         raise ValueError(f"The target {target!r} is not a column of {dataset.name!r}.")
     chosen = [c for c in (features or dataset.roles.features) if c != target]
     kinds = {c.name: c.kind for c in dataset.schema.columns}
-    if model in TEXT_KINDS:
+    extra_options: dict = {}
+    if model == "ensemble":
+        from core.ensembles import RULE_LABELS, check_members
+
+        if rule not in RULE_LABELS:
+            raise ValueError(
+                f"The ensemble rule must be one of {', '.join(RULE_LABELS)}, got {rule!r}."
+            )
+        member_runs = check_members(dataset_id, target, seed, list(members or []))
+        chosen = list(dict.fromkeys(c for r in member_runs for c in r.features))
+        extra_options = {"members": [r.id for r in member_runs], "rule": rule}
+    elif model in TEXT_KINDS:
         texts = list(text_columns or [c for c in chosen if kinds.get(c) == "text"])
         if not texts:
             raise ValueError(
@@ -189,7 +210,11 @@ def create_run(
             target=target,
             features_json=json.dumps(chosen),
             options_json=json.dumps(
-                {"positive_class": positive_class, "train_fraction": train_fraction}
+                {
+                    "positive_class": positive_class,
+                    "train_fraction": train_fraction,
+                    **extra_options,
+                }
             ),
             seed=seed,
             time_budget_s=time_budget_s,
@@ -323,6 +348,10 @@ def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, o
             threads=threads,
             on_epoch=on_epoch,
         )
+    if run.model == "ensemble":
+        from core.ensembles import fit_ensemble_run
+
+        return fit_ensemble_run(run, parts, target_encoder)
     from core.text_runs import fit_text_run
 
     return fit_text_run(run, parts, target_encoder, device, threads, on_epoch)
@@ -330,8 +359,11 @@ def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, o
 
 def predict_frame(model: Any, frame: pd.DataFrame, output: str = "proba") -> np.ndarray:
     """One call for every model kind: tabular models take columns, text models take text."""
+    from core.ensembles import is_ensemble
     from core.text_runs import is_text_model, texts_of
 
+    if is_ensemble(model):
+        return model.predict(frame, output=output)
     if is_text_model(model):
         return model.predict_texts(texts_of(model, frame), output=output)
     return model.predict_encoded(model.preprocessor.encode(frame), output=output)
@@ -499,6 +531,10 @@ def load_run_model(run_id: int) -> Any:
         from models.tabular import FittedTabularModel
 
         return FittedTabularModel.load(run.artifact_path)
+    if run.model == "ensemble":
+        from core.ensembles import load_ensemble
+
+        return load_ensemble(run)
     from core.text_runs import load_text_model
 
     return load_text_model(run)

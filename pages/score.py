@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 
+import numpy as np
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -204,6 +205,11 @@ def what_if_editor() -> None:
     st.subheader("What if? Edit one record")
     from core.text_runs import is_text_model
 
+    if run.model == "ensemble":
+        st.info(
+            "The what-if editor works on single models: pick one of this ensemble's members above."
+        )
+        return
     if is_text_model(model):
         text = st.text_area(
             "Text", value="The product arrived late and the box was damaged.", key="whatif_text"
@@ -240,11 +246,10 @@ def what_if_editor() -> None:
                     )
             st.form_submit_button("Score this record", type="primary")
         row = pd.DataFrame({c: [v] for c, v in values.items()})
-    with user_errors():
-        from core.training import predict_frame
+    from core.training import predict_frame
 
+    with user_errors():
         score = predict_frame(model, row)
-        explanation = explain_row(run, model, row)
         if run.task == "binary":
             decision = run.positive_class if score[0] >= (threshold or 0.5) else run.classes[0]
             st.metric(
@@ -252,6 +257,13 @@ def what_if_editor() -> None:
                 f"{score[0]:.3f}",
                 help=f"Decision at the threshold: {decision}",
             )
+        else:
+            st.metric(
+                "Prediction",
+                str(score[0]) if np.ndim(score[0]) == 0 else run.classes[int(np.argmax(score[0]))],
+            )
+    with user_errors("Explanation: "):
+        explanation = explain_row(run, model, row)
         st.plotly_chart(
             waterfall(
                 explanation.columns,

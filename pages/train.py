@@ -76,6 +76,14 @@ with st.container(border=True):
             "TF-IDF + logistic regression (baseline)", value=True, key="cand_tfidf"
         ):
             candidates.append("tfidf-logreg")
+    stack_mixed = False
+    if text_features and tabular_features:
+        stack_mixed = st.checkbox(
+            "Text + tabular: stack the text transformer with the FT-Transformer (its own leaderboard row)",
+            value=True,
+            key="cand_stack",
+            help="Both train first; a logistic regression on their log-odds is fitted on the validation part.",
+        )
     budget = st.slider("Time budget per model (seconds)", 10, 1200, 120, step=10, key="budget")
     seed = st.number_input("Seed", 0, 10_000, 0, key="seed")
     start = st.button("Start training", type="primary", disabled=not candidates)
@@ -83,6 +91,8 @@ with st.container(border=True):
 if start:
     with user_errors():
         # Cheap baselines first so the leaderboard fills while the transformer trains.
+        if stack_mixed:
+            candidates = list(dict.fromkeys([*candidates, "ft-transformer", "text-transformer"]))
         order = sorted(candidates, key=lambda m: m in ("ft-transformer", "text-transformer"))
         run_ids = [
             create_run(
@@ -94,6 +104,12 @@ if start:
             )
             for model in order
         ]
+        if stack_mixed:
+            by_model = dict(zip(order, run_ids, strict=True))
+            members = [by_model["text-transformer"], by_model["ft-transformer"]]
+            run_ids.append(
+                create_run(dataset_id, "ensemble", seed=int(seed), members=members, rule="stack")
+            )
         launch_worker_for(run_ids)
         st.session_state["train_started"] = run_ids
         st.toast(f"Started {len(run_ids)} run(s) in the background.")
@@ -153,4 +169,50 @@ def live_panel() -> None:
 
 
 live_panel()
+
+finished = [
+    r
+    for r in list_runs(dataset_id)
+    if r.status == "succeeded"
+    and r.task == "binary"
+    and r.model != "ensemble"
+    and r.train_fraction == 1.0
+]
+with st.expander("Ensemble of finished runs"):
+    if len(finished) < 2:
+        st.caption("Needs two finished binary runs on this dataset (same target and seed).")
+    else:
+        chosen = st.multiselect(
+            "Members",
+            [r.id for r in finished],
+            format_func=lambda i: next(r.label for r in finished if r.id == i),
+            default=[r.id for r in finished][:2],
+            key="ens_members",
+        )
+        rule = st.radio(
+            "Combine by",
+            ["mean", "stack"],
+            horizontal=True,
+            key="ens_rule",
+            format_func=lambda r: {
+                "mean": "mean of probabilities",
+                "stack": "stack on log-odds (fitted on the validation part)",
+            }[r],
+        )
+        if st.button("Train ensemble", disabled=len(chosen) < 2, key="ens_start"):
+            with user_errors():
+                first = next(r for r in finished if r.id == chosen[0])
+                launch_worker_for(
+                    [
+                        create_run(
+                            dataset_id,
+                            "ensemble",
+                            target=first.target,
+                            seed=first.seed,
+                            members=chosen,
+                            rule=rule,
+                        )
+                    ]
+                )
+                st.toast("Ensemble queued.")
 st.caption(f"Available models: {', '.join(MODEL_LABELS.values())}.")
