@@ -1,0 +1,249 @@
+"""Text benchmark: fine-tuned MiniLM vs TF-IDF + logistic regression on the food reviews.
+
+Prints test ROC-AUC of both, training time and texts/s, inference texts/s by batch size and
+max_length, and attribution ms/text. CPU threads are always set explicitly; the machine's load
+average is printed too, because a busy neighbour halves these figures.
+
+    .venv/bin/python bench/text_bench.py [--quick] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.model_selection import train_test_split
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.measure import matmul_flops_per_second  # noqa: E402
+from models.metrics import classification_metrics  # noqa: E402
+from models.tasks import TargetEncoder  # noqa: E402
+from models.text_attribution import explain_texts  # noqa: E402
+from models.text_baseline import fit_tfidf_logreg  # noqa: E402
+from models.text_classifier import FittedTextModel, clean_text, fit_text  # noqa: E402
+
+SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "food_reviews_sample.csv"
+SEED = 0
+
+
+def split(df: pd.DataFrame, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Stratified 60/20/20 train/validation/test split."""
+    train, rest = train_test_split(df, test_size=0.4, stratify=df["score"], random_state=seed)
+    val, test = train_test_split(rest, test_size=0.5, stratify=rest["score"], random_state=seed)
+    return train, val, test
+
+
+def auc(target: TargetEncoder, y: pd.Series, proba: np.ndarray) -> float:
+    return classification_metrics("binary", target.encode(y), proba)["roc_auc"]
+
+
+def probe_threads(
+    train: pd.DataFrame, val: pd.DataFrame, target: TargetEncoder, max_length: int
+) -> dict[int, float]:
+    """Training texts/s with 1 and 2 threads on a short run (one epoch of 96 texts)."""
+    speeds = {}
+    for threads in (1, 2):
+        result = fit_text(
+            train_texts=train["review"].head(96).tolist(),
+            y_train=train["score"].head(96),
+            val_texts=val["review"].head(16).tolist(),
+            y_val=val["score"].head(16),
+            target=target,
+            max_length=max_length,
+            max_epochs=1,
+            threads=threads,
+        )
+        speeds[threads] = result.loop.rows_seen / result.loop.train_seconds
+    return speeds
+
+
+def inference_grid(
+    model: FittedTextModel, texts: list[str], batch_sizes: list[int], lengths: list[int]
+) -> list[dict[str, float]]:
+    """Texts/s for each (max_length, batch size), on the same encoder weights."""
+    rows = []
+    for length in lengths:
+        sized = FittedTextModel(model.model, model.tokenizer, model.target, length, "bench")
+        sized.predict_texts(texts[:8], batch_size=8)  # warm-up: allocator, kernels
+        for batch_size in batch_sizes:
+            started = time.perf_counter()
+            sized.predict_texts(texts, batch_size=batch_size)
+            seconds = time.perf_counter() - started
+            rows.append(
+                {
+                    "max_length": length,
+                    "batch_size": batch_size,
+                    "texts_per_s": len(texts) / seconds,
+                }
+            )
+    return rows
+
+
+def attribution_ms(model: Any, texts: list[str], n_pairs: int) -> float:
+    """Milliseconds per text for explain_texts over `texts` (one batched call)."""
+    started = time.perf_counter()
+    results = explain_texts(model, texts, n_pairs=n_pairs)
+    worst = max(r.additivity_error for r in results)
+    if worst > 1e-4:
+        raise AssertionError(f"attributions do not add up: {worst=}")
+    return 1000 * (time.perf_counter() - started) / len(texts)
+
+
+def reviews_of_about(test: pd.DataFrame, words: int, n: int) -> list[str]:
+    """Up to n test reviews of words +- 20% words (the attribution target is stated at ~100)."""
+    count = test["review"].map(lambda s: len(clean_text(s).split()))
+    chosen = test["review"][(count >= 0.8 * words) & (count <= 1.2 * words)]
+    return chosen.head(n).tolist()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="400 rows, 1 epoch, small grid")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    parser.add_argument("--lr", type=float, default=5e-5, help="fine-tuning learning rate")
+    args = parser.parse_args()
+    quick = args.quick
+
+    df = pd.read_csv(SAMPLE)
+    if quick:
+        df = df.groupby("score", group_keys=False).sample(frac=0.2, random_state=SEED)
+    train, val, test = split(df, SEED)
+    target = TargetEncoder.fit(df["score"], task="binary", positive="other")
+    max_length = 64 if quick else 128
+    figures: dict[str, Any] = {
+        "rows": {"train": len(train), "val": len(val), "test": len(test)},
+        "load_average_start": os.getloadavg()[0],
+        "max_length": max_length,
+        "lr": args.lr,
+        # what one core reaches on dense fp32 matmuls: the ceiling for every figure below
+        "cpu_matmul_gflops_1_thread": matmul_flops_per_second(threads=1) / 1e9,
+    }
+
+    speeds = probe_threads(train, val, target, max_length)
+    threads = max(speeds, key=speeds.get)
+    figures["probe_train_texts_per_s_by_threads"] = speeds
+    figures["threads"] = threads
+    print(f"thread probe (train texts/s): {speeds} -> threads={threads}", flush=True)
+
+    fitted = fit_text(
+        train_texts=train["review"].tolist(),
+        y_train=train["score"],
+        val_texts=val["review"].tolist(),
+        y_val=val["score"],
+        target=target,
+        max_length=max_length,
+        batch_size=32,
+        lr=args.lr,
+        max_epochs=1 if quick else 4,
+        time_budget_s=120 if quick else 540,
+        threads=threads,
+        seed=SEED,
+        on_epoch=lambda r: print(
+            f"  epoch {r.epoch}: train loss {r.train_loss:.4f} val loss {r.val_loss:.4f} "
+            f"val auc {r.val_metric:.4f} ({r.elapsed_s:.0f} s)",
+            flush=True,
+        ),
+    )
+    model = fitted.model
+    test_texts = test["review"].tolist()
+    started = time.perf_counter()
+    proba = model.predict_texts(test_texts)
+    test_infer_s = time.perf_counter() - started
+    figures["minilm"] = {
+        "test_roc_auc": auc(target, test["score"], proba),
+        "train_seconds": fitted.train_seconds,
+        "loop_seconds": fitted.loop.train_seconds,
+        "epochs_run": fitted.loop.epochs_run,
+        "best_epoch": fitted.loop.best_epoch,
+        "stopped_by": fitted.loop.stopped_by,
+        "train_texts_per_s_incl_validation": fitted.loop.rows_seen / fitted.loop.train_seconds,
+        "test_inference_texts_per_s": len(test_texts) / test_infer_s,
+        "params": fitted.params,
+        "gflops_per_text": fitted.flops_per_row / 1e9,
+        "truncated_share": fitted.truncated_share,
+    }
+
+    started = time.perf_counter()
+    tfidf = fit_tfidf_logreg(
+        train["review"].tolist(), target.encode(train["score"]), target, seed=SEED
+    )
+    tfidf_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    tfidf_proba = tfidf.predict_texts(test_texts)
+    figures["tfidf"] = {
+        "test_roc_auc": auc(target, test["score"], tfidf_proba),
+        "train_seconds": tfidf_seconds,
+        "test_inference_texts_per_s": len(test_texts) / (time.perf_counter() - started),
+        "chosen_c": tfidf.c,
+        "terms": len(tfidf.terms),
+    }
+    figures["auc_gain"] = figures["minilm"]["test_roc_auc"] - figures["tfidf"]["test_roc_auc"]
+    print(
+        f"test ROC-AUC: MiniLM {figures['minilm']['test_roc_auc']:.4f} vs TF-IDF "
+        f"{figures['tfidf']['test_roc_auc']:.4f} (gain {figures['auc_gain']:+.4f})",
+        flush=True,
+    )
+
+    torch.set_num_threads(threads)
+    grid_texts = test_texts[: 64 if quick else 256]
+    figures["inference_grid"] = inference_grid(
+        model, grid_texts, [32] if quick else [8, 32, 64], [64] if quick else [64, 128, 256]
+    )
+
+    torch.set_num_threads(1)  # the attribution target is stated for one CPU thread
+    attr_texts = reviews_of_about(test, 100, 4 if quick else 20)
+    figures["attribution"] = {
+        "texts": len(attr_texts),
+        "mean_words": float(np.mean([len(clean_text(t).split()) for t in attr_texts])),
+        "threads": 1,
+        "minilm_ms_per_text_n_pairs_2": attribution_ms(model, attr_texts, n_pairs=2),
+        "minilm_ms_per_text_n_pairs_1": attribution_ms(model, attr_texts, n_pairs=1),
+        "tfidf_ms_per_text_n_pairs_2": attribution_ms(tfidf, attr_texts, n_pairs=2),
+    }
+    figures["load_average_end"] = os.getloadavg()[0]
+    report(figures)
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=float))
+
+
+def report(figures: dict[str, Any]) -> None:
+    m, t, a = figures["minilm"], figures["tfidf"], figures["attribution"]
+    print(
+        f"split rows {figures['rows']}; threads {figures['threads']}; max_length "
+        f"{figures['max_length']}; load average {figures['load_average_start']:.1f} -> "
+        f"{figures['load_average_end']:.1f}; 1-thread matmul "
+        f"{figures['cpu_matmul_gflops_1_thread']:.0f} GFLOP/s"
+    )
+    print(
+        f"MiniLM : test AUC {m['test_roc_auc']:.4f}; fit {m['train_seconds']:.0f} s "
+        f"({m['epochs_run']} epochs, best {m['best_epoch']}, {m['stopped_by']}); "
+        f"train {m['train_texts_per_s_incl_validation']:.1f} texts/s incl. validation; "
+        f"{m['gflops_per_text']:.2f} GFLOP/text; truncated {m['truncated_share']:.1%}"
+    )
+    print(
+        f"TF-IDF : test AUC {t['test_roc_auc']:.4f}; fit {t['train_seconds']:.1f} s "
+        f"(C={t['chosen_c']}, {t['terms']} terms); {t['test_inference_texts_per_s']:.0f} texts/s"
+    )
+    print(f"AUC gain of fine-tuning: {figures['auc_gain']:+.4f} (target >= +0.03)")
+    print("inference texts/s (max_length x batch size):")
+    for row in figures["inference_grid"]:
+        print(f"  L={row['max_length']:>3} B={row['batch_size']:>2}: {row['texts_per_s']:.1f}")
+    print(
+        f"attribution ({a['texts']} reviews, ~{a['mean_words']:.0f} words, 1 thread): "
+        f"MiniLM {a['minilm_ms_per_text_n_pairs_2']:.0f} ms/text (n_pairs=2), "
+        f"{a['minilm_ms_per_text_n_pairs_1']:.0f} ms/text (n_pairs=1); "
+        f"TF-IDF {a['tfidf_ms_per_text_n_pairs_2']:.1f} ms/text"
+    )
+
+
+if __name__ == "__main__":
+    main()

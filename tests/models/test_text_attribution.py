@@ -1,0 +1,170 @@
+"""Word-span attributions: additive, batched across texts, and pointing at the sentiment word.
+
+Also covers the TF-IDF baseline, which attribution must serve through the same interface.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import log_softmax
+from sklearn.linear_model import LogisticRegression
+
+from models.artifacts import ArtifactError
+from models.tasks import TargetEncoder
+from models.text_attribution import explain_text, explain_texts, split_spans
+from models.text_baseline import FittedTfidfModel, fit_tfidf_logreg, make_vectorizer
+from models.text_classifier import FittedTextModel, fit_text
+from tests.models.test_text_classifier import binary_target, make_corpus, make_tiny_bert
+
+
+@pytest.fixture(scope="module")
+def tfidf() -> FittedTfidfModel:
+    texts, y = make_corpus(300, seed=11)
+    return fit_tfidf_logreg(texts, binary_target().encode(y), binary_target(), seed=0)
+
+
+@pytest.fixture(scope="module")
+def bert(tmp_path_factory: pytest.TempPathFactory) -> FittedTextModel:
+    folder = make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+    train_texts, y_train = make_corpus(320, seed=1)
+    val_texts, y_val = make_corpus(80, seed=2)
+    return fit_text(
+        train_texts=train_texts,
+        y_train=y_train,
+        val_texts=val_texts,
+        y_val=y_val,
+        target=binary_target(),
+        model_name_or_path=str(folder),
+        max_length=32,
+        batch_size=16,
+        lr=3e-3,
+        max_epochs=5,
+    ).model
+
+
+class CountingModel:
+    """Passes calls through to a model and records how many texts each call scored."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.target = model.target
+        self.calls: list[int] = []
+
+    def predict_texts(self, texts: list[str], *, output: str = "proba") -> np.ndarray:
+        self.calls.append(len(texts))
+        return self.model.predict_texts(texts, output=output)
+
+
+def test_split_spans_groups_consecutive_words() -> None:
+    words = [f"w{i}" for i in range(40)]
+    spans = split_spans("<p>" + "  ".join(words) + "</p>", max_groups=16)
+    assert len(spans) == 16 and " ".join(spans) == " ".join(words)
+    assert {len(s.split()) for s in spans} == {2, 3}
+    assert split_spans("good tea", max_groups=16) == ["good", "tea"]
+    assert split_spans(None) == []
+    with pytest.raises(ValueError, match="max_groups"):
+        split_spans("a b", max_groups=0)
+
+
+@pytest.mark.parametrize("which", ["tfidf", "bert"])
+def test_attributions_add_up_and_find_the_sentiment_word(which: str, request) -> None:
+    model = request.getfixturevalue(which)
+    # the tiny BERT learns "no positive word -> other", so a positive word is what it must find
+    text = "the coffee box arrived with my tea and it was delicious for the kids"
+    result = explain_text(model, text, n_pairs=2, seed=0)
+    assert result.spans == text.split()  # 14 words <= 16 groups: one word per span
+    assert result.additivity_error < 1e-5
+    assert abs(result.base_value + result.values.sum() - result.output) < 1e-5
+    np.testing.assert_allclose(result.output, model.predict_texts([text], output="logit")[0])
+    np.testing.assert_allclose(result.base_value, model.predict_texts([""], output="logit")[0])
+    assert result.spans[int(np.argmax(np.abs(result.values)))] == "delicious"
+    assert result.values[result.spans.index("delicious")] < -1.0  # pushes away from "other"
+
+
+def test_many_texts_share_one_batched_predict_call(bert: FittedTextModel) -> None:
+    texts, _ = make_corpus(6, seed=12)
+    texts += ["great tea", "", "awful coffee box"]
+    counting = CountingModel(bert)
+    batched = explain_texts(counting, texts, n_pairs=2, seed=3)
+    # one call for the empty-text baseline, one for every masked text of every text
+    assert len(counting.calls) == 2 and counting.calls[0] == 1
+    assert max(r.additivity_error for r in batched) < 1e-5
+    assert batched[7].spans == [] and batched[7].values.shape == (0,)
+    # games of <= 3 spans are solved exactly, so batching must not change them
+    for i in (6, 8):
+        alone = explain_text(bert, texts[i], n_pairs=2, seed=3)
+        np.testing.assert_allclose(batched[i].values, alone.values, atol=1e-6)
+        assert batched[i].spans == alone.spans
+
+
+def test_long_text_cost_is_bounded_by_max_groups(tfidf: FittedTfidfModel) -> None:
+    text = " ".join(["the food box"] * 100 + ["awful"])
+    counting = CountingModel(tfidf)
+    result = explain_text(counting, text, max_groups=8, n_pairs=2)
+    assert len(result.spans) == 8 and result.additivity_error < 1e-5
+    assert sum(counting.calls) <= 1 + 1 + 2 * 2 * (8 - 1)  # baseline + text + chain steps
+    assert int(np.argmax(result.values)) == 7  # the last span holds "awful"
+
+
+def test_multiclass_explains_the_predicted_class() -> None:
+    texts, y = make_corpus(300, seed=13)
+    y = y.where(~pd.Series(texts).str.contains("love"), "fan")
+    target = TargetEncoder.fit(y, task="multiclass")
+    model = fit_tfidf_logreg(texts, target.encode(y), target, seed=0)
+    text = "my dog and kids love this snack"
+    result = explain_text(model, text)
+    logits = model.predict_texts([text], output="logit")[0]
+    assert result.explained_class == int(np.argmax(logits)) == target.classes.index("fan")
+    np.testing.assert_allclose(result.output, log_softmax(logits)[result.explained_class])
+    assert result.additivity_error < 1e-9
+    assert result.spans[int(np.argmax(result.values))] == "love"
+    forced = explain_text(model, text, class_index=0)
+    assert forced.explained_class == 0
+    with pytest.raises(ValueError, match="class_index"):
+        explain_text(model, text, class_index=3)
+
+
+def test_bad_options_are_refused(tfidf: FittedTfidfModel) -> None:
+    with pytest.raises(ValueError, match="n_pairs"):
+        explain_text(tfidf, "good tea", n_pairs=0)
+    with pytest.raises(ValueError, match="positive class"):
+        explain_text(tfidf, "good tea", class_index=0)
+
+
+def test_tfidf_matches_sklearn_and_round_trips(tfidf: FittedTfidfModel, tmp_path: Path) -> None:
+    texts, y = make_corpus(300, seed=11)
+    y_idx = binary_target().encode(y)
+    vectorizer = make_vectorizer()
+    x = vectorizer.fit_transform(texts)
+    reference = LogisticRegression(C=tfidf.c, max_iter=2000, random_state=0).fit(x, y_idx)
+    probe, _ = make_corpus(40, seed=14)
+    expected = reference.predict_proba(vectorizer.transform(probe))[:, 1]
+    np.testing.assert_allclose(tfidf.predict_texts(probe), expected, atol=1e-9)
+    assert tfidf.c in (0.3, 1.0, 3.0, 10.0, 30.0)
+
+    folder = tfidf.save(tmp_path / "tfidf")
+    loaded = FittedTfidfModel.load(folder)
+    np.testing.assert_array_equal(
+        loaded.predict_texts(probe, output="logit"), tfidf.predict_texts(probe, output="logit")
+    )
+    assert loaded.target == tfidf.target and loaded.predict_texts([]).shape == (0,)
+    payload = folder / "tfidf_logreg.json"
+    payload.write_text(payload.read_text().replace('"c": ', '"c": 1'))
+    with pytest.raises(ArtifactError, match="sha256"):
+        FittedTfidfModel.load(folder)
+
+
+def test_tfidf_refuses_bad_labels() -> None:
+    texts, y = make_corpus(20, seed=15)
+    target = binary_target()
+    with pytest.raises(ValueError, match="one label per text"):
+        fit_tfidf_logreg(texts, target.encode(y)[:5], target)
+    with pytest.raises(ValueError, match="every class"):
+        fit_tfidf_logreg(texts, np.zeros(20, dtype=np.int64), target)
+    with pytest.raises(ValueError, match="class indices"):
+        fit_tfidf_logreg(texts, np.full(20, 2), target)
