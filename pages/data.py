@@ -19,10 +19,13 @@ from core.datasets import (
 from core.ingest import DatasetSchema
 from core.usecases import USE_CASES
 from pages._shared import state
+from pages._shared.frame import use_app_navigation
 from pages._shared.resources import dataset_frame, parse_upload
 from pages._shared.widgets import user_errors
 
 ROLE_CHOICES = ["feature", "target", "money column", "id", "ignore"]
+
+use_app_navigation()
 
 st.title("Data")
 st.caption(

@@ -11,8 +11,11 @@ from core.explanations import explain_frame, get_explanation, list_explanations,
 from core.training import list_runs, part_frame
 from pages._shared import state
 from pages._shared.charts import token_highlights, waterfall
+from pages._shared.frame import use_app_navigation
 from pages._shared.resources import parse_upload, run_model
 from pages._shared.widgets import empty_state, fmt_seconds, user_errors
+
+use_app_navigation()
 
 st.title("Explain")
 

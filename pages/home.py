@@ -7,7 +7,10 @@ import streamlit as st
 
 from core.datasets import SAMPLES, list_datasets
 from core.training import list_runs
+from pages._shared.frame import use_app_navigation
 from pages._shared.widgets import empty_state, fmt_seconds
+
+use_app_navigation()
 
 st.title("Payoff")
 st.markdown(

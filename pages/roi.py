@@ -33,12 +33,15 @@ from core.valuation import (
     value_run,
 )
 from pages._shared import state
+from pages._shared.frame import use_app_navigation
 from pages._shared.widgets import empty_state, user_errors
+
+use_app_navigation()
 
 st.title("ROI & what-if")
 st.caption(
     "Value of better decisions minus what the model costs to train, run and explain, against "
-    "today's policy. Every assumption is editable; hover the ⓘ for where a default comes from."
+    "today's policy. Every assumption is editable; hover the ? icons for where a default comes from."
 )
 
 runs = [

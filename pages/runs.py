@@ -12,7 +12,10 @@ from sklearn.metrics import confusion_matrix
 from core.datasets import list_datasets
 from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
 from pages._shared import state
+from pages._shared.frame import use_app_navigation
 from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
+
+use_app_navigation()
 
 st.title("Runs")
 
@@ -76,19 +79,19 @@ if done:
             "params": [r.params or 1 for r in done],
         }
     )
-    st.plotly_chart(
-        px.scatter(
-            scatter,
-            x="train seconds",
-            y="metric",
-            text="run",
-            size="params",
-            size_max=30,
-            title="Accuracy vs training time",
-            height=340,
-        ),
-        width="stretch",
+    figure = px.scatter(
+        scatter,
+        x="train seconds",
+        y="metric",
+        text="run",
+        size="params",
+        size_max=30,
+        log_x=True,
+        title="Accuracy vs training time (log scale)",
+        height=340,
     )
+    figure.update_traces(textposition="top center")
+    st.plotly_chart(figure, width="stretch")
 
 if not done:
     st.info("No finished runs yet; the diagnostics appear when a run succeeds.")

@@ -17,10 +17,13 @@ from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
 from pages._shared.charts import waterfall
+from pages._shared.frame import use_app_navigation
 from pages._shared.resources import run_model
 from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
 
 REASON_ROWS_DEFAULT = 200
+
+use_app_navigation()
 
 st.title("Score")
 

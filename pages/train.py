@@ -10,7 +10,10 @@ from core.datasets import list_datasets
 from core.jobs import launch_worker_for, request_cancel
 from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
 from pages._shared import state
+from pages._shared.frame import use_app_navigation
 from pages._shared.widgets import empty_state, fmt_seconds, user_errors
+
+use_app_navigation()
 
 st.title("Train")
 
