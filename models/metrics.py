@@ -1,0 +1,180 @@
+"""Evaluation metrics, confidence intervals and chart-ready curves (scikit-learn based).
+
+Undefined values (ROC-AUC on a split with one class, R^2 on one row) are NaN rather than an
+exception, so one degenerate split does not fail a whole training run.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    f1_score,
+    mean_absolute_error,
+    precision_recall_curve,
+    r2_score,
+    roc_auc_score,
+    roc_curve,
+)
+
+HEADLINE = {"binary": "roc_auc", "multiclass": "accuracy", "regression": "rmse"}
+_HIGHER = {"roc_auc", "pr_auc", "accuracy", "f1", "macro_f1", "r2"}
+_LOWER = {"log_loss", "brier", "rmse", "mae"}
+_PROBA_EPS = 1e-15
+
+
+def higher_is_better(metric: str) -> bool:
+    """Whether a larger value of `metric` means a better model."""
+    if metric in _HIGHER:
+        return True
+    if metric in _LOWER:
+        return False
+    raise ValueError(f"unknown metric {metric=}")
+
+
+def classification_metrics(task: str, y_true_idx: np.ndarray, proba: np.ndarray) -> dict:
+    """Binary (proba = P(positive) [n]): roc_auc, pr_auc, log_loss, brier, accuracy, f1 at 0.5.
+
+    Multiclass (proba [n, C]): accuracy, macro_f1, log_loss.
+    """
+    y = np.asarray(y_true_idx, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if y.size == 0 or len(p) != y.size:
+        raise ValueError(f"need matching non-empty arrays, got {y.shape=} {p.shape=}")
+    if task == "binary":
+        return _binary_metrics(y, p)
+    if task == "multiclass":
+        return _multiclass_metrics(y, p)
+    raise ValueError(f"classification_metrics needs 'binary' or 'multiclass', got {task=}")
+
+
+def _binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    if p.ndim != 1:
+        raise ValueError(f"binary proba must be P(positive) with shape [n], got {p.shape=}")
+    both = np.unique(y).size == 2
+    clipped = np.clip(p, _PROBA_EPS, 1 - _PROBA_EPS)
+    predicted = (p >= 0.5).astype(np.int64)
+    return {
+        "roc_auc": float(roc_auc_score(y, p)) if both else float("nan"),
+        "pr_auc": float(average_precision_score(y, p)) if both else float("nan"),
+        "log_loss": float(-np.mean(y * np.log(clipped) + (1 - y) * np.log(1 - clipped))),
+        "brier": float(np.mean((p - y) ** 2)),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "f1": float(f1_score(y, predicted, zero_division=0.0)),
+    }
+
+
+def _multiclass_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    if p.ndim != 2 or y.max() >= p.shape[1] or y.min() < 0:
+        raise ValueError(f"multiclass proba must be [n, C] covering every label, {p.shape=}")
+    predicted = p.argmax(axis=1)
+    picked = np.clip(p[np.arange(y.size), y], _PROBA_EPS, 1.0)
+    return {
+        "accuracy": float(accuracy_score(y, predicted)),
+        "macro_f1": float(
+            f1_score(y, predicted, average="macro", labels=np.arange(p.shape[1]), zero_division=0.0)
+        ),
+        "log_loss": float(-np.mean(np.log(picked))),
+    }
+
+
+def regression_metrics(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
+    """rmse, mae and r2 (NaN with fewer than two rows)."""
+    y = np.asarray(y_true, dtype=np.float64)
+    p = np.asarray(y_pred, dtype=np.float64)
+    if y.size == 0 or y.shape != p.shape:
+        raise ValueError(f"need matching non-empty arrays, got {y.shape=} {p.shape=}")
+    return {
+        "rmse": float(np.sqrt(np.mean((y - p) ** 2))),
+        "mae": float(mean_absolute_error(y, p)),
+        "r2": float(r2_score(y, p)) if y.size >= 2 else float("nan"),
+    }
+
+
+def bootstrap_interval(
+    metric_fn: Callable[[np.ndarray, np.ndarray], float],
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_boot: int = 200,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of `metric_fn(y_true, y_pred)` (plain resampling).
+
+    For integer labels a resample with a single class is skipped (ROC-AUC is undefined
+    there), as is any resample where the metric is NaN or raises ValueError.
+    """
+    if n_boot < 1 or not 0 < alpha < 1:
+        raise ValueError(f"need n_boot >= 1 and 0 < alpha < 1, got {n_boot=} {alpha=}")
+    y = np.asarray(y_true)
+    pred = np.asarray(y_pred)
+    if y.size == 0 or len(pred) != len(y):
+        raise ValueError(f"need matching non-empty arrays, got {y.shape=} {pred.shape=}")
+    rng = np.random.default_rng(seed)
+    labels = np.issubdtype(y.dtype, np.integer) or y.dtype == bool
+    values = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y), size=len(y))
+        if labels and np.unique(y[idx]).size < 2:
+            continue
+        value = _safe_metric(metric_fn, y[idx], pred[idx])
+        if np.isfinite(value):
+            values.append(value)
+    if not values:
+        return (float("nan"), float("nan"))
+    low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
+    return (float(low), float(high))
+
+
+def _safe_metric(metric_fn: Callable, y: np.ndarray, pred: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            return float(metric_fn(y, pred))
+        except ValueError:
+            return float("nan")
+
+
+def curves(y_true_idx: np.ndarray, proba: np.ndarray, max_points: int = 1000) -> dict[str, Any]:
+    """Binary curves as plain lists: roc (fpr, tpr), pr (precision, recall), calibration.
+
+    Calibration uses 10 equal-width bins of predicted probability and lists non-empty bins
+    only. Long curves are thinned to at most `max_points` points (ends kept) for charts.
+    """
+    y = np.asarray(y_true_idx, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if p.ndim != 1 or y.shape != p.shape or np.unique(y).size != 2:
+        raise ValueError(f"curves need binary labels with both classes and P(positive) {p.shape=}")
+    fpr, tpr, _ = roc_curve(y, p)
+    precision, recall, _ = precision_recall_curve(y, p)
+    keep_roc = _thin(fpr.size, max_points)
+    keep_pr = _thin(precision.size, max_points)
+    return {
+        "roc": {"fpr": fpr[keep_roc].tolist(), "tpr": tpr[keep_roc].tolist()},
+        "pr": {"precision": precision[keep_pr].tolist(), "recall": recall[keep_pr].tolist()},
+        "calibration": _calibration(y, p),
+    }
+
+
+def _thin(n: int, max_points: int) -> np.ndarray:
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, max_points).round().astype(np.int64))
+
+
+def _calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, list]:
+    bins = np.clip((p * n_bins).astype(np.int64), 0, n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    sum_p = np.bincount(bins, weights=p, minlength=n_bins)
+    sum_y = np.bincount(bins, weights=y, minlength=n_bins)
+    filled = counts > 0
+    return {
+        "mean_predicted": (sum_p[filled] / counts[filled]).tolist(),
+        "observed_rate": (sum_y[filled] / counts[filled]).tolist(),
+        "count": counts[filled].astype(int).tolist(),
+    }

@@ -1,0 +1,268 @@
+"""One training loop for every torch model in Payoff (FT-Transformer, text classifier).
+
+The caller supplies the data and the maths (`train_batches`, `loss_fn`, `evaluate`); the loop
+owns what must behave the same everywhere: seeding, AdamW, gradient clipping, early stopping
+that restores the best weights, a wall-clock budget, progress reports and cancellation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+StopReason = Literal["early_stop", "time_budget", "max_epochs", "cancelled"]
+
+
+@dataclass
+class LoopConfig:
+    """Training settings; `time_budget_s=None` means no wall-clock limit."""
+
+    max_epochs: int = 100
+    batch_size: int = 256
+    lr: float = 1e-4
+    weight_decay: float = 1e-5
+    patience: int = 8
+    grad_clip: float = 1.0
+    time_budget_s: float | None = 120
+    seed: int = 0
+    device: str = "cpu"
+    threads: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
+            raise ValueError(
+                "max_epochs, batch_size, patience and threads must be >= 1, got "
+                f"{self.max_epochs=} {self.batch_size=} {self.patience=} {self.threads=}"
+            )
+        if not (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip >= 0):
+            raise ValueError(f"invalid {self.lr=} {self.weight_decay=} {self.grad_clip=}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ValueError(f"time_budget_s must be positive or None, got {self.time_budget_s=}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {self.device=}")
+
+
+@dataclass
+class EpochReport:
+    """Progress after one epoch (1-based); `eta_s` is a rough upper bound of time left."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_metric: float
+    best_val_metric: float
+    elapsed_s: float
+    eta_s: float
+
+
+@dataclass
+class LoopResult:
+    """How training ended; the model holds the weights of `best_epoch` (1-based)."""
+
+    best_epoch: int
+    epochs_run: int
+    stopped_by: StopReason
+    train_seconds: float
+    rows_seen: int
+    history: list[EpochReport] = field(default_factory=list)
+
+
+def fit_torch_model(
+    model: torch.nn.Module,
+    *,
+    train_batches: Callable[[np.random.Generator], Iterable[tuple]],
+    loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor],
+    evaluate: Callable[[torch.nn.Module], tuple[float, float]],
+    config: LoopConfig,
+    optimizer_groups: Iterable | None = None,
+    on_epoch: Callable[[EpochReport], bool | None] | None = None,
+) -> LoopResult:
+    """Train `model` in place and leave it in eval mode with its best weights.
+
+    `train_batches(rng)` yields one epoch of batches (tuples of tensors or None), shuffled with
+    the given seeded generator; the loop moves tensors to the device. `evaluate(model)`
+    returns (val_loss, val_metric), higher metric = better; it runs under no_grad in eval
+    mode. `on_epoch` returning False cancels (anything else continues).
+    """
+    torch.set_num_threads(config.threads)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = torch.device(config.device)
+    _enable_tf32(device)
+    model.to(device)
+    optimizer = torch.optim.AdamW(
+        _parameter_groups(model, optimizer_groups), lr=config.lr, weight_decay=config.weight_decay
+    )
+    state = _LoopState(config)
+    while state.reason is None:
+        train_loss = _train_epoch(model, optimizer, train_batches(rng), loss_fn, state, device)
+        val_loss, val_metric = _evaluate(model, evaluate, device)
+        report = state.end_epoch(model, train_loss, val_loss, val_metric)
+        if on_epoch is not None and on_epoch(report) is False:
+            state.reason = "cancelled"
+    if state.best_weights is not None:
+        model.load_state_dict(state.best_weights)
+    model.eval()
+    return LoopResult(
+        best_epoch=state.best_epoch,
+        epochs_run=len(state.history),
+        stopped_by=state.reason,
+        train_seconds=time.perf_counter() - state.start,
+        rows_seen=state.rows_seen,
+        history=state.history,
+    )
+
+
+class _LoopState:
+    """Bookkeeping for one run: clock, best weights, patience, why it stopped."""
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.start = time.perf_counter()
+        self.history: list[EpochReport] = []
+        self.best_metric = -math.inf
+        self.best_epoch = 0
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.rows_seen = 0
+        self.reason: StopReason | None = None
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def out_of_time(self) -> bool:
+        budget = self.config.time_budget_s
+        if budget is not None and self.elapsed() >= budget:
+            self.reason = "time_budget"
+        return self.reason == "time_budget"
+
+    def end_epoch(
+        self, model: torch.nn.Module, train_loss: float, val_loss: float, val_metric: float
+    ) -> EpochReport:
+        epoch = len(self.history) + 1
+        # NaN never counts as an improvement, but the first epoch always sets a baseline.
+        if self.best_weights is None or val_metric > self.best_metric:
+            self.best_metric = val_metric if not math.isnan(val_metric) else -math.inf
+            self.best_epoch = epoch
+            self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if self.reason is None:
+            if epoch - self.best_epoch >= self.config.patience:
+                self.reason = "early_stop"
+            elif epoch >= self.config.max_epochs:
+                self.reason = "max_epochs"
+            else:
+                self.out_of_time()  # evaluation may have used up the rest of the budget
+        elapsed = self.elapsed()
+        report = EpochReport(
+            epoch=epoch,
+            train_loss=train_loss,
+            val_loss=val_loss,
+            val_metric=val_metric,
+            best_val_metric=self.best_metric,
+            elapsed_s=elapsed,
+            eta_s=self._eta(epoch, elapsed),
+        )
+        self.history.append(report)
+        return report
+
+    def _eta(self, epoch: int, elapsed: float) -> float:
+        if self.reason is not None:
+            return 0.0
+        eta = elapsed / epoch * (self.config.max_epochs - epoch)
+        if self.config.time_budget_s is not None:
+            eta = min(eta, max(self.config.time_budget_s - elapsed, 0.0))
+        return eta
+
+
+def _train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterable[tuple],
+    loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor],
+    state: _LoopState,
+    device: torch.device,
+) -> float:
+    """Mean training loss per row; stops between batches once the time budget is spent."""
+    model.train()
+    total, rows = 0.0, 0
+    for batch in batches:
+        batch = _to_device(batch, device)
+        n = _batch_rows(batch)
+        optimizer.zero_grad(set_to_none=True)
+        with _autocast(device):
+            loss = loss_fn(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"training diverged: the loss is {loss.item()} in epoch {len(state.history) + 1}; "
+                "try a smaller learning rate"
+            )
+        loss.backward()
+        if state.config.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), state.config.grad_clip)
+        optimizer.step()
+        total += float(loss.detach()) * n
+        rows += n
+        state.rows_seen += n
+        if state.out_of_time():
+            break
+    return total / rows if rows else float("nan")
+
+
+def _evaluate(
+    model: torch.nn.Module,
+    evaluate: Callable[[torch.nn.Module], tuple[float, float]],
+    device: torch.device,
+) -> tuple[float, float]:
+    model.eval()
+    with torch.no_grad(), _autocast(device):
+        val_loss, val_metric = evaluate(model)
+    return float(val_loss), float(val_metric)
+
+
+def _parameter_groups(model: torch.nn.Module, groups: Iterable | None) -> Any:
+    """Explicit groups, else the model's own (rtdl: no weight decay on norms, biases,
+    embeddings), else all parameters."""
+    if groups is not None:
+        return list(groups)
+    make_groups = getattr(model, "make_parameter_groups", None)
+    return make_groups() if callable(make_groups) else model.parameters()
+
+
+def _to_device(batch: tuple, device: torch.device) -> tuple:
+    return tuple(
+        x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x for x in batch
+    )
+
+
+def _batch_rows(batch: tuple) -> int:
+    for item in batch:
+        if isinstance(item, torch.Tensor) and item.ndim > 0:
+            return int(item.shape[0])
+    raise ValueError("a training batch must contain at least one tensor with a row dimension")
+
+
+def _autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CUDA (tensor cores, no loss scaling needed); nothing on CPU."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _enable_tf32(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def iterate_minibatches(
+    n_rows: int, batch_size: int, rng: np.random.Generator
+) -> Iterator[torch.Tensor]:
+    """Shuffled row indices for one epoch, as index tensors (a helper for `train_batches`)."""
+    order = torch.from_numpy(rng.permutation(n_rows))
+    yield from torch.split(order, batch_size)
