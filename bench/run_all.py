@@ -20,7 +20,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 BENCHMARKS = {
-    "train": ["train_bench.py"],
+    "train": ["train_bench.py", "--seeds", "0", "1", "2", "--budget", "300"],
     "explain": ["explain_bench.py"],
     "score": ["score_bench.py"],
     "text": ["text_bench.py"],
@@ -28,6 +28,7 @@ BENCHMARKS = {
 }
 QUICK_ARGS = {
     "score": ["--sizes", "10000", "100000"],
+    "train": ["--seeds", "0"],
     "text": ["--quick"],
 }
 
@@ -67,12 +68,12 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         result_path = out.parent / f"{name}.json"
-        command = [sys.executable, str(BENCH / script[0]), "--json", str(result_path)]
+        command = [sys.executable, str(BENCH / script[0]), *script[1:], "--json", str(result_path)]
         if args.quick:
             command += QUICK_ARGS.get(name, [])
         started = time.perf_counter()
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
-        proc = subprocess.run(command, cwd=BENCH.parent, env={**os.environ, "PAYOFF_THREADS": "1"})
+        proc = subprocess.run(command, cwd=BENCH.parent, env={**os.environ, "PAYOFF_THREADS": "1", "PYTHONPATH": str(BENCH.parent)})
         entry = {"command": " ".join(["python", *command[1:]]), "seconds": time.perf_counter() - started, "exit_code": proc.returncode}
         if proc.returncode == 0 and result_path.exists():
             entry["figures"] = json.loads(result_path.read_text())
