@@ -214,6 +214,7 @@ def _csv_frame(path: str):
 
 def cmd_explain(args: argparse.Namespace) -> dict:
     from core.explanations import explain_frame
+    from core.scoring import to_safe_csv
 
     frame = _csv_frame(args.csv)
     background = _csv_frame(args.background) if args.background else None
@@ -235,7 +236,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         )
         export["base_value"] = result.base_value
         tmp = out.with_name(f".{out.name}.partial")
-        export.to_csv(tmp, index=False)
+        to_safe_csv(export, tmp)
         tmp.replace(out)
     fidelity = result.quality.get("fidelity") or {}
     return {

@@ -555,6 +555,10 @@ class RowExplanation:
 
 def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -> RowExplanation:
     """Explain one edited record against the run's default background (tabular models)."""
+    if len(row) != 1:
+        raise ValueError(f"Give exactly one row (record) to explain, got {len(row)}.")
+    if run.model == "ensemble":
+        raise ValueError("Explanations are computed per model; explain the ensemble's members.")
     if is_text_model(model):
         from models.text_attribution import explain_text
 

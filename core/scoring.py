@@ -9,9 +9,11 @@ and the half-written export, so nothing is ever half-written from the user's poi
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -93,7 +95,40 @@ def open_chunks(
     if not head.strip():
         raise IngestError(f"The file {name} is empty.")
     encoding, delimiter = sniff_format(head, name)
+    _check_header(head, encoding, delimiter, name)
     return delimiter, _chunks(handle, encoding, delimiter, chunk_rows, name)
+
+
+def _check_header(head: bytes, encoding: str, delimiter: str, name: str) -> None:
+    """Refuse what pandas would silently misread: duplicate column names (it renames them
+    "age.1") and a first row longer than the header (it makes the extra values an index and
+    shifts every column)."""
+    if b"\n" in head:
+        head = head[: head.rfind(b"\n") + 1]
+    text = head.decode(encoding, errors="replace")
+    records = csv.reader(io.StringIO(text), delimiter=delimiter)
+    try:
+        header = [c.strip() for c in next(records)]
+        first = next(records, None)
+    except csv.Error as exc:
+        raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
+    seen: dict[str, int] = {}
+    for position, column in enumerate(header, start=1):
+        if column in seen:
+            raise IngestError(
+                f"Column names must be unique: {column!r} appears twice (columns "
+                f"{seen[column]} and {position})."
+            )
+        seen[column] = position
+    if first is not None and len(first) > len(header):
+        if any("\n" in value for value in first):
+            raise IngestError(
+                f"A quoted value in {name} is never closed (the value starting in row 2): a \" "
+                "opens it but no \" ends it. Fix that cell or export the file again."
+            )
+        raise IngestError(
+            f"Row 2 has {len(first)} values but the header has {len(header)} columns."
+        )
 
 
 def _chunks(
@@ -109,6 +144,7 @@ def _chunks(
         skip_blank_lines=False,  # kept so that row numbers match the file
         on_bad_lines="error",
         engine="c",
+        index_col=False,  # never turn a long first row into an index (checked in _check_header)
     )
     start = records = 0
     try:
@@ -117,12 +153,11 @@ def _chunks(
             chunk.index = pd.RangeIndex(start + 2, start + 2 + len(chunk))
             start += len(chunk)
             chunk = _missing_to_na(chunk)
-            chunk = chunk[chunk.notna().any(axis=1)]
             records += len(chunk)
             if len(chunk):
                 yield chunk
     except pd.errors.ParserError as exc:
-        raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
+        raise IngestError(_parser_message(str(exc), name)) from None
     except UnicodeDecodeError:
         raise IngestError(
             f"The file {name} changes encoding part-way; save it as CSV UTF-8."
@@ -131,12 +166,32 @@ def _chunks(
         raise IngestError(f"The file {name} has a header but no data rows.")
 
 
+def _parser_message(raw: str, name: str) -> str:
+    """pandas' tokenizer errors in words an analyst can act on."""
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", raw)
+    if fields:
+        expected, line, saw = fields.groups()
+        return f"Row {line} of {name} has {saw} values but the header has {expected} columns."
+    if "EOF inside string" in raw:
+        start = re.search(r"starting at row (\d+)", raw)
+        where = f" (the value starting near row {int(start.group(1)) + 1})" if start else ""
+        return (
+            f'A quoted value in {name} is never closed{where}: a " opens it but no " ends it. '
+            "Fix that cell or export the file again."
+        )
+    return f"The file {name} could not be read as CSV: {' '.join(raw.split())}"
+
+
 def _missing_to_na(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Missing tokens ("NA", "?", ...) become NA. Blank lines and ",,," lines are dropped: they
+    are not records (ingest skips them too); a row of "NA" tokens is a record."""
     out = {}
+    blank = np.ones(len(chunk), dtype=bool)
     for column in chunk.columns:
         values = chunk[column].astype("string").str.strip()
+        blank &= values.fillna("").eq("").to_numpy()
         out[column] = values.mask(values.str.lower().isin(MISSING_TOKENS))
-    return pd.DataFrame(out, index=chunk.index)
+    return pd.DataFrame(out, index=chunk.index)[~blank]
 
 
 # ---- checks ---------------------------------------------------------------------------------
@@ -247,10 +302,19 @@ def psi(expected_share: np.ndarray, actual_counts: np.ndarray) -> float:
 # ---- outputs --------------------------------------------------------------------------------
 
 
+def _safe_name(name: str) -> str:
+    text = str(name)
+    if text.startswith(FORMULA_PREFIXES) and pd.isna(pd.to_numeric(text, errors="coerce")):
+        return "'" + text
+    return text
+
+
 def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """OWASP CSV injection: prefix text cells that a spreadsheet would run as a formula with a
-    single quote. Numeric columns are untouched, and so is text that is a plain number ("-5")."""
+    """OWASP CSV injection: prefix text cells (and column names) that a spreadsheet would run
+    as a formula with a single quote. Numeric columns are untouched, and so is text that is a
+    plain number ("-5")."""
     out = frame.copy()
+    out.columns = [_safe_name(c) for c in out.columns]
     for column in out.columns:
         if pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
             continue
@@ -261,6 +325,15 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
             risky &= ~is_number
             out[column] = values.mask(risky, "'" + values)
     return out
+
+
+def to_safe_csv(frame: pd.DataFrame, path=None, *, header: bool = True, mode: str = "w"):
+    """CSV for spreadsheets: formulas neutralised, and CRLF line ends so that a line break or
+    carriage return inside a cell is always quoted (with "\n" endings a bare "\r" is not,
+    and a spreadsheet would start a new row at it, escaping the formula guard)."""
+    safe = neutralise_formulas(frame)
+    text = safe.to_csv(path, index=False, header=header, mode=mode, lineterminator="\r\n")
+    return None if path is not None else text.encode("utf-8")
 
 
 def prediction_columns(
@@ -356,9 +429,9 @@ def score_source(
             drift.add(typed)
             _insert_predictions(batch_id, outputs)
             if tmp_out is not None:
-                export = neutralise_formulas(pd.concat([chunk, outputs], axis=1))
-                export.to_csv(tmp_out, mode="a", header=rows == 0, index=False)
-                output_columns = list(export.columns)
+                export = pd.concat([chunk, outputs], axis=1)
+                to_safe_csv(export, tmp_out, header=rows == 0, mode="a")
+                output_columns = [_safe_name(c) for c in export.columns]
             rows += len(chunk)
             if on_progress is not None:
                 on_progress(rows)

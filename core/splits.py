@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.records import DatasetSplitRecord
@@ -69,10 +70,21 @@ def get_or_create_split(
             f"has {len(y)}; the file changed."
         )
     assignment = make_assignment(y, seed, stratify)
-    session.add(
-        DatasetSplitRecord(
-            dataset_id=dataset_id, target=target, seed=seed, assignment=assignment.tobytes()
+    try:
+        # A savepoint: if another training created the same split meanwhile, use theirs.
+        with session.begin_nested():
+            session.add(
+                DatasetSplitRecord(
+                    dataset_id=dataset_id, target=target, seed=seed, assignment=assignment.tobytes()
+                )
+            )
+    except IntegrityError:
+        record = session.scalar(
+            select(DatasetSplitRecord).where(
+                DatasetSplitRecord.dataset_id == dataset_id,
+                DatasetSplitRecord.target == target,
+                DatasetSplitRecord.seed == seed,
+            )
         )
-    )
-    session.flush()
+        return np.frombuffer(record.assignment, dtype=np.uint8)
     return assignment

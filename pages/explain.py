@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.explanations import explain_frame, get_explanation, list_explanations, plan
+from core.scoring import to_safe_csv
 from core.training import list_runs, part_frame
 from pages._shared import state
 from pages._shared.charts import token_highlights, waterfall
@@ -19,7 +20,8 @@ use_app_navigation()
 
 st.title("Explain")
 
-runs = [r for r in list_runs() if r.status == "succeeded"]
+# Ensembles are explained through their members (one set of SHAP values per model).
+runs = [r for r in list_runs() if r.status == "succeeded" and r.model != "ensemble"]
 if not runs:
     empty_state("Train a model first.", "pages/train.py", "Train")
     st.stop()
@@ -230,7 +232,7 @@ st.plotly_chart(
 )
 st.download_button(
     "Download SHAP values (CSV)",
-    values.assign(base_value=exp.base_value, output=exp.output).to_csv(index=False).encode(),
+    to_safe_csv(values.assign(base_value=exp.base_value, output=exp.output)),
     f"payoff-shap-{exp.explanation_id}.csv",
     "text/csv",
 )

@@ -71,6 +71,7 @@ else:
 
 st.subheader("Recent activity")
 runs = list_runs()[:8]
+names = {d.id: d.name for d in datasets}
 if not runs:
     empty_state("No models trained yet.", "pages/train.py", "Train a model")
 else:
@@ -80,7 +81,7 @@ else:
         rows.append(
             {
                 "run": run.label,
-                "dataset": run.dataset_id,
+                "dataset": names.get(run.dataset_id, f"#{run.dataset_id}"),
                 "status": run.status,
                 "metric": f"{name} {value:.3f}" if value is not None else "–",
                 "train time": fmt_seconds(run.train_seconds),

@@ -81,10 +81,13 @@ sources = template.sources
 def number(
     label: str, path: str, value: float, step: float | None = None, key_suffix: str = ""
 ) -> float:
+    # Payoff cells may be negative (losses); volumes and costs may not.
+    floor = None if path.startswith(("payoff.", "money_multipliers.")) else 0.0
     return st.number_input(
         label,
         value=float(value),
         step=step,
+        min_value=floor,
         help=sources.get(path, ""),
         key=f"roi_{use_case_key}_{path}{key_suffix}",
         format="%g",

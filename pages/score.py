@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.datasets import list_datasets
 from core.explanations import explain_row
-from core.scoring import batch_predictions, list_batches, score_source
+from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
 from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
@@ -188,7 +188,7 @@ if run.task == "binary":
 st.dataframe(table.head(5000), width="stretch", hide_index=True)
 left, right = st.columns(2)
 left.download_button(
-    "Download CSV", table.to_csv(index=False).encode(), f"payoff-scores-{batch_id}.csv", "text/csv"
+    "Download CSV", to_safe_csv(table), f"payoff-scores-{batch_id}.csv", "text/csv"
 )
 parquet = io.BytesIO()
 table.to_parquet(parquet, index=False)

@@ -8,7 +8,14 @@ import pytest
 
 from core.explanations import explain_frame
 from core.scoring import score_source
-from core.training import create_run, execute_run, get_run, holdout_frame, load_run_model, predict_frame
+from core.training import (
+    create_run,
+    execute_run,
+    get_run,
+    holdout_frame,
+    load_run_model,
+    predict_frame,
+)
 from tests.fixtures import register_frame, train
 
 WORDS_BAD = ["broken", "late", "refund", "awful", "damaged"]
@@ -28,7 +35,9 @@ def make_mixed_frame(n_rows: int = 600, seed: int = 0) -> pd.DataFrame:
         texts.append("the order was " + " ".join(words))
     logit = 1.5 * spend + 1.5 * tone
     bad = rng.random(n_rows) < 1 / (1 + np.exp(-logit))
-    return pd.DataFrame({"spend": spend.round(3), "comment": texts, "outcome": np.where(bad, "bad", "good")})
+    return pd.DataFrame(
+        {"spend": spend.round(3), "comment": texts, "outcome": np.where(bad, "bad", "good")}
+    )
 
 
 @pytest.fixture()
@@ -42,7 +51,9 @@ def mixed():
 
 def test_stack_of_text_and_tabular_beats_each_member(mixed) -> None:
     dataset, text, tabular = mixed
-    stack = execute_run(create_run(dataset.id, "ensemble", members=[text.id, tabular.id], rule="stack"))
+    stack = execute_run(
+        create_run(dataset.id, "ensemble", members=[text.id, tabular.id], rule="stack")
+    )
     assert stack.status == "succeeded", stack.error
     assert set(stack.features) == {"comment", "spend"}
     auc = {r.id: r.metrics["roc_auc"] for r in (text, tabular, stack)}
@@ -52,7 +63,9 @@ def test_stack_of_text_and_tabular_beats_each_member(mixed) -> None:
 
 def test_ensemble_scores_files_and_reloads(mixed, tmp_path) -> None:
     dataset, text, tabular = mixed
-    run = execute_run(create_run(dataset.id, "ensemble", members=[text.id, tabular.id], rule="mean"))
+    run = execute_run(
+        create_run(dataset.id, "ensemble", members=[text.id, tabular.id], rule="mean")
+    )
     model = load_run_model(run.id)
     rows = holdout_frame(run.id)
     np.testing.assert_allclose(predict_frame(model, rows), run_proba(run.id), rtol=1e-9)

@@ -160,7 +160,9 @@ def test_every_model_on_a_dataset_uses_one_stored_split(shared) -> None:
     tests = [training_module.holdout_frame(run.id) for run in shared.runs.values()]
     for other in tests[1:]:
         pd.testing.assert_frame_equal(tests[0], other)
-    ys = {json.dumps(training_module.holdout_predictions(run.id)["y"]) for run in shared.runs.values()}
+    ys = {
+        json.dumps(training_module.holdout_predictions(run.id)["y"]) for run in shared.runs.values()
+    }
     assert len(ys) == 1
 
 

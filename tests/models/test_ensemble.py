@@ -32,7 +32,9 @@ def test_round_trip_and_tamper_refused(tmp_path) -> None:
     combiner.save(tmp_path / "ens", {"members": [1, 2]})
     loaded, manifest = Combiner.load(tmp_path / "ens")
     assert loaded == combiner and manifest["members"] == [1, 2]
-    (tmp_path / "ens" / "combiner.json").write_text('{"rule": "stack", "coef": [9, 9], "intercept": 0}')
+    (tmp_path / "ens" / "combiner.json").write_text(
+        '{"rule": "stack", "coef": [9, 9], "intercept": 0}'
+    )
     with pytest.raises(ArtifactError, match="sha256"):
         Combiner.load(tmp_path / "ens")
 
