@@ -581,25 +581,3 @@ def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -
         output_space(run, class_index),
         shown,
     )
-
-
-def remove_incomplete_explanations() -> int:
-    """Explanations left 'writing' by a process that died."""
-    from core.jobs import pid_alive
-
-    with session_factory().begin() as session:
-        stale = [
-            e.id
-            for e in session.scalars(
-                select(ExplanationRecord).where(ExplanationRecord.status != "complete")
-            )
-            if not pid_alive(e.writer_pid)
-        ]
-        if stale:
-            session.execute(
-                delete(ExplanationValueRecord).where(
-                    ExplanationValueRecord.explanation_id.in_(stale)
-                )
-            )
-            session.execute(delete(ExplanationRecord).where(ExplanationRecord.id.in_(stale)))
-        return len(stale)

@@ -16,7 +16,7 @@ import sys
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.db import session_factory
 from core.records import TrainingRunRecord, utcnow
@@ -134,3 +134,19 @@ def cancel_requested(run_id: int) -> bool:
     with session_factory().begin() as session:
         run = session.get(TrainingRunRecord, run_id)
         return bool(run is None or run.cancel_requested)
+
+
+def remove_stale_writes(parent, child, child_key) -> int:
+    """Delete ``parent`` rows left unfinished (status != "complete") by a writer process that
+    is gone, with their ``child`` rows. Score batches and explanations are written this way:
+    invisible until complete, cleaned here at the next start."""
+    with session_factory().begin() as session:
+        stale = [
+            row.id
+            for row in session.scalars(select(parent).where(parent.status != "complete"))
+            if not pid_alive(row.writer_pid)
+        ]
+        if stale:
+            session.execute(delete(child).where(child_key.in_(stale)))
+            session.execute(delete(parent).where(parent.id.in_(stale)))
+        return len(stale)

@@ -123,8 +123,8 @@ def _check_header(head: bytes, encoding: str, delimiter: str, name: str) -> None
     if first is not None and len(first) > len(header):
         if any("\n" in value for value in first):
             raise IngestError(
-                f"A quoted value in {name} is never closed (the value starting in row 2): a \" "
-                "opens it but no \" ends it. Fix that cell or export the file again."
+                f'A quoted value in {name} is never closed (the value starting in row 2): a " '
+                'opens it but no " ends it. Fix that cell or export the file again.'
             )
         raise IngestError(
             f"Row 2 has {len(first)} values but the header has {len(header)} columns."
@@ -553,21 +553,3 @@ def batch_predictions(batch_id: int) -> pd.DataFrame:
             .order_by(PredictionRecord.row_number),
             connection,
         )
-
-
-def remove_incomplete_batches() -> int:
-    """Batches left 'writing' by a process that died: their rows are not results."""
-    from core.jobs import pid_alive
-
-    with session_factory().begin() as session:
-        stale = [
-            b.id
-            for b in session.scalars(
-                select(ScoreBatchRecord).where(ScoreBatchRecord.status != "complete")
-            )
-            if not pid_alive(b.writer_pid)
-        ]
-        if stale:
-            session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id.in_(stale)))
-            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(stale)))
-        return len(stale)

@@ -17,11 +17,17 @@ def start() -> None:
     key = str(engine.url)
     if key in _started_for:
         return
-    from core.explanations import remove_incomplete_explanations
-    from core.jobs import mark_dead_runs_interrupted
-    from core.scoring import remove_incomplete_batches
+    from core.jobs import mark_dead_runs_interrupted, remove_stale_writes
+    from core.records import (
+        ExplanationRecord,
+        ExplanationValueRecord,
+        PredictionRecord,
+        ScoreBatchRecord,
+    )
 
     mark_dead_runs_interrupted()
-    remove_incomplete_batches()
-    remove_incomplete_explanations()
+    remove_stale_writes(ScoreBatchRecord, PredictionRecord, PredictionRecord.batch_id)
+    remove_stale_writes(
+        ExplanationRecord, ExplanationValueRecord, ExplanationValueRecord.explanation_id
+    )
     _started_for.add(key)

@@ -13,8 +13,9 @@ from core.training import list_runs, part_frame
 from pages._shared import state
 from pages._shared.charts import token_highlights, waterfall
 from pages._shared.frame import use_app_navigation
+from pages._shared.pickers import pick_run
 from pages._shared.resources import parse_upload, run_model
-from pages._shared.widgets import empty_state, fmt_seconds, user_errors
+from pages._shared.widgets import fmt_seconds, user_errors
 
 use_app_navigation()
 
@@ -22,20 +23,7 @@ st.title("Explain")
 
 # Ensembles are explained through their members (one set of SHAP values per model).
 runs = [r for r in list_runs() if r.status == "succeeded" and r.model != "ensemble"]
-if not runs:
-    empty_state("Train a model first.", "pages/train.py", "Train")
-    st.stop()
-run_ids = [r.id for r in runs]
-current = st.session_state.get(state.RUN_ID)
-run_id = st.selectbox(
-    "Model",
-    run_ids,
-    index=run_ids.index(current) if current in run_ids else 0,
-    format_func=lambda i: next(f"{r.label} · dataset #{r.dataset_id}" for r in runs if r.id == i),
-    key="explain_run",
-)
-st.session_state[state.RUN_ID] = run_id
-run = next(r for r in runs if r.id == run_id)
+run = pick_run(runs, key="explain_run", empty_message="Train a model first.")
 
 with st.expander("New explanation", expanded=not list_explanations(run.id)):
     source = st.radio(

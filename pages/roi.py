@@ -32,9 +32,9 @@ from core.valuation import (
     value_of_twice_the_data,
     value_run,
 )
-from pages._shared import state
 from pages._shared.frame import use_app_navigation
-from pages._shared.widgets import empty_state, user_errors
+from pages._shared.pickers import pick_run
+from pages._shared.widgets import user_errors
 
 use_app_navigation()
 
@@ -49,20 +49,9 @@ runs = [
     for r in list_runs()
     if r.status == "succeeded" and r.task == "binary" and r.train_fraction == 1.0
 ]
-if not runs:
-    empty_state("ROI needs a finished binary model (flag or not).", "pages/train.py", "Train")
-    st.stop()
-run_ids = [r.id for r in runs]
-current = st.session_state.get(state.RUN_ID)
-run_id = st.selectbox(
-    "Model",
-    run_ids,
-    index=run_ids.index(current) if current in run_ids else 0,
-    format_func=lambda i: next(f"{r.label} · dataset #{r.dataset_id}" for r in runs if r.id == i),
-    key="roi_run",
+run = pick_run(
+    runs, key="roi_run", empty_message="ROI needs a finished binary model (flag or not)."
 )
-st.session_state[state.RUN_ID] = run_id
-run = next(r for r in runs if r.id == run_id)
 dataset = get_dataset(run.dataset_id)
 keys = list(USE_CASES)
 default_key = dataset.use_case if dataset.use_case in keys else keys[0]

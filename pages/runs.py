@@ -13,26 +13,21 @@ from core.datasets import list_datasets
 from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
 from pages._shared import state
 from pages._shared.frame import use_app_navigation
-from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
+from pages._shared.pickers import pick_dataset
+from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
 
 use_app_navigation()
 
 st.title("Runs")
 
 datasets = [d for d in list_datasets() if d.n_runs]
-if not datasets:
-    empty_state("No training runs yet.", "pages/train.py", "Train a model")
-    st.stop()
-ids = [d.id for d in datasets]
-current = st.session_state.get(state.DATASET_ID)
-dataset_id = st.selectbox(
-    "Dataset",
-    ids,
-    index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: next(f"#{d.id} {d.name}" for d in datasets if d.id == i),
+dataset_id = pick_dataset(
+    datasets,
     key="runs_dataset",
-)
-st.session_state[state.DATASET_ID] = dataset_id
+    empty_message="No training runs yet.",
+    empty_page="pages/train.py",
+    empty_label="Train a model",
+).id
 runs = list_runs(dataset_id)
 done = [r for r in runs if r.status == "succeeded"]
 

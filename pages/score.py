@@ -18,8 +18,9 @@ from core.training import list_runs
 from pages._shared import state
 from pages._shared.charts import waterfall
 from pages._shared.frame import use_app_navigation
+from pages._shared.pickers import pick_run
 from pages._shared.resources import run_model
-from pages._shared.widgets import empty_state, fmt_count, fmt_seconds, user_errors
+from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
 
 REASON_ROWS_DEFAULT = 200
 
@@ -28,26 +29,15 @@ use_app_navigation()
 st.title("Score")
 
 runs = [r for r in list_runs() if r.status == "succeeded"]
-if not runs:
-    empty_state("Train a model first; scoring uses a finished run.", "pages/train.py", "Train")
-    st.stop()
-run_ids = [r.id for r in runs]
-current = st.session_state.get(state.RUN_ID)
-run_id = st.selectbox(
-    "Model",
-    run_ids,
-    index=run_ids.index(current) if current in run_ids else 0,
-    format_func=lambda i: next(
-        f"{r.label} · dataset #{r.dataset_id} · {r.headline[0]} {r.headline[1]:.3f}"
-        if r.headline[1] is not None
-        else r.label
-        for r in runs
-        if r.id == i
-    ),
+run = pick_run(
+    runs,
     key="score_run",
+    empty_message="Train a model first; scoring uses a finished run.",
+    describe=lambda r: (
+        f"{r.label} · dataset #{r.dataset_id}"
+        + (f" · {r.headline[0]} {r.headline[1]:.3f}" if r.headline[1] is not None else "")
+    ),
 )
-st.session_state[state.RUN_ID] = run_id
-run = next(r for r in runs if r.id == run_id)
 model = None
 with user_errors("Could not load the model: "):
     model = run_model(run.id, str(run.artifact_path))

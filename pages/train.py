@@ -9,8 +9,8 @@ import streamlit as st
 from core.datasets import list_datasets
 from core.jobs import launch_worker_for, request_cancel
 from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
-from pages._shared import state
 from pages._shared.frame import use_app_navigation
+from pages._shared.pickers import pick_dataset
 from pages._shared.widgets import empty_state, fmt_seconds, user_errors
 
 use_app_navigation()
@@ -18,20 +18,8 @@ use_app_navigation()
 st.title("Train")
 
 datasets = list_datasets()
-if not datasets:
-    empty_state("Add a dataset first.", "pages/data.py", "Data")
-    st.stop()
-ids = [d.id for d in datasets]
-current = st.session_state.get(state.DATASET_ID)
-dataset_id = st.selectbox(
-    "Dataset",
-    ids,
-    index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: next(f"#{d.id} {d.name}" for d in datasets if d.id == i),
-    key="train_dataset",
-)
-st.session_state[state.DATASET_ID] = dataset_id
-dataset = next(d for d in datasets if d.id == dataset_id)
+dataset = pick_dataset(datasets, key="train_dataset", empty_message="Add a dataset first.")
+dataset_id = dataset.id
 kinds = {c.name: c.kind for c in dataset.schema.columns}
 roles = dataset.roles
 if not roles.target:
