@@ -63,7 +63,14 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    summary = {"created_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine_facts(), "benchmarks": {}}
+    summary = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine_facts(),
+        "benchmarks": {},
+    }
+    if args.only and out.exists():
+        # A partial rerun keeps the other benchmarks' latest figures.
+        summary["benchmarks"] = json.loads(out.read_text()).get("benchmarks", {})
     for name, script in BENCHMARKS.items():
         if args.only and name not in args.only:
             continue
@@ -73,8 +80,16 @@ def main() -> None:
             command += QUICK_ARGS.get(name, [])
         started = time.perf_counter()
         print(f"== {name}: {' '.join(command[1:])}", flush=True)
-        proc = subprocess.run(command, cwd=BENCH.parent, env={**os.environ, "PAYOFF_THREADS": "1", "PYTHONPATH": str(BENCH.parent)})
-        entry = {"command": " ".join(["python", *command[1:]]), "seconds": time.perf_counter() - started, "exit_code": proc.returncode}
+        proc = subprocess.run(
+            command,
+            cwd=BENCH.parent,
+            env={**os.environ, "PAYOFF_THREADS": "1", "PYTHONPATH": str(BENCH.parent)},
+        )
+        entry = {
+            "command": " ".join(["python", *command[1:]]),
+            "seconds": time.perf_counter() - started,
+            "exit_code": proc.returncode,
+        }
         if proc.returncode == 0 and result_path.exists():
             entry["figures"] = json.loads(result_path.read_text())
         summary["benchmarks"][name] = entry

@@ -55,10 +55,17 @@ def child_score(run_id: int, csv: str, out: str) -> dict:
     model = load_run_model(run_id)
     before = _peak_rss_mb()
     started = time.perf_counter()
-    report = score_source(run_id, Path(csv), source_name=Path(csv).name, out_path=Path(out), model=model)
+    report = score_source(
+        run_id, Path(csv), source_name=Path(csv).name, out_path=Path(out), model=model
+    )
     seconds = time.perf_counter() - started
-    return {"rows": report.rows, "seconds": seconds, "rows_per_second": report.rows / seconds,
-            "rss_before_mb": before, "peak_rss_mb": _peak_rss_mb()}
+    return {
+        "rows": report.rows,
+        "seconds": seconds,
+        "rows_per_second": report.rows / seconds,
+        "rss_before_mb": before,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
 
 
 def child_write_rate(n_rows: int) -> dict:
@@ -74,14 +81,20 @@ def child_write_rate(n_rows: int) -> dict:
     start()
     run_id = list_runs()[0].id
     with session_factory().begin() as session:
-        batch = ScoreBatchRecord(run_id=run_id, source_name="write-rate", status="writing", report_json="{}")
+        batch = ScoreBatchRecord(
+            run_id=run_id, source_name="write-rate", status="writing", report_json="{}"
+        )
         session.add(batch)
         session.flush()
         batch_id = batch.id
     rng = np.random.default_rng(0)
     p = rng.random(n_rows)
     outputs = pd.DataFrame(
-        {"prediction": np.where(p > 0.5, "bad", "good"), "probability": p, "decision": (p > 0.5).astype(int)},
+        {
+            "prediction": np.where(p > 0.5, "bad", "good"),
+            "probability": p,
+            "decision": (p > 0.5).astype(int),
+        },
         index=pd.RangeIndex(2, n_rows + 2),
     )
     started = time.perf_counter()
@@ -116,10 +129,18 @@ def main() -> None:
     from core.training import create_run, execute_run
 
     start()
-    info = register_dataset((REPO / "samples" / "credit_scoring.csv").read_bytes(), "credit", roles=Roles(target="Status", positive_class="bad"))
+    info = register_dataset(
+        (REPO / "samples" / "credit_scoring.csv").read_bytes(),
+        "credit",
+        roles=Roles(target="Status", positive_class="bad"),
+    )
     runs = {}
     for kind in args.models:
-        run = execute_run(create_run(info.id, kind, size="small" if kind == "ft-transformer" else None, time_budget_s=60))
+        run = execute_run(
+            create_run(
+                info.id, kind, size="small" if kind == "ft-transformer" else None, time_budget_s=60
+            )
+        )
         runs[kind] = run.id
     results = {"scoring": [], "sqlite_write": None}
     for n in args.sizes:
@@ -128,25 +149,50 @@ def main() -> None:
         for kind, run_id in runs.items():
             out = home / f"scored-{kind}-{n}.csv"
             proc = subprocess.run(
-                [sys.executable, __file__, "--child", "score", "--run", str(run_id), "--csv", str(csv), "--out", str(out)],
-                env=env, capture_output=True, text=True, check=True,
+                [
+                    sys.executable,
+                    __file__,
+                    "--child",
+                    "score",
+                    "--run",
+                    str(run_id),
+                    "--csv",
+                    str(csv),
+                    "--out",
+                    str(out),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             )
             figures = json.loads(proc.stdout.strip().splitlines()[-1])
             figures.update(model=kind, size=n)
             results["scoring"].append(figures)
-            print(f"{kind:15s} {n:>9,} rows  {figures['rows_per_second']:>10,.0f} rows/s  peak RSS {figures['peak_rss_mb']:,.0f} MB")
+            print(
+                f"{kind:15s} {n:>9,} rows  {figures['rows_per_second']:>10,.0f} rows/s  peak RSS {figures['peak_rss_mb']:,.0f} MB"
+            )
             out.unlink(missing_ok=True)
         csv.unlink()
-    proc = subprocess.run([sys.executable, __file__, "--child", "write", "--rows", "1000000"], env=env,
-                          capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", "write", "--rows", "1000000"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     results["sqlite_write"] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"SQLite prediction writes: {results['sqlite_write']['rows_per_second']:,.0f} rows/s (1M rows)")
+    print(
+        f"SQLite prediction writes: {results['sqlite_write']['rows_per_second']:,.0f} rows/s (1M rows)"
+    )
     for kind in runs:
         rows = {r["size"]: r for r in results["scoring"] if r["model"] == kind}
         if min(args.sizes) in rows and max(args.sizes) in rows:
             ratio = rows[max(args.sizes)]["peak_rss_mb"] / rows[min(args.sizes)]["peak_rss_mb"]
             results.setdefault("rss_ratio", {})[kind] = ratio
-            print(f"{kind}: peak RSS at {max(args.sizes):,} / at {min(args.sizes):,} rows = {ratio:.2f} (target <= 1.5)")
+            print(
+                f"{kind}: peak RSS at {max(args.sizes):,} / at {min(args.sizes):,} rows = {ratio:.2f} (target <= 1.5)"
+            )
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
