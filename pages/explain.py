@@ -127,17 +127,17 @@ if exp.kind == "text":
     st.stop()
 
 importance = exp.importance()
-st.plotly_chart(
-    px.bar(
-        importance.iloc[::-1],
-        x="mean_abs",
-        y="column",
-        orientation="h",
-        title="Global importance: mean |SHAP value|",
-        height=max(300, 24 * len(importance)),
-    ),
-    width="stretch",
+figure = px.bar(
+    importance.iloc[::-1],
+    x="mean_abs",
+    y="column",
+    orientation="h",
+    title="Global importance: mean |SHAP value|",
+    height=max(320, 30 * len(importance)),
+    labels={"mean_abs": f"mean |SHAP value| ({exp.output_space.split(' of ')[0]})", "column": ""},
 )
+figure.update_yaxes(type="category", dtick=1)
+st.plotly_chart(figure, width="stretch")
 
 values = pd.DataFrame(exp.values, columns=exp.columns)
 features = exp.rows[exp.columns]

@@ -11,7 +11,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import list_datasets
-from core.explanations import explain_row
+from core.explanations import explain_row, plan
 from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
 from core.settings import load_settings
 from core.training import list_runs
@@ -84,9 +84,11 @@ reason_rows = st.number_input(
     step=50,
     key="reason_rows",
 )
-if run.model == "ft-transformer" and reason_rows:
+if reason_rows and run.model != "ensemble":
+    estimate = plan(run, int(reason_rows), len(run.features), n_pairs=1)
     st.caption(
-        f"Reasons cost about {fmt_seconds(reason_rows * 0.05)}–{fmt_seconds(reason_rows * 0.5)} on this CPU for an FT-Transformer."
+        f"Reasons: about {estimate['evaluations']:,} model evaluations, "
+        f"~{fmt_seconds(estimate['seconds'])} at this model's measured speed."
     )
 
 if st.button("Score", type="primary", disabled=data is None):
