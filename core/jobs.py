@@ -150,3 +150,17 @@ def remove_stale_writes(parent, child, child_key) -> int:
             session.execute(delete(child).where(child_key.in_(stale)))
             session.execute(delete(parent).where(parent.id.in_(stale)))
         return len(stale)
+
+
+def remove_stale_exports() -> int:
+    """Half-written exports (".<name>.<pid>.partial", see core/scoring.py) of dead writers."""
+    folder = load_settings().exports_dir
+    removed = 0
+    if folder.is_dir():
+        for path in folder.glob(".*.partial"):
+            parts = path.name.split(".")
+            pid = int(parts[-2]) if len(parts) >= 3 and parts[-2].isdigit() else None
+            if not pid_alive(pid):
+                path.unlink(missing_ok=True)
+                removed += 1
+    return removed

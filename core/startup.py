@@ -17,7 +17,7 @@ def start() -> None:
     key = str(engine.url)
     if key in _started_for:
         return
-    from core.jobs import mark_dead_runs_interrupted, remove_stale_writes
+    from core.jobs import mark_dead_runs_interrupted, remove_stale_exports, remove_stale_writes
     from core.records import (
         ExplanationRecord,
         ExplanationValueRecord,
@@ -26,6 +26,7 @@ def start() -> None:
     )
 
     mark_dead_runs_interrupted()
+    remove_stale_exports()
     remove_stale_writes(ScoreBatchRecord, PredictionRecord, PredictionRecord.batch_id)
     remove_stale_writes(
         ExplanationRecord, ExplanationValueRecord, ExplanationValueRecord.explanation_id
