@@ -76,7 +76,7 @@ def child_write_rate(n_rows: int) -> dict:
     from core.records import ScoreBatchRecord
     from core.scoring import _insert_predictions
     from core.startup import start
-    from core.training import list_runs
+    from core.training import get_run, list_runs
 
     start()
     run_id = list_runs()[0].id
@@ -98,7 +98,7 @@ def child_write_rate(n_rows: int) -> dict:
         index=pd.RangeIndex(2, n_rows + 2),
     )
     started = time.perf_counter()
-    _insert_predictions(batch_id, outputs)
+    _insert_predictions(batch_id, get_run(run_id), outputs)
     seconds = time.perf_counter() - started
     return {"rows": n_rows, "seconds": seconds, "rows_per_second": n_rows / seconds}
 

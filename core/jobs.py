@@ -136,10 +136,10 @@ def cancel_requested(run_id: int) -> bool:
         return bool(run is None or run.cancel_requested)
 
 
-def remove_stale_writes(parent, child, child_key) -> int:
+def remove_stale_writes(parent, *child_keys) -> int:
     """Delete ``parent`` rows left unfinished (status != "complete") by a writer process that
-    is gone, with their ``child`` rows. Score batches and explanations are written this way:
-    invisible until complete, cleaned here at the next start."""
+    is gone, with the rows of each child table (given by its key column). Score batches and
+    explanations are written this way: invisible until complete, cleaned at the next start."""
     with session_factory().begin() as session:
         stale = [
             row.id
@@ -147,7 +147,8 @@ def remove_stale_writes(parent, child, child_key) -> int:
             if not pid_alive(row.writer_pid)
         ]
         if stale:
-            session.execute(delete(child).where(child_key.in_(stale)))
+            for key in child_keys:
+                session.execute(delete(key.class_).where(key.in_(stale)))
             session.execute(delete(parent).where(parent.id.in_(stale)))
         return len(stale)
 

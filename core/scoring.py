@@ -26,7 +26,7 @@ from sqlalchemy import delete, select
 
 from core.db import bulk_insert, session_factory
 from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
-from core.records import PredictionRecord, ScoreBatchRecord
+from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
 from core.training import RunInfo, get_run, load_run_model, predict_frame
 
 DEFAULT_CHUNK_ROWS = 50_000
@@ -427,7 +427,7 @@ def score_source(
                 for column, count in part.preprocessor.unseen_counts(typed).items():
                     unseen[column] = unseen.get(column, 0) + count
             drift.add(typed)
-            _insert_predictions(batch_id, outputs)
+            _insert_predictions(batch_id, run, outputs)
             if tmp_out is not None:
                 export = pd.concat([chunk, outputs], axis=1)
                 to_safe_csv(export, tmp_out, header=rows == 0, mode="a")
@@ -461,6 +461,9 @@ def score_source(
     except BaseException:
         with factory.begin() as session:
             session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id == batch_id))
+            session.execute(
+                delete(PredictionReasonRecord).where(PredictionReasonRecord.batch_id == batch_id)
+            )
             session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id == batch_id))
         if tmp_out is not None:
             tmp_out.unlink(missing_ok=True)
@@ -475,23 +478,39 @@ def _nullable(values: np.ndarray) -> list:
     return as_list
 
 
-def _insert_predictions(batch_id: int, outputs: pd.DataFrame) -> None:
-    """Bulk insert as tuples through the driver's executemany: the fastest path measured
-    here (shared/STACK.md: 1.5M rows/s for tuples vs 0.22M for the ORM bulk path)."""
+def _insert_predictions(batch_id: int, run: RunInfo, outputs: pd.DataFrame) -> None:
+    """Bulk insert as tuples through the driver's executemany, the fastest path measured here
+    (shared/STACK.md: tuples 1.5M rows/s against 0.22M for the ORM bulk path)."""
     n = len(outputs)
-    columns = [
-        [batch_id] * n,
-        (outputs.index.to_numpy() - 1).tolist(),  # spreadsheet row 2 is data row 1
-        outputs["prediction"].astype(str).tolist(),
-        _nullable(outputs["probability"].to_numpy(dtype=float))
-        if "probability" in outputs
-        else [None] * n,
-        outputs["decision"].astype(int).tolist() if "decision" in outputs else [None] * n,
-        outputs["reasons"].astype(object).where(outputs["reasons"].notna(), None).tolist()
-        if "reasons" in outputs
-        else [None] * n,
-    ]
-    bulk_insert(PredictionRecord.__table__, zip(*columns, strict=True))
+    rows = (outputs.index.to_numpy() - 1).tolist()  # spreadsheet row 2 is data row 1
+    if run.task == "binary":
+        score = _nullable(outputs["probability"].to_numpy(dtype=float))
+        label = outputs["decision"].astype(int).tolist()
+    elif run.task == "multiclass":
+        proba = outputs[[f"proba_{c}" for c in run.classes]].to_numpy(dtype=float)
+        label = proba.argmax(axis=1)
+        score = _nullable(proba[np.arange(n), label])
+        label = label.tolist()
+    else:
+        score = _nullable(outputs["prediction"].to_numpy(dtype=float))
+        label = [None] * n
+    bulk_insert(
+        PredictionRecord.__table__,
+        zip([batch_id] * n, rows, score, label, strict=True),
+        parent_checked=True,  # the batch row was created by score_source just before
+    )
+    if "reasons" in outputs:
+        given = outputs["reasons"].dropna()
+        if len(given):
+            bulk_insert(
+                PredictionReasonRecord.__table__,
+                zip(
+                    [batch_id] * len(given),
+                    (given.index.to_numpy() - 1).tolist(),
+                    given.tolist(),
+                    strict=True,
+                ),
+            )
 
 
 def _plain_warnings(report: ScoreReport) -> list[str]:
@@ -539,17 +558,35 @@ def list_batches(run_id: int | None = None) -> list[dict]:
 
 
 def batch_predictions(batch_id: int) -> pd.DataFrame:
+    """row_number, prediction (class name or value), probability, decision, reasons."""
+    with session_factory().begin() as session:
+        batch = session.get(ScoreBatchRecord, batch_id)
+        if batch is None:
+            raise ValueError(f"There is no score batch with id {batch_id}.")
+        run_id = batch.run_id
+    run = get_run(run_id)
     engine = session_factory().kw["bind"]
     with engine.connect() as connection:
-        return pd.read_sql(
-            select(
-                PredictionRecord.row_number,
-                PredictionRecord.prediction,
-                PredictionRecord.probability,
-                PredictionRecord.decision,
-                PredictionRecord.reasons,
-            )
+        frame = pd.read_sql(
+            select(PredictionRecord.row_number, PredictionRecord.score, PredictionRecord.label)
             .where(PredictionRecord.batch_id == batch_id)
             .order_by(PredictionRecord.row_number),
             connection,
         )
+        reasons = pd.read_sql(
+            select(PredictionReasonRecord.row_number, PredictionReasonRecord.reasons).where(
+                PredictionReasonRecord.batch_id == batch_id
+            ),
+            connection,
+        )
+    out = pd.DataFrame({"row_number": frame["row_number"]})
+    if run.task == "regression":
+        out["prediction"] = frame["score"]
+    else:
+        labels = frame["label"].fillna(0).astype(int).to_numpy()
+        out["prediction"] = np.asarray(run.classes, dtype=object)[labels]
+        out["probability"] = frame["score"]
+        if run.task == "binary":
+            out["decision"] = frame["label"].astype("Int64")
+    out = out.merge(reasons, on="row_number", how="left")
+    return out

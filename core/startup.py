@@ -21,14 +21,15 @@ def start() -> None:
     from core.records import (
         ExplanationRecord,
         ExplanationValueRecord,
+        PredictionReasonRecord,
         PredictionRecord,
         ScoreBatchRecord,
     )
 
     mark_dead_runs_interrupted()
     remove_stale_exports()
-    remove_stale_writes(ScoreBatchRecord, PredictionRecord, PredictionRecord.batch_id)
     remove_stale_writes(
-        ExplanationRecord, ExplanationValueRecord, ExplanationValueRecord.explanation_id
+        ScoreBatchRecord, PredictionRecord.batch_id, PredictionReasonRecord.batch_id
     )
+    remove_stale_writes(ExplanationRecord, ExplanationValueRecord.explanation_id)
     _started_for.add(key)

@@ -98,10 +98,20 @@ def upgrade() -> None:
             primary_key=True,
         ),
         sa.Column("row_number", sa.Integer(), primary_key=True),
-        sa.Column("prediction", sa.String(200), nullable=False),
-        sa.Column("probability", sa.Float(), nullable=True),
-        sa.Column("decision", sa.Integer(), nullable=True),
-        sa.Column("reasons", sa.Text(), nullable=True),
+        sa.Column("score", sa.Float(), nullable=True),
+        sa.Column("label", sa.Integer(), nullable=True),
+        sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "prediction_reason",
+        sa.Column(
+            "batch_id",
+            sa.Integer(),
+            sa.ForeignKey("score_batch.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("row_number", sa.Integer(), primary_key=True),
+        sa.Column("reasons", sa.Text(), nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_table(
@@ -163,6 +173,7 @@ def downgrade() -> None:
         "scenario",
         "explanation_value",
         "explanation",
+        "prediction_reason",
         "prediction",
         "score_batch",
     ):

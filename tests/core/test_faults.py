@@ -65,7 +65,8 @@ def test_kill_9_during_scoring_leaves_no_half_written_batch(tmp_path: Path) -> N
     )
     try:
         deadline = time.monotonic() + 180
-        while _writing_rows() == 0:
+        # Kill once the first chunk is in the ledger and in the temp export.
+        while _writing_rows() == 0 or not any(exports.glob(".*.partial")):
             assert process.poll() is None, "scoring ended before it could be killed"
             assert time.monotonic() < deadline, "no predictions were written in time"
             time.sleep(0.05)
@@ -75,7 +76,6 @@ def test_kill_9_during_scoring_leaves_no_half_written_batch(tmp_path: Path) -> N
         if process.poll() is None:
             process.kill()
     assert _count(ScoreBatchRecord) == 2  # the earlier batch and the killed one, still "writing"
-    assert any(exports.glob(".*.partial")), "the killed writer should have left its temp export"
 
     start()
 
