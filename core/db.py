@@ -12,11 +12,11 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from alembic import command
 from core.settings import REPO_ROOT, load_settings
 
 BUSY_TIMEOUT_MS = 30_000

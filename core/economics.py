@@ -128,7 +128,8 @@ def _check_fixed(fixed: Payoff | None, weights: np.ndarray | None) -> None:
         raise ValueError("fixed is only meaningful with weights (it adds to the multipliers)")
 
 
-def _check_number(value: Any, name: str, *, low: float | None = None) -> float:
+def check_number(value: Any, name: str, *, low: float | None = None) -> float:
+    """A finite real number (not a bool), at least ``low``; ValueError naming it otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | np.number):
         raise ValueError(f"{name} must be a number; got {name}={value!r}")
     if not math.isfinite(value):
@@ -276,7 +277,7 @@ def _capacity_limit(n: int, capacity_share: float | None, top_k: int | None) -> 
         if isinstance(top_k, bool) or not isinstance(top_k, int | np.integer) or top_k < 0:
             raise ValueError(f"top_k must be an integer >= 0; got {top_k=}")
         return int(top_k)
-    share = _check_number(capacity_share, "capacity_share", low=0.0)
+    share = check_number(capacity_share, "capacity_share", low=0.0)
     if share > 1:
         raise ValueError(f"capacity_share must be in [0, 1]; got {capacity_share=}")
     return math.floor(share * n)
@@ -335,7 +336,7 @@ def status_quo_value(
     y = _check_labels(y_true)
     w = _check_weights(weights, y.size)
     _check_fixed(fixed, w)
-    cost = _check_number(manual_cost, "manual_cost", low=0.0)
+    cost = check_number(manual_cost, "manual_cost", low=0.0)
     flags = _policy_flags(y, policy, rule_flags)
     money = np.ones(y.size) if w is None else w
     masks = {
@@ -371,9 +372,9 @@ def monthly_value(
     value_per_decision_model: float, value_per_decision_status_quo: float, monthly_volume: float
 ) -> float:
     """Extra $ per month from the model: (model - status quo) value per decision x volume."""
-    model = _check_number(value_per_decision_model, "value_per_decision_model")
-    today = _check_number(value_per_decision_status_quo, "value_per_decision_status_quo")
-    volume = _check_number(monthly_volume, "monthly_volume", low=0.0)
+    model = check_number(value_per_decision_model, "value_per_decision_model")
+    today = check_number(value_per_decision_status_quo, "value_per_decision_status_quo")
+    volume = check_number(monthly_volume, "monthly_volume", low=0.0)
     return (model - today) * volume
 
 
@@ -399,11 +400,11 @@ class DeviceSpec:
     def __post_init__(self) -> None:
         if not self.name:
             raise ValueError(f"DeviceSpec.name must not be empty; got {self.name=}")
-        _check_number(self.dollars_per_hour, "dollars_per_hour", low=0.0)
-        if _check_number(self.peak_fp32_tflops, "peak_fp32_tflops") <= 0:
+        check_number(self.dollars_per_hour, "dollars_per_hour", low=0.0)
+        if check_number(self.peak_fp32_tflops, "peak_fp32_tflops") <= 0:
             raise ValueError(f"peak_fp32_tflops must be > 0; got {self.peak_fp32_tflops=}")
         if self.peak_bf16_tflops is not None and (
-            _check_number(self.peak_bf16_tflops, "peak_bf16_tflops") <= 0
+            check_number(self.peak_bf16_tflops, "peak_bf16_tflops") <= 0
         ):
             raise ValueError(f"peak_bf16_tflops must be > 0 or None; got {self.peak_bf16_tflops=}")
 
@@ -492,8 +493,8 @@ def achieved_efficiency(
     Raises ValueError above 1: a run cannot beat the datasheet peak, so the FLOP count or the
     device is wrong.
     """
-    seconds = _check_number(measured_seconds, "measured_seconds")
-    work = _check_number(flops, "flops")
+    seconds = check_number(measured_seconds, "measured_seconds")
+    work = check_number(flops, "flops")
     if seconds <= 0 or work <= 0:
         raise ValueError(f"measured_seconds and flops must be > 0; got {seconds=}, {work=}")
     efficiency = work / seconds / (measured_device.peak_tflops(precision) * 1e12)
@@ -561,13 +562,13 @@ def compute_cost(
     machines billed 730 h/month each (as many as the busy hours need): the unused hours are
     `idle_per_month`.
     """
-    per_second = _check_number(device.dollars_per_hour, "dollars_per_hour", low=0.0) / 3600
-    train = _check_number(train_seconds, "train_seconds", low=0.0)
-    retrains = _check_number(retrains_per_year, "retrains_per_year", low=0.0)
-    rows = _check_number(rows_per_month, "rows_per_month", low=0.0)
-    speed = _check_number(inference_rows_per_second, "inference_rows_per_second", low=0.0)
-    explained = _check_number(explain_rows_per_month, "explain_rows_per_month", low=0.0)
-    ms_per_row = _check_number(explain_ms_per_row, "explain_ms_per_row", low=0.0)
+    per_second = check_number(device.dollars_per_hour, "dollars_per_hour", low=0.0) / 3600
+    train = check_number(train_seconds, "train_seconds", low=0.0)
+    retrains = check_number(retrains_per_year, "retrains_per_year", low=0.0)
+    rows = check_number(rows_per_month, "rows_per_month", low=0.0)
+    speed = check_number(inference_rows_per_second, "inference_rows_per_second", low=0.0)
+    explained = check_number(explain_rows_per_month, "explain_rows_per_month", low=0.0)
+    ms_per_row = check_number(explain_ms_per_row, "explain_ms_per_row", low=0.0)
     if rows > 0 and speed == 0:
         raise ValueError(f"inference_rows_per_second must be > 0 to score rows; got {speed=}")
     scoring_s = rows / speed if rows > 0 else 0.0
@@ -614,7 +615,7 @@ class RoiResult:
 
 def monthly_discount_factors(discount_rate_per_year: float, horizon_months: int) -> np.ndarray:
     """d_t = (1 + r_m)^-t for t = 1..horizon, with r_m = (1 + r_year)^(1/12) - 1."""
-    rate = _check_number(discount_rate_per_year, "discount_rate_per_year", low=0.0)
+    rate = check_number(discount_rate_per_year, "discount_rate_per_year", low=0.0)
     if rate >= 1:
         raise ValueError(f"discount_rate_per_year must be in [0, 1); got {rate=}")
     if isinstance(horizon_months, bool) or not isinstance(horizon_months, int | np.integer):
@@ -644,9 +645,9 @@ def roi(
     within the month: (m - 1) + deficit at m-1 / net of month m; 0 when there is no one-off cost
     and each month gains; None when it is not reached within the horizon.
     """
-    value = _check_number(monthly_value, "monthly_value")
-    cost = _check_number(monthly_cost, "monthly_cost", low=0.0)
-    upfront = _check_number(one_off_cost, "one_off_cost", low=0.0)
+    value = check_number(monthly_value, "monthly_value")
+    cost = check_number(monthly_cost, "monthly_cost", low=0.0)
+    upfront = check_number(one_off_cost, "one_off_cost", low=0.0)
     discount = monthly_discount_factors(discount_rate_per_year, horizon_months)
     benefit = float(value * discount.sum())
     total_cost = float(upfront + cost * discount.sum())
@@ -717,13 +718,13 @@ def sensitivity(
     base_output, low_output, high_output, swing (= |high_output - low_output|); sorted by swing,
     largest first (ties by name). An assumption of 0 has no swing: a relative change of 0 is 0.
     """
-    step = _check_number(delta, "delta")
+    step = check_number(delta, "delta")
     if not 0 < step <= 1:
         raise ValueError(f"delta must be in (0, 1]; got {delta=}")
     if not assumptions:
         raise ValueError("assumptions is empty; give at least one number to vary")
     base = {
-        name: _check_number(value, f"assumptions[{name!r}]") for name, value in assumptions.items()
+        name: check_number(value, f"assumptions[{name!r}]") for name, value in assumptions.items()
     }
     base_output = _evaluate_checked(evaluate, dict(base))
     rows = []
@@ -750,7 +751,7 @@ def _draw(rng: np.random.Generator, name: str, spec: Sequence[float], n: int) ->
     """Uniform for (low, high); triangular for (low, mode, high)."""
     if len(spec) not in (2, 3):
         raise ValueError(f"ranges[{name!r}] must be (low, high) or (low, mode, high); got {spec!r}")
-    values = [_check_number(v, f"ranges[{name!r}]") for v in spec]
+    values = [check_number(v, f"ranges[{name!r}]") for v in spec]
     if values != sorted(values):
         raise ValueError(f"ranges[{name!r}] must be in increasing order; got {spec!r}")
     if values[0] == values[-1]:
@@ -835,7 +836,7 @@ def fit_learning_curve(
         raise ValueError(f"sizes has {n.size} values but metric_values has {y.size}")
     if n.min() <= 0:
         raise ValueError(f"sizes must be > 0; got {n.min()=}")
-    ceiling = np.inf if max_metric is None else _check_number(max_metric, "max_metric")
+    ceiling = np.inf if max_metric is None else check_number(max_metric, "max_metric")
     if y.max() > ceiling:
         raise ValueError(f"metric_values exceed max_metric; got {y.max()=}, {max_metric=}")
     if np.unique(n).size < 3:
@@ -900,15 +901,15 @@ def value_of_more_data(
     best of flag-all / flag-none against the status quo; 0 when that is the status quo) and
     through `monthly_value_now` at the current AUC.
     """
-    size = _check_number(current_size, "current_size")
-    auc = _check_number(current_auc, "current_auc")
-    more = _check_number(factor, "factor")
+    size = check_number(current_size, "current_size")
+    auc = check_number(current_auc, "current_auc")
+    more = check_number(factor, "factor")
     if size <= 0 or more <= 1:
         raise ValueError(f"need current_size > 0 and factor > 1; got {current_size=}, {factor=}")
     if not 0.5 < auc <= 1:
         raise ValueError(f"current_auc must be in (0.5, 1] for the linear rule; got {current_auc=}")
-    now = _check_number(monthly_value_now, "monthly_value_now")
-    floor = _check_number(monthly_value_at_random, "monthly_value_at_random")
+    now = check_number(monthly_value_now, "monthly_value_now")
+    floor = check_number(monthly_value_at_random, "monthly_value_at_random")
     gain = float(predict_metric(params, size * more)) - float(predict_metric(params, size))
     auc_more = min(auc + gain, 1.0)
     value_more = floor + (now - floor) * (auc_more - 0.5) / (auc - 0.5)

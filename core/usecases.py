@@ -17,19 +17,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-import numpy as np
-
 from core.economics import STATUS_QUO_POLICIES, Payoff
-
-
-def _number(value: Any, name: str, *, low: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-        raise ValueError(f"{name} must be a number; got {name}={value!r}")
-    if not math.isfinite(value):
-        raise ValueError(f"{name} must be finite; got {name}={value!r}")
-    if low is not None and value < low:
-        raise ValueError(f"{name} must be >= {low}; got {name}={value!r}")
-    return float(value)
+from core.economics import check_number as _number
 
 
 @dataclass(frozen=True)

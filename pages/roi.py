@@ -281,32 +281,29 @@ def render_results(use_case, valuation, device, use_money) -> None:
     )
     if len(frame) > 1:
         left, right = st.columns(2)
-        frame["front"] = frame["pareto_accuracy"].map({True: "Pareto front", False: "dominated"})
-        left.plotly_chart(
-            px.scatter(
-                frame,
-                x="monthly_compute_cost",
-                y="metric",
-                color="front",
-                text="run",
-                title="Compute $ per month vs test metric",
-                height=360,
+        for column, (flag, x, y, title) in zip(
+            (left, right),
+            (
+                (
+                    "pareto_accuracy",
+                    "monthly_compute_cost",
+                    "metric",
+                    "Compute $ per month vs test metric",
+                ),
+                (
+                    "pareto_profit",
+                    "monthly_cost",
+                    "monthly_net",
+                    "Total $ per month vs net value per month",
+                ),
             ),
-            width="stretch",
-        )
-        frame["front "] = frame["pareto_profit"].map({True: "Pareto front", False: "dominated"})
-        right.plotly_chart(
-            px.scatter(
-                frame,
-                x="monthly_cost",
-                y="monthly_net",
-                color="front ",
-                text="run",
-                title="Total $ per month vs net value per month",
-                height=360,
-            ),
-            width="stretch",
-        )
+            strict=True,
+        ):
+            shown = frame.assign(front=frame[flag].map({True: "Pareto front", False: "dominated"}))
+            column.plotly_chart(
+                px.scatter(shown, x=x, y=y, color="front", text="run", title=title, height=360),
+                width="stretch",
+            )
         st.dataframe(
             frame[
                 [

@@ -10,13 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from alembic import command
 from core.db import BUSY_TIMEOUT_MS, get_engine, make_engine, upgrade_to_head
 from core.records import Base
 from core.settings import REPO_ROOT
