@@ -48,6 +48,7 @@ FIDELITY_ROWS = 3
 EXACT_REFERENCE_MAX_COLUMNS = 14
 REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
+TEXT_SPANS = 16  # models.text_attribution's default max_groups
 
 
 @dataclass(frozen=True)
@@ -495,6 +496,11 @@ def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int = DEFAULT_PAIRS
 
     if run.model == "ft-transformer":
         evaluations = estimate_evaluations(n_rows, n_columns, BACKGROUND_ROWS, "auto", n_pairs)
+    elif run.model in ("text-transformer", "tfidf-logreg"):
+        # Up to 16 word spans per text (models/text_attribution.py), one all-masked baseline:
+        # each antithetic pair walks the spans twice. Masked texts are shorter than the
+        # original, so this overestimates a little.
+        evaluations = n_rows * (2 * TEXT_SPANS * n_pairs + 1)
     else:
         evaluations = n_rows  # TreeSHAP / linear: about one pass over the rows
     rate = run.infer_rows_per_s or 1000.0

@@ -46,7 +46,8 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
             "Rows to explain",
             1,
             int(min(len(frame), 2000)),
-            int(min(len(frame), 100)),
+            # A fine-tuned encoder costs ~0.5-1 s per text on a CPU: start small there.
+            int(min(len(frame), 20 if run.model == "text-transformer" else 100)),
             key="explain_rows",
         )
         estimate = plan(run, n_rows, len(run.features))
