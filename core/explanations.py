@@ -26,7 +26,6 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -100,29 +99,41 @@ def _predict_fn(
     return predict
 
 
-@lru_cache(maxsize=8)
-def _default_background(run_id: int, artifact: str) -> tuple[np.ndarray, np.ndarray]:
-    """Real training rows: a k-medoid summary for the FT-Transformer, a sample otherwise."""
+# Default backgrounds per (run id, artifact folder): computing one reads and splits the whole
+# dataset, and the Score page asks for it on every chunk that gets reasons.
+_DEFAULT_BACKGROUNDS: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+_MAX_CACHED_BACKGROUNDS = 8
+
+
+def _default_background(run: RunInfo, model: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Real training rows, encoded by the caller's model: a k-medoid summary for the
+    FT-Transformer, a plain sample otherwise."""
     from models.shapley import summarize_background
 
-    run = get_run(run_id)
-    model = load_run_model(run_id)
-    z = model.preprocessor.encode(part_frame(run_id, "train"))
+    key = (run.id, str(run.artifact_path))
+    if key in _DEFAULT_BACKGROUNDS:
+        return _DEFAULT_BACKGROUNDS[key]
+    z = model.preprocessor.encode(part_frame(run.id, "train"))
     if run.model == "ft-transformer":
         categorical = [c in model.spec.categorical for c in model.spec.columns]
-        return summarize_background(
+        background = summarize_background(
             z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical
         )
-    rng = np.random.default_rng(run.seed)
-    take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
-    return z[np.sort(take)], np.full(len(take), 1.0 / len(take))
+    else:
+        rng = np.random.default_rng(run.seed)
+        take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
+        background = z[np.sort(take)], np.full(len(take), 1.0 / len(take))
+    if len(_DEFAULT_BACKGROUNDS) >= _MAX_CACHED_BACKGROUNDS:
+        _DEFAULT_BACKGROUNDS.pop(next(iter(_DEFAULT_BACKGROUNDS)))
+    _DEFAULT_BACKGROUNDS[key] = background
+    return background
 
 
 def _background(
     run: RunInfo, model: Any, frame: pd.DataFrame | None
 ) -> tuple[np.ndarray, np.ndarray]:
     if frame is None:
-        return _default_background(run.id, str(run.artifact_path))
+        return _default_background(run, model)
     if len(frame) == 0:
         raise ValueError("The background file has no rows.")
     z = model.preprocessor.encode(frame)
