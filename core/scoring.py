@@ -254,7 +254,8 @@ class DriftCounter:
             c: np.zeros(len(s["frequencies"])) for c, s in self.stats.get("categorical", {}).items()
         }
 
-    def add(self, typed: pd.DataFrame) -> None:
+    def add(self, typed: pd.DataFrame, z: np.ndarray | None) -> None:
+        """Count one chunk; ``z`` is the chunk encoded by this counter's model."""
         from models.preprocessing import decile_bins
 
         for column, counts in self.numeric.items():
@@ -263,7 +264,6 @@ class DriftCounter:
             edges = self.stats["numeric"][column]["deciles"]
             counts += np.bincount(decile_bins(values, edges), minlength=10)[:10]
         if self.categorical:
-            z = self.model.preprocessor.encode(typed)
             spec = self.model.spec
             for column, counts in self.categorical.items():
                 codes = z[:, len(spec.numeric) + spec.categorical.index(column)].astype(int)
@@ -336,12 +336,22 @@ def to_safe_csv(frame: pd.DataFrame, path=None, *, header: bool = True, mode: st
     return None if path is not None else text.encode("utf-8")
 
 
+def _unseen_counts(model: Any, typed: pd.DataFrame, z: np.ndarray | None) -> dict[str, int]:
+    """Per categorical column: values present in the file but coded 0 (never seen in training)."""
+    if model is None:
+        return {}
+    spec = model.spec
+    return {
+        column: int((typed[column].notna().to_numpy() & (z[:, len(spec.numeric) + j] == 0)).sum())
+        for j, column in enumerate(spec.categorical)
+    }
+
+
 def prediction_columns(
-    run: RunInfo, model: Any, frame: pd.DataFrame, threshold: float | None
+    run: RunInfo, scores: np.ndarray, index: pd.Index, threshold: float | None
 ) -> pd.DataFrame:
     """prediction + probability (binary) / proba_<class> (multiclass) + decision."""
-    scores = predict_frame(model, frame)
-    out = pd.DataFrame(index=frame.index)
+    out = pd.DataFrame(index=index)
     if run.task == "binary":
         cutoff = 0.5 if threshold is None else threshold
         flagged = scores >= cutoff
@@ -409,13 +419,21 @@ def score_source(
         extra: list[str] | None = None
         unseen: dict[str, int] = {}
         drift = DriftCounter(model)
+        first_tabular = drift.model  # drift and unseen categories are read off its encoding
         output_columns: list[str] = []
         delimiter, chunks = open_chunks(source, chunk_rows, source_name)
         for chunk in chunks:
             if extra is None:
                 extra = check_columns(run, list(chunk.columns))
             typed = _typed(chunk, model, delimiter)
-            outputs = prediction_columns(run, model, typed, threshold)
+            # Encode once per chunk: the model, the drift counts and the unseen-category
+            # counts all read the same codes.
+            z = first_tabular.preprocessor.encode(typed) if first_tabular else None
+            if model is first_tabular:
+                scores = model.predict_encoded(z)
+            else:
+                scores = predict_frame(model, typed)
+            outputs = prediction_columns(run, scores, typed.index, threshold)
             reasons = None
             if reasons_for_rows > rows:
                 from core.explanations import reason_codes
@@ -423,10 +441,9 @@ def score_source(
                 take = min(len(typed), reasons_for_rows - rows)
                 reasons = reason_codes(run, model, typed.iloc[:take])
                 outputs["reasons"] = pd.Series(reasons, index=typed.index[:take])
-            for part in tabular_parts(model)[:1]:
-                for column, count in part.preprocessor.unseen_counts(typed).items():
-                    unseen[column] = unseen.get(column, 0) + count
-            drift.add(typed)
+            for column, count in _unseen_counts(first_tabular, typed, z).items():
+                unseen[column] = unseen.get(column, 0) + count
+            drift.add(typed, z)
             _insert_predictions(batch_id, run, outputs)
             if tmp_out is not None:
                 export = pd.concat([chunk, outputs], axis=1)
