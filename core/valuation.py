@@ -56,19 +56,37 @@ class Valuation:
     monthly_people_cost: float
     monthly_cost: float
     one_off_cost: float
-    roi: float | None
-    payback_months: float | None
-    npv: float
-    total_benefit: float
-    total_cost: float
-    cumulative_net: tuple[float, ...]
+    returns: eco.RoiResult  # roi, payback, NPV over the use case's horizon
     cost: dict
     money_weighted: bool
     capacity_limited: bool
     outcomes_source: str
 
+    @property
+    def roi(self) -> float | None:
+        return self.returns.roi
+
+    @property
+    def payback_months(self) -> float | None:
+        return self.returns.payback_months
+
+    @property
+    def npv(self) -> float:
+        return self.returns.npv
+
+    @property
+    def total_cost(self) -> float:
+        return self.returns.total_cost
+
+    @property
+    def cumulative_net(self) -> tuple[float, ...]:
+        return self.returns.cumulative_net
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Flat and JSON-safe: the ROI figures sit beside the others."""
+        flat = asdict(self)
+        flat.update(flat.pop("returns"))
+        return flat
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -230,12 +248,7 @@ def value_run(
         monthly_people_cost=float(people),
         monthly_cost=float(monthly_cost),
         one_off_cost=float(one_off),
-        roi=result.roi,
-        payback_months=result.payback_months,
-        npv=result.npv,
-        total_benefit=result.total_benefit,
-        total_cost=result.total_cost,
-        cumulative_net=result.cumulative_net,
+        returns=result,
         cost=asdict(cost),
         money_weighted=weights is not None,
         capacity_limited=capacity_limited,
@@ -330,14 +343,8 @@ def compare_runs(
     return frame
 
 
-def _as_roi_result(v: Valuation) -> eco.RoiResult:
-    return eco.RoiResult(
-        v.roi, v.payback_months, v.npv, v.total_benefit, v.total_cost, v.cumulative_net
-    )
-
-
 def _incremental(model: Valuation, baseline: Valuation) -> float | None:
-    return eco.incremental_roi(_as_roi_result(model), _as_roi_result(baseline))
+    return eco.incremental_roi(model.returns, baseline.returns)
 
 
 def incremental_vs_cheapest_baseline(
