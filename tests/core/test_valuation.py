@@ -160,12 +160,15 @@ def test_compare_runs_marks_the_pareto_front_and_incremental_roi(shared) -> None
         assert summary["incremental_roi_vs_baseline"] == pytest.approx(expected_ft)
 
 
-def test_the_transformer_costs_more_compute_than_the_baselines(shared) -> None:
+def test_compute_cost_is_priced_from_each_runs_measured_figures(shared) -> None:
+    """Measured seconds differ run to run, so check the pricing, not which run was faster."""
     use_case = get_use_case("credit_scoring")
     device = eco.DEVICE_CATALOG["cpu-2core"]
-    cost = {
-        kind: value_run(get_run(r.id), use_case, run_outcomes(get_run(r.id)), device=device)
-        for kind, r in shared.runs.items()
-    }
-    assert cost["ft-transformer"].monthly_compute_cost >= cost["logreg"].monthly_compute_cost
-    assert cost["ft-transformer"].monthly_compute_cost > 0
+    per_second = device.dollars_per_hour / 3600
+    for run in shared.runs.values():
+        run = get_run(run.id)
+        cost = value_run(run, use_case, run_outcomes(run), device=device).monthly_compute_cost
+        training = run.train_seconds * use_case.running_costs.retrains_per_year / 12
+        scoring = use_case.monthly_volume / run.infer_rows_per_s
+        assert cost == pytest.approx((training + scoring) * per_second)
+        assert cost > 0
