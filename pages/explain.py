@@ -105,6 +105,8 @@ if fidelity:
         f" · Spearman {fidelity['spearman']:.3f} and max error {fidelity['max_abs_error']:.1%} of the total "
         f"attribution on {fidelity['rows']} rows vs {fidelity.get('reference', 'a reference')}"
     )
+elif exp.kind == "text":
+    details += " · no exact reference is computed for text (only additivity is checked)"
 badge(("Trustworthy: " if trusted else "Check before relying on it: ") + details)
 cols = st.columns(4)
 cols[0].metric("Rows", len(exp.output))
@@ -121,7 +123,11 @@ if exp.kind == "text":
     st.caption("Red spans push toward the flagged class, blue spans away; hover for the value.")
     st.plotly_chart(
         waterfall(
-            spans, values, float(exp.rows["base_value"].iloc[row]), title="Span contributions"
+            spans,
+            values,
+            float(exp.rows["base_value"].iloc[row]),
+            title="Span contributions",
+            unit="spans",
         ),
         width="stretch",
     )

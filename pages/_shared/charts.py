@@ -13,6 +13,7 @@ def waterfall(
     shown: list[str] | None = None,
     title: str = "",
     top: int = 12,
+    unit: str = "columns",
 ) -> go.Figure:
     """SHAP waterfall: base value, the largest contributions, the rest summed, the output."""
     values = np.asarray(values, dtype=float)
@@ -21,7 +22,7 @@ def waterfall(
     labels = [f"{columns[i]} = {shown[i]}" if shown else columns[i] for i in keep]
     deltas = [float(values[i]) for i in keep]
     if len(rest):
-        labels.append(f"{len(rest)} other columns")
+        labels.append(f"{len(rest)} other {unit}")
         deltas.append(float(values[rest].sum()))
     figure = go.Figure(
         go.Waterfall(
