@@ -85,15 +85,18 @@ class FittedTabularModel:
 
     # ----- prediction --------------------------------------------------------------------
     def predict_encoded(
-        self, z: np.ndarray, *, output: Output = "proba", batch_size: int = 4096
+        self, z: np.ndarray, *, output: Output = "proba", batch_size: int | None = None
     ) -> np.ndarray:
         """Predictions for Z rows.
+
+        batch_size: rows per FT-Transformer forward pass; None picks a cache-sized batch on
+        the CPU and a large one on CUDA (`inference_batch_rows`).
 
         Binary: P(positive) [n] ("proba") or its log-odds ("logit"). Multiclass: [n, C] proba
         or log-proba. Regression: the value in original units, whatever `output` says (it
         has one output), so generic callers can use the default.
         """
-        if batch_size < 1:
+        if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size=}")
         task = self.target.task
         if output not in ("proba", "logit", "value"):
@@ -113,9 +116,16 @@ class FittedTabularModel:
             raise ValueError(f"Z must have shape [n_rows, {width}], got {z.shape=}")
         return z
 
-    def _predict_torch(self, z: np.ndarray, output: str, batch_size: int) -> np.ndarray:
+    def _predict_torch(self, z: np.ndarray, output: str, batch_size: int | None) -> np.ndarray:
+        if batch_size is None:
+            batch_size = self.inference_batch_rows()
         raw = _torch_outputs(self.estimator, self.preprocessor, z, batch_size, self.device)
         return _transform_outputs(raw, self.target, output)
+
+    def inference_batch_rows(self) -> int:
+        """Rows per FT-Transformer forward pass when the caller does not say."""
+        tokens = len(self.spec.columns) + 1  # one token per column, plus [CLS]
+        return inference_batch_rows(tokens, _d_block(self.estimator), self.device)
 
     def predict_frame(self, df: pd.DataFrame, *, output: Output = "proba") -> np.ndarray:
         """`predict_encoded(preprocessor.encode(df))`: raw rows in, predictions out."""
@@ -335,7 +345,8 @@ def _fit_ft(
         return _loss(target.task, model(*model_inputs(xc, xk)), yb)
 
     def evaluate(model: torch.nn.Module) -> tuple[float, float]:
-        raw = _torch_outputs(model, pre, z_val, 4096, config.device)
+        rows = inference_batch_rows(z_val.shape[1] + 1, _d_block(model), config.device)
+        raw = _torch_outputs(model, pre, z_val, rows, config.device)
         return _val_loss_and_metric(raw, y_val, target)
 
     result = fit_torch_model(
@@ -394,6 +405,27 @@ def _torch_outputs(
             xk = torch.from_numpy(x_cat[start : start + batch_size]).to(device)
             chunks.append(module(*model_inputs(xc, xk)).float().cpu())
     return torch.cat(chunks).numpy().astype(np.float64)
+
+
+def inference_batch_rows(tokens: int, width: int, device: str) -> int:
+    """Rows per inference batch: large on CUDA, cache-sized on the CPU.
+
+    On the CPU an FT-Transformer forward pass is bound by memory traffic, not arithmetic:
+    each block streams several [rows, tokens, width] float32 tensors. Batches whose tensors
+    fit in the core's cache (~1 MB: 2^18 floats) ran 2-3x faster than batches of 4,096 rows
+    (20 columns, 1 thread, rows/s at 64 / 256 / 4,096 rows: "small" 13.5k / 14.2k / 6.8k,
+    "tiny" 69k / 93k / 47k, "default" 2.2k / 1.8k / 1.1k). On CUDA large batches win.
+    """
+    if tokens < 1 or width < 1:
+        raise ValueError(f"tokens and width must be >= 1: {tokens=} {width=}")
+    if str(device).startswith("cuda"):
+        return 8192
+    fit = (1 << 18) // (tokens * width)
+    return int(min(1024, max(32, 1 << max(fit, 1).bit_length() - 1)))
+
+
+def _d_block(module: torch.nn.Module) -> int:
+    return int(module.backbone.output.linear.in_features)
 
 
 def _d_out(module: torch.nn.Module) -> int:

@@ -12,7 +12,7 @@ from models.ft_transformer import SIZE_PRESETS, build_ft_transformer
 from models.measure import flops_per_row
 from models.metrics import classification_metrics
 from models.preprocessing import FeatureSpec
-from models.tabular import fit_tabular
+from models.tabular import fit_tabular, inference_batch_rows
 from models.tasks import TargetEncoder
 from models.training_loop import LoopConfig, fit_torch_model, iterate_minibatches
 
@@ -91,6 +91,28 @@ def test_tiny_model_learns_a_learnable_toy_set() -> None:
     assert auc > 0.85
     assert result.params == result.model.n_params() > 0
     assert result.flops_per_row > 0
+
+
+def test_inference_batches_are_cache_sized_on_cpu_and_large_on_cuda() -> None:
+    # 2^18 floats per [rows, tokens, width] tensor, as a power of two in 32..1024
+    assert inference_batch_rows(21, 64, "cpu") == 128  # "small", 20 columns
+    assert inference_batch_rows(21, 32, "cpu") == 256  # "tiny"
+    assert inference_batch_rows(21, 192, "cpu") == 64  # "default"
+    assert inference_batch_rows(3, 8, "cpu") == 1024 and inference_batch_rows(500, 192, "cpu") == 32
+    assert inference_batch_rows(21, 64, "cuda:0") == 8192
+    with pytest.raises(ValueError, match="tokens and width"):
+        inference_batch_rows(0, 64, "cpu")
+
+
+def test_predictions_do_not_depend_on_the_batch_size() -> None:
+    result, _ = _fit_tiny()
+    model = result.model
+    z = model.preprocessor.encode(make_toy(700, seed=5)[0])
+    assert model.inference_batch_rows() == inference_batch_rows(5, 32, "cpu") == 1024
+    default = model.predict_encoded(z, output="logit")
+    np.testing.assert_allclose(
+        model.predict_encoded(z, output="logit", batch_size=7), default, atol=1e-5
+    )
 
 
 def test_seeded_cpu_training_is_deterministic() -> None:
