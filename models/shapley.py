@@ -10,7 +10,8 @@ the interventional game instead:
   the game with the single baseline b_k. Each (row, baseline) game is solved on its own.
 - A feature whose value in x equals its value in b_k (NaN == NaN too) is a null player of that
   game: it gets 0 and is left out, so the game only has the d differing features.
-- A small game (2^d - 2 coalitions no dearer than the sampled chains) is enumerated: exact.
+- A small game (2^d - 2 coalitions no dearer than the sampled chains, counting at least two
+  pairs) is enumerated: exact.
 - A larger game is walked by antithetic pairs of permutations (a chain from b_k to x and the
   reversed chain). A pair is exact for any game whose interactions are at most pairwise, and
   the chains telescope, so the values always add up to f(x) - base exactly.
@@ -85,7 +86,7 @@ def explain_interventional(
 
     method: "exact" enumerates every game; "antithetic" walks `n_pairs` antithetic permutation
     pairs in every game; "auto" enumerates the games where that costs no more model calls than
-    the pairs would (few differing features) and walks the pairs in the others.
+    max(n_pairs, 2) pairs would (few differing features) and walks the pairs in the others.
     on_progress(done_rows, total_rows) is called after each block of rows.
     """
     x, b, w = _validate_inputs(rows, background, weights)
@@ -287,7 +288,9 @@ def _enumerate_game(players: np.ndarray, method: str, n_pairs: int) -> np.ndarra
         return np.ones(players.shape, dtype=bool)
     if method == "antithetic":
         return np.zeros(players.shape, dtype=bool)
-    return _enumeration_cost(players) <= _chain_cost(players, n_pairs)
+    # Priced as if with at least 2 pairs: a 3-player game is then always enumerated, exact
+    # for 6 points where one pair would spend 4 and miss its three-way interaction.
+    return _enumeration_cost(players) <= _chain_cost(players, max(n_pairs, 2))
 
 
 def _game_cost(players: np.ndarray, method: str, n_pairs: int) -> np.ndarray:

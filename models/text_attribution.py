@@ -2,9 +2,14 @@
 `models.shapley`.
 
 The game: the cleaned text is split into words, and consecutive words are grouped into at most
-`max_groups` spans so the cost per text stays bounded whatever its length. Span j is player j;
-a coalition keeps its spans and REMOVES the others (the kept words are joined with single
-spaces). Removing rather than writing [MASK] in their place was chosen because:
+`max_groups` spans so the cost per text stays bounded whatever its length. Span ends snap to
+nearby punctuation (a sentence end first, then a comma), so a span reads as a clause rather
+than an arbitrary run of words. With a `token_budget` and a model that counts its tokens, a
+long text gets fewer spans: the model then reads about `token_budget` tokens per antithetic
+pair whatever the text's length (a transformer's cost is linear in the tokens it reads,
+~0.28 ms per token for MiniLM on one CPU core), while a sentence keeps one span per word.
+Span j is player j; a coalition keeps its spans and REMOVES the others (the kept words are
+joined with single spaces). Removing rather than writing [MASK] in their place was chosen because:
 - it means the same thing for every model with `predict_texts` (the TF-IDF baseline has no
   mask token; for it removal is the only honest "absent");
 - the fine-tuned classifier never saw [MASK] while training, so a mask token is no more
@@ -32,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.special import log_softmax
 
-from models.shapley import explain_interventional
+from models.shapley import Method, explain_interventional
 from models.tasks import TargetEncoder
 from models.text_classifier import clean_text
 
@@ -63,15 +68,53 @@ class TextAttribution:
 
 
 def split_spans(text: Any, max_groups: int = 16) -> list[str]:
-    """The cleaned text's words, grouped into at most `max_groups` consecutive spans whose
-    word counts differ by at most one."""
+    """The cleaned text's words, grouped into at most `max_groups` consecutive spans.
+
+    Spans are about equally long; each cut moves, within half a span of its even position, to
+    just after a word ending a sentence (. ! ?), else a clause (, ; :), else stays put.
+    """
     if max_groups < 1:
         raise ValueError(f"max_groups must be >= 1: {max_groups=}")
     words = clean_text(text).split()
     if not words:
         return []
-    groups = np.array_split(np.arange(len(words)), min(len(words), max_groups))
-    return [" ".join(words[g[0] : g[-1] + 1]) for g in groups]
+    cuts = [0, *_cut_points(words, min(len(words), max_groups)), len(words)]
+    return [" ".join(words[a:b]) for a, b in zip(cuts[:-1], cuts[1:], strict=True)]
+
+
+def _cut_points(words: list[str], groups: int) -> list[int]:
+    """groups - 1 increasing word indices where spans start, snapped to punctuation."""
+    n = len(words)
+    size = n / groups
+    reach = int(size // 2)
+    # strength[b]: how good a cut is before word b (after word b - 1)
+    strength = [0] + [2 if w[-1] in ".!?" else 1 if w[-1] in ",;:" else 0 for w in words[:-1]]
+    cuts: list[int] = []
+    previous = 0
+    for i in range(1, groups):
+        ideal = round(i * size)
+        # leave at least one word for this span and for each span still to come
+        low, high = previous + 1, n - (groups - i)
+        window = range(max(low, ideal - reach), min(high, ideal + reach) + 1)
+        if len(window) == 0:
+            best = min(max(ideal, low), high)
+        else:
+            best = max(window, key=lambda b: (strength[b], -abs(b - ideal)))
+        cuts.append(best)
+        previous = best
+    return cuts
+
+
+def spans_for_budget(tokens: int, token_budget: int, max_groups: int) -> int:
+    """How many spans keep one antithetic pair of a text near `token_budget` model tokens.
+
+    A pair scores 2 (spans - 1) masked texts holding half the text on average, plus the text
+    itself once: about tokens * spans tokens. At least 2 spans (one span is the whole text and
+    says nothing), at most `max_groups`. More pairs cost proportionally more, same spans.
+    """
+    if tokens < 1 or token_budget < 1:
+        raise ValueError(f"tokens and token_budget must be >= 1: {tokens=} {token_budget=}")
+    return int(min(max_groups, max(2, token_budget // tokens)))
 
 
 def explain_text(
@@ -82,10 +125,17 @@ def explain_text(
     n_pairs: int = 2,
     seed: int = 0,
     class_index: int | None = None,
+    token_budget: int | None = None,
 ) -> TextAttribution:
     """Attributions of one text (see `explain_texts`)."""
     return explain_texts(
-        model, [text], max_groups=max_groups, n_pairs=n_pairs, seed=seed, class_index=class_index
+        model,
+        [text],
+        max_groups=max_groups,
+        n_pairs=n_pairs,
+        seed=seed,
+        class_index=class_index,
+        token_budget=token_budget,
     )[0]
 
 
@@ -97,28 +147,54 @@ def explain_texts(
     n_pairs: int = 2,
     seed: int = 0,
     class_index: int | None = None,
+    token_budget: int | None = None,
+    method: Method = "auto",
 ) -> list[TextAttribution]:
     """Attributions of many texts, their masked texts scored together in large batches.
 
     Small games are solved exactly (where enumerating costs no more model calls than the
-    chains: up to 3 spans at n_pairs=2), larger ones with `n_pairs` antithetic pairs of
-    permutations (exact for pairwise interactions, additive always): about
+    chains of max(n_pairs, 2) pairs: up to 3 spans at n_pairs <= 2), larger ones with
+    `n_pairs` antithetic pairs of permutations (exact for pairwise interactions, additive
+    always): about
     2 + 2 * n_pairs * (spans - 1) masked texts are scored per text. `class_index` picks the
     multiclass class to explain; None explains each text's predicted class. Values of one
     text depend on its position in `texts` only through the sampled permutations.
+    token_budget: with a model that has `token_counts`, each text gets as many spans (up to
+    `max_groups`) as keep each pair's cost near this many model tokens (`spans_for_budget`),
+    so the spans do not depend on `n_pairs`; models without token counts (TF-IDF:
+    microseconds per text) always get `max_groups`.
+    method: as in `models.shapley.explain_interventional` ("exact" is the reference).
     """
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1: {n_pairs=}")
+    if token_budget is not None and token_budget < 1:
+        raise ValueError(f"token_budget must be >= 1: {token_budget=}")
     started = time.perf_counter()
-    spans = [split_spans(t, max_groups) for t in texts]
+    groups = _groups_per_text(model, texts, max_groups, token_budget)
+    spans = [split_spans(t, g) for t, g in zip(texts, groups, strict=True)]
     classes = _explained_classes(model, texts, class_index)
     by_text: dict[int, TextAttribution] = {}
     for cls in np.unique(classes):
         members = np.flatnonzero(classes == cls).tolist()
-        explained = _explain_class(model, [spans[i] for i in members], int(cls), n_pairs, seed)
+        explained = _explain_class(
+            model, [spans[i] for i in members], int(cls), n_pairs, seed, method
+        )
         by_text.update(zip(members, explained, strict=True))
     share = (time.perf_counter() - started) / max(len(texts), 1)
     return [dataclasses.replace(by_text[i], seconds=share) for i in range(len(texts))]
+
+
+def _groups_per_text(
+    model: TextModel,
+    texts: Sequence[Any],
+    max_groups: int,
+    token_budget: int | None,
+) -> list[int]:
+    count_tokens = getattr(model, "token_counts", None)
+    if token_budget is None or count_tokens is None or len(texts) == 0:
+        return [max_groups] * len(texts)
+    tokens = np.asarray(count_tokens(list(texts)))
+    return [spans_for_budget(max(int(t), 1), token_budget, max_groups) for t in tokens]
 
 
 def _explained_classes(
@@ -143,7 +219,7 @@ def _explained_classes(
 
 
 def _explain_class(
-    model: TextModel, spans: list[list[str]], cls: int, n_pairs: int, seed: int
+    model: TextModel, spans: list[list[str]], cls: int, n_pairs: int, seed: int, method: Method
 ) -> list[TextAttribution]:
     """One Shapley run over every text that explains class `cls` (one shared base value)."""
     width = max((len(s) for s in spans), default=0)
@@ -158,7 +234,7 @@ def _explain_class(
         return scores[inverse.reshape(-1)]
 
     result = explain_interventional(
-        predict, rows, np.zeros((1, rows.shape[1])), method="auto", n_pairs=n_pairs, seed=seed
+        predict, rows, np.zeros((1, rows.shape[1])), method=method, n_pairs=n_pairs, seed=seed
     )
     return [
         TextAttribution(

@@ -16,7 +16,7 @@ from sklearn.linear_model import LogisticRegression
 
 from models.artifacts import ArtifactError
 from models.tasks import TargetEncoder
-from models.text_attribution import explain_text, explain_texts, split_spans
+from models.text_attribution import explain_text, explain_texts, spans_for_budget, split_spans
 from models.text_baseline import FittedTfidfModel, fit_tfidf_logreg, make_vectorizer
 from models.text_classifier import FittedTextModel, fit_text
 from tests.models.test_text_classifier import binary_target, make_corpus, make_tiny_bert
@@ -69,6 +69,44 @@ def test_split_spans_groups_consecutive_words() -> None:
     assert split_spans(None) == []
     with pytest.raises(ValueError, match="max_groups"):
         split_spans("a b", max_groups=0)
+
+
+def test_span_ends_snap_to_nearby_punctuation() -> None:
+    text = "we loved it. but the box was crushed, so we sent it back"
+    # 13 words in 3 spans: even cuts before words 4 and 9 move to after "it." and "crushed,"
+    assert split_spans(text, max_groups=3) == [
+        "we loved it.",
+        "but the box was crushed,",
+        "so we sent it back",
+    ]
+    words = "one two three four five six seven eight".split()
+    assert split_spans(" ".join(words), max_groups=4) == [
+        "one two",
+        "three four",
+        "five six",
+        "seven eight",
+    ]
+
+
+def test_spans_for_budget_keeps_tokens_per_pair_near_the_budget() -> None:
+    assert spans_for_budget(128, 640, 16) == 5  # 128 tokens x 5 spans = 640
+    assert spans_for_budget(20, 640, 16) == 16  # a sentence keeps every word
+    assert spans_for_budget(512, 640, 16) == 2  # never fewer than 2
+    with pytest.raises(ValueError, match="token_budget"):
+        spans_for_budget(10, 0, 16)
+
+
+def test_token_budget_gives_long_texts_fewer_spans(bert: FittedTextModel, tfidf) -> None:
+    short = "great tea"
+    long = " ".join(["the coffee box arrived with my tea"] * 6)  # 42 words, cut at 32 tokens
+    assert list(bert.token_counts([short, long])) == [4, 32]  # [CLS] great tea [SEP]; max_length
+    results = explain_texts(bert, [short, long], n_pairs=1, token_budget=96)
+    assert [len(r.spans) for r in results] == [2, 3]  # 96 // 4 capped at the 2 words; 96 // 32
+    assert max(r.additivity_error for r in results) < 1e-5
+    more_pairs = explain_texts(bert, [long], n_pairs=3, token_budget=96)
+    assert more_pairs[0].spans == results[1].spans  # the budget is per pair: same spans
+    # TF-IDF has no token counts (it costs microseconds): the budget does not coarsen it
+    assert len(explain_text(tfidf, long, token_budget=96).spans) == 16
 
 
 @pytest.mark.parametrize("which", ["tfidf", "bert"])
