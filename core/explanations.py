@@ -39,15 +39,35 @@ from core.training import RunInfo, get_run, load_run_model, part_frame
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
-DEFAULT_PAIRS = (
-    2  # antithetic pairs: 2 met Spearman >= 0.99, max error <= 2% in bench/explain_bench.py
-)
+# Antithetic permutation pairs per (row, baseline) game. With FT-T "small" one pair met
+# Spearman 0.997 / max error 1.6% against exact values (13 columns, 16 ms/row) and 0.990 /
+# 3.9% against a 32-pair reference (20 columns, 43 ms/row; bench/explain_bench.py); two pairs
+# gained <= 0.004 Spearman at twice the model time.
+DEFAULT_PAIRS = 1
 FIDELITY_ROWS = 3
+TEXT_FIDELITY_ROWS = 2  # a text reference costs up to ~500 masked texts: seconds each
+# Text references: exact up to this many spans (transformer: 2^8 - 2 = 254 masked texts;
+# TF-IDF scores thousands of texts in milliseconds), else many pairs.
+TEXT_EXACT_REFERENCE_MAX_SPANS = {"text-transformer": 8, "tfidf-logreg": 12}
+TEXT_REFERENCE_PAIRS = 16  # at least; and at least 4x the pairs of the explanation
 # Exact reference when the games are small enough; otherwise many antithetic pairs.
 EXACT_REFERENCE_MAX_COLUMNS = 14
 REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
-TEXT_SPANS = 16  # models.text_attribution's default max_groups
+TEXT_SPANS = 16  # at most this many word spans per text (models.text_attribution)
+# Text transformers: spans per text are chosen so that each antithetic pair makes the model
+# read about this many tokens (models.text_attribution.spans_for_budget). MiniLM reads ~3.5k
+# tokens/s on one CPU core, so one pair costs ~150 ms whatever the text's length: 640 took
+# 172-190 ms on ~113-token reviews (5 spans), too close to the 200 ms target on a busy
+# machine; 512 gives them 4 spans in 137 ms, and 24-word sentences 15 spans in 140 ms
+# (bench/text_explain_bench.py).
+TEXT_TOKEN_BUDGET = 512
+# TF-IDF scores a masked text in microseconds, so it affords many pairs. It needs them: its
+# L2-normalised word weights make every word interact (a repeated word and its copy are
+# substitutes). Food reviews, 16 spans, against a 256-pair reference: 1 pair Spearman 0.94 /
+# max error 14%, 8 pairs 0.986 / 3.2%, 32 pairs 0.992 / 1.9% at 40 ms per text
+# (bench/text_explain_bench.py).
+TFIDF_PAIRS = 32
 
 
 @dataclass(frozen=True)
@@ -257,14 +277,17 @@ def explain_frame(
     *,
     background: pd.DataFrame | None = None,
     n_rows: int | None = None,
-    n_pairs: int = DEFAULT_PAIRS,
-    fidelity_rows: int = FIDELITY_ROWS,
+    n_pairs: int | None = None,
+    fidelity_rows: int | None = None,
     class_index: int | None = None,
     source_name: str = "dataset",
     on_progress: Callable[[int, int], None] | None = None,
     model: Any = None,
 ) -> Explanation:
-    """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result."""
+    """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result.
+
+    n_pairs / fidelity_rows: None takes the model kind's default (``pairs_for``, FIDELITY_ROWS
+    or TEXT_FIDELITY_ROWS)."""
     run = get_run(run_id)
     if run.status != "succeeded":
         raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
@@ -286,8 +309,11 @@ def explain_frame(
     if run.task == "multiclass" and class_index is None:
         class_index = 0
     started = time.perf_counter()
+    n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     if is_text_model(model):
-        return _explain_texts(run, model, frame, source_name, class_index, started)
+        rows = TEXT_FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
+        return _explain_texts(run, model, frame, source_name, class_index, started, n_pairs, rows)
+    fidelity_rows = FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
     z = model.preprocessor.encode(frame)
     background_z, weights = _background(run, model, background)
     values, base_value, method = tabular_values(
@@ -334,13 +360,19 @@ def explain_frame(
     )
 
 
-def _explain_texts(run, model, frame, source_name, class_index, started) -> Explanation:
+def _explain_texts(
+    run, model, frame, source_name, class_index, started, n_pairs, fidelity_rows
+) -> Explanation:
     from models.text_attribution import explain_texts
 
     texts = texts_of(model, frame)
-    attributions = explain_texts(
-        model.model, texts, class_index=class_index if run.task == "multiclass" else None
-    )
+    options = {
+        "class_index": class_index if run.task == "multiclass" else None,
+        "n_pairs": n_pairs,
+        "token_budget": _token_budget(run),
+        "seed": run.seed,
+    }
+    attributions = explain_texts(model.model, texts, **options)
     seconds = time.perf_counter() - started
     width = max((len(a.spans) for a in attributions), default=0)
     values = np.full((len(attributions), width), np.nan)
@@ -353,8 +385,14 @@ def _explain_texts(run, model, frame, source_name, class_index, started) -> Expl
     rows["base_value"] = [a.base_value for a in attributions]
     quality = {
         "additivity_max_abs_error": float(additivity),
-        "fidelity": {},
+        "fidelity": _text_fidelity(run, model.model, texts, attributions, options, fidelity_rows),
         "background": "all spans masked",
+        "spans": f"at most {TEXT_SPANS} per text"
+        + (
+            f", fewer for long texts (about {TEXT_TOKEN_BUDGET} model tokens per pair)"
+            if _token_budget(run)
+            else ""
+        ),
     }
     return _store(
         run,
@@ -372,6 +410,61 @@ def _explain_texts(run, model, frame, source_name, class_index, started) -> Expl
         [a.spans for a in attributions],
         source_name,
     )
+
+
+# Model kinds explained by sampling permutations (the others are exact: TreeSHAP, linear).
+SAMPLED_MODELS = ("ft-transformer", "text-transformer", "tfidf-logreg")
+
+
+def pairs_for(run: RunInfo) -> int:
+    """Default antithetic pairs per game for the run's model kind."""
+    return TFIDF_PAIRS if run.model == "tfidf-logreg" else DEFAULT_PAIRS
+
+
+def _token_budget(run: RunInfo) -> int | None:
+    """Transformers pay per token read; TF-IDF does not (every text keeps TEXT_SPANS)."""
+    return TEXT_TOKEN_BUDGET if run.model == "text-transformer" else None
+
+
+def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> dict:
+    """Agreement of the first ``rows`` texts with a reference of the same game: exact for up
+    to TEXT_EXACT_REFERENCE_MAX_SPANS spans, else many antithetic pairs."""
+    from models.shapley import fidelity
+    from models.text_attribution import explain_texts
+
+    chosen = [i for i, a in enumerate(attributions) if len(a.spans) > 1][:rows]
+    if not chosen:
+        return {}
+    started = time.perf_counter()
+    spans = max(len(attributions[i].spans) for i in chosen)
+    exact = spans <= TEXT_EXACT_REFERENCE_MAX_SPANS.get(run.model, 8)
+    pairs = max(TEXT_REFERENCE_PAIRS, 4 * options["n_pairs"])
+    # The same game: each text split into exactly the spans it was explained with.
+    reference = [
+        explain_texts(
+            text_model,
+            [texts[i]],
+            max_groups=len(attributions[i].spans),
+            class_index=options["class_index"],
+            method="exact" if exact else "antithetic",
+            n_pairs=1 if exact else pairs,
+            seed=options["seed"] + 1,
+        )[0]
+        for i in chosen
+    ]
+    width = max(len(attributions[i].spans) for i in chosen)
+    values, truth = np.zeros((len(chosen), width)), np.zeros((len(chosen), width))
+    for k, (i, ref) in enumerate(zip(chosen, reference, strict=True)):
+        values[k, : len(ref.values)] = attributions[i].values
+        truth[k, : len(ref.values)] = ref.values
+    figures = fidelity(values, truth)
+    label = (
+        "exact Shapley values of the same spans"
+        if exact
+        else f"{pairs} antithetic permutation pairs, same spans"
+    )
+    figures.update(reference=label, reference_seconds=time.perf_counter() - started)
+    return figures
 
 
 def _store(
@@ -500,22 +593,39 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
         ]
 
 
-def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int = DEFAULT_PAIRS) -> dict:
-    """Model evaluations and seconds an explanation will take, from the run's measured
-    inference throughput (shown before a large job; the user picks the sample size)."""
+def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int | None = None) -> dict:
+    """Model evaluations, seconds and dollars an explanation will take, from the run's
+    measured inference throughput and the price of the device it was measured on (shown
+    before a large job; the user picks the sample size)."""
+    from core.valuation import device_for_run
     from models.shapley import estimate_evaluations
 
+    n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     if run.model == "ft-transformer":
         evaluations = estimate_evaluations(n_rows, n_columns, BACKGROUND_ROWS, "auto", n_pairs)
-    elif run.model in ("text-transformer", "tfidf-logreg"):
-        # Up to 16 word spans per text (models/text_attribution.py), one all-masked baseline:
-        # each antithetic pair walks the spans twice. Masked texts are shorter than the
-        # original, so this overestimates a little.
+    elif run.model == "text-transformer":
+        # In whole-text equivalents: each pair reads ~TEXT_TOKEN_BUDGET tokens, about four
+        # texts of the usual 128-token limit (shorter texts get up to TEXT_SPANS spans and
+        # read less), plus the text itself.
+        per_pair = TEXT_TOKEN_BUDGET / _TYPICAL_TEXT_TOKENS
+        evaluations = n_rows * (n_pairs * per_pair + 1)
+    elif run.model == "tfidf-logreg":
+        # Up to TEXT_SPANS spans per text; each pair walks them twice.
         evaluations = n_rows * (2 * TEXT_SPANS * n_pairs + 1)
     else:
         evaluations = n_rows  # TreeSHAP / linear: about one pass over the rows
     rate = run.infer_rows_per_s or 1000.0
-    return {"evaluations": int(evaluations), "seconds": evaluations / rate}
+    seconds = evaluations / rate
+    device = device_for_run(run)
+    return {
+        "evaluations": int(evaluations),
+        "seconds": seconds,
+        "dollars": seconds * device.dollars_per_hour / 3600,
+        "device": device.name,
+    }
+
+
+_TYPICAL_TEXT_TOKENS = 128  # the text models' default max_length
 
 
 def reason_codes(
@@ -532,7 +642,10 @@ def reason_codes(
         from models.text_attribution import explain_texts
 
         out = []
-        for a in explain_texts(model.model, texts_of(model, frame), n_pairs=1):
+        texts = texts_of(model, frame)
+        for a in explain_texts(
+            model.model, texts, n_pairs=pairs_for(run), token_budget=_token_budget(run)
+        ):
             flagged = a.output >= _logit(threshold)
             order = np.argsort(-a.values if flagged else a.values)[:top]
             out.append("; ".join(f"“{a.spans[i][:40]}” ({a.values[i]:+.2f})" for i in order))
@@ -570,7 +683,9 @@ class RowExplanation:
     shown: list[str]
 
 
-def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -> RowExplanation:
+def explain_row(
+    run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int | None = None
+) -> RowExplanation:
     """Explain one edited record against the run's default background (tabular models)."""
     if len(row) != 1:
         raise ValueError(f"Give exactly one row (record) to explain, got {len(row)}.")
@@ -579,7 +694,13 @@ def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -
     if is_text_model(model):
         from models.text_attribution import explain_text
 
-        a = explain_text(model.model, texts_of(model, row)[0], n_pairs=n_pairs)
+        text = texts_of(model, row)[0]
+        a = explain_text(
+            model.model,
+            text,
+            n_pairs=pairs_for(run) if n_pairs is None else n_pairs,
+            token_budget=_token_budget(run),
+        )
         return RowExplanation(
             list(a.spans), a.values, a.base_value, a.output, output_space(run), list(a.spans)
         )
@@ -587,7 +708,13 @@ def explain_row(run: RunInfo, model: Any, row: pd.DataFrame, n_pairs: int = 2) -
     background, weights = _background(run, model, None)
     class_index = 0 if run.task == "multiclass" else None
     values, base_value, _ = tabular_values(
-        run, model, z, background, weights, n_pairs=n_pairs, class_index=class_index
+        run,
+        model,
+        z,
+        background,
+        weights,
+        n_pairs=DEFAULT_PAIRS if n_pairs is None else n_pairs,
+        class_index=class_index,
     )
     shown = row[list(model.spec.columns)].astype("string").fillna("missing").iloc[0].tolist()
     return RowExplanation(

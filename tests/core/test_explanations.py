@@ -168,3 +168,36 @@ def test_a_run_without_a_model_is_refused(shared) -> None:
     queued = create_run(shared.dataset.id, "logreg")
     with pytest.raises(ValueError, match="no trained model"):
         explain_frame(queued, _rows(shared.runs["logreg"].id))
+
+
+def test_text_explanation_is_stored_with_its_fidelity(_isolated_home: Path) -> None:
+    from tests.core.test_ensembles import make_mixed_frame
+
+    dataset = register_frame(make_mixed_frame(300), "mixed.csv")
+    run = train(dataset.id, "tfidf-logreg")
+    rows = training_module.holdout_frame(run.id).head(5)
+    result = explain_frame(run.id, rows)
+    assert result.kind == "text" and len(result.spans) == 5
+    assert result.spans[0] == rows["comment"].iloc[0].split()  # short texts: a span per word
+    assert result.additivity_error < 1e-9
+    fidelity = get_explanation(result.explanation_id).quality["fidelity"]
+    assert fidelity["rows"] == 2 and "exact" in fidelity["reference"]  # 7 words: exact
+    # TF-IDF + logistic regression is nearly additive in its words: 1 pair is close to exact
+    assert fidelity["spearman"] >= 0.95 and fidelity["max_abs_error"] <= 0.05
+
+
+def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
+    from core.economics import DEVICE_CATALOG
+    from core.explanations import BACKGROUND_ROWS, plan
+    from models.shapley import estimate_evaluations
+
+    run = get_run(shared.runs["ft-transformer"].id)
+    one, two = plan(run, 50, 3, n_pairs=1), plan(run, 50, 3, n_pairs=2)
+    assert one["evaluations"] == estimate_evaluations(50, 3, BACKGROUND_ROWS, "auto", 1)
+    assert one["seconds"] == pytest.approx(one["evaluations"] / run.infer_rows_per_s)
+    price = DEVICE_CATALOG[one["device"]].dollars_per_hour
+    assert one["dollars"] == pytest.approx(one["seconds"] * price / 3600) and one["dollars"] > 0
+    # 3 columns: every game is enumerated exactly (counted as 2 pairs), so 2 pairs cost the same
+    assert two["evaluations"] == one["evaluations"]
+    assert plan(run, 50, 20, n_pairs=2)["evaluations"] > plan(run, 50, 20, n_pairs=1)["evaluations"]
+    assert plan(get_run(shared.runs["lightgbm"].id), 50, 3)["evaluations"] == 50
