@@ -25,6 +25,7 @@ from pages._shared.resources import parse_upload, run_model
 from pages._shared.widgets import fmt_seconds, user_errors
 
 use_app_navigation()
+_PICK_KEY = "explain_pick"
 
 st.title("Explain")
 
@@ -91,6 +92,9 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
                     ),
                 )
                 st.session_state[state.EXPLANATION_ID] = result.explanation_id
+                # The picker below is a keyed widget: it keeps its own value over a changed
+                # `index`, so the new explanation is selected through its key.
+                st.session_state[_PICK_KEY] = result.explanation_id
             bar.empty()
 
 stored = list_explanations(run.id)
@@ -98,18 +102,20 @@ if not stored:
     st.info("No explanations for this model yet: open “New explanation” above.")
     st.stop()
 ids = [e["explanation_id"] for e in stored]
-chosen = st.session_state.get(state.EXPLANATION_ID)
+if st.session_state.get(_PICK_KEY) not in ids:  # first visit, or another model's explanation
+    chosen = st.session_state.get(state.EXPLANATION_ID)
+    st.session_state[_PICK_KEY] = chosen if chosen in ids else ids[0]
 explanation_id = st.selectbox(
     "Explanation",
     ids,
-    index=ids.index(chosen) if chosen in ids else 0,
     format_func=lambda i: next(
         f"#{e['explanation_id']} · {e['source_name']} · {e['rows']} rows · {e['method']}"
         for e in stored
         if e["explanation_id"] == i
     ),
-    key="explain_pick",
+    key=_PICK_KEY,
 )
+st.session_state[state.EXPLANATION_ID] = explanation_id
 exp = get_explanation(explanation_id)
 
 quality = exp.quality

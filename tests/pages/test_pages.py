@@ -322,6 +322,17 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
     assert len(badges) == 1, texts(at.success) + texts(at.warning)
     assert badges[0].startswith(("Trustworthy", "Check before relying on it"))
     assert _metric(at, "Rows") == "5"
+    # A second explanation is the one shown next, though the picker already had a value.
+    at.slider(key="explain_rows").set_value(7)
+    if model == "ft-transformer":  # sampled: the effort slider is offered
+        at.select_slider(key="explain_pairs").set_value(2)
+    timed_run(at, "explain (rows)")
+    _button(at, "Explain").click()
+    timed_run(at, f"explain ({model})")
+    assert_no_failure(at)
+    assert [e["rows"] for e in list_explanations(run_id)] == [7, 5]
+    assert _metric(at, "Rows") == "7"
+    assert at.selectbox(key="explain_pick").value == list_explanations(run_id)[0]["explanation_id"]
 
 
 # ---- ROI ---------------------------------------------------------------------------------------
