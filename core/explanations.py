@@ -38,10 +38,11 @@ from core.text_runs import is_text_model, texts_of
 from core.training import RunInfo, get_run, load_run_model, part_frame
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
+MAX_BACKGROUND_ROWS = 256
 TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # Antithetic permutation pairs per (row, baseline) game. With FT-T "small" one pair met
-# Spearman 0.997 / max error 1.6% against exact values (13 columns, 16 ms/row) and 0.990 /
-# 3.9% against a 32-pair reference (20 columns, 43 ms/row; bench/explain_bench.py); two pairs
+# Spearman 0.997 / max error 1.6% against exact values (13 columns, 14 ms/row) and 0.990 /
+# 3.9% against a 32-pair reference (20 columns, 39 ms/row; bench/explain_bench.py); two pairs
 # gained <= 0.004 Spearman at twice the model time.
 DEFAULT_PAIRS = 1
 FIDELITY_ROWS = 3
@@ -121,23 +122,25 @@ def _predict_fn(
 
 # Default backgrounds per (run id, artifact folder): computing one reads and splits the whole
 # dataset, and the Score page asks for it on every chunk that gets reasons.
-_DEFAULT_BACKGROUNDS: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+_DEFAULT_BACKGROUNDS: dict[tuple[int, str, int], tuple[np.ndarray, np.ndarray]] = {}
 _MAX_CACHED_BACKGROUNDS = 8
 
 
-def _default_background(run: RunInfo, model: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Real training rows, encoded by the caller's model: a k-medoid summary for the
-    FT-Transformer, a plain sample otherwise."""
+def _default_background(
+    run: RunInfo, model: Any, rows: int = BACKGROUND_ROWS
+) -> tuple[np.ndarray, np.ndarray]:
+    """Real training rows, encoded by the caller's model: a k-medoid summary of ``rows`` rows
+    for the FT-Transformer, a plain sample otherwise."""
     from models.shapley import summarize_background
 
-    key = (run.id, str(run.artifact_path))
+    key = (run.id, str(run.artifact_path), rows)
     if key in _DEFAULT_BACKGROUNDS:
         return _DEFAULT_BACKGROUNDS[key]
     z = model.preprocessor.encode(part_frame(run.id, "train"))
     if run.model == "ft-transformer":
         categorical = [c in model.spec.categorical for c in model.spec.columns]
         background = summarize_background(
-            z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical
+            z, k=min(rows, len(z)), seed=run.seed, categorical=categorical
         )
     else:
         rng = np.random.default_rng(run.seed)
@@ -150,10 +153,10 @@ def _default_background(run: RunInfo, model: Any) -> tuple[np.ndarray, np.ndarra
 
 
 def _background(
-    run: RunInfo, model: Any, frame: pd.DataFrame | None
+    run: RunInfo, model: Any, frame: pd.DataFrame | None, rows: int = BACKGROUND_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     if frame is None:
-        return _default_background(run, model)
+        return _default_background(run, model, rows)
     if len(frame) == 0:
         raise ValueError("The background file has no rows.")
     z = model.preprocessor.encode(frame)
@@ -278,6 +281,7 @@ def explain_frame(
     background: pd.DataFrame | None = None,
     n_rows: int | None = None,
     n_pairs: int | None = None,
+    background_rows: int = BACKGROUND_ROWS,
     fidelity_rows: int | None = None,
     class_index: int | None = None,
     source_name: str = "dataset",
@@ -287,7 +291,9 @@ def explain_frame(
     """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result.
 
     n_pairs / fidelity_rows: None takes the model kind's default (``pairs_for``, FIDELITY_ROWS
-    or TEXT_FIDELITY_ROWS)."""
+    or TEXT_FIDELITY_ROWS). background_rows: size of the FT-Transformer's k-medoid background
+    when no ``background`` is given; the cost grows with it, and so does how well the summary
+    stands for the training rows."""
     run = get_run(run_id)
     if run.status != "succeeded":
         raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
@@ -315,7 +321,11 @@ def explain_frame(
         return _explain_texts(run, model, frame, source_name, class_index, started, n_pairs, rows)
     fidelity_rows = FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
     z = model.preprocessor.encode(frame)
-    background_z, weights = _background(run, model, background)
+    if not 1 <= background_rows <= MAX_BACKGROUND_ROWS:
+        raise ValueError(
+            f"Choose 1 to {MAX_BACKGROUND_ROWS} background rows, got {background_rows}."
+        )
+    background_z, weights = _background(run, model, background, background_rows)
     values, base_value, method = tabular_values(
         run,
         model,
@@ -593,7 +603,13 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
         ]
 
 
-def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int | None = None) -> dict:
+def plan(
+    run: RunInfo,
+    n_rows: int,
+    n_columns: int,
+    n_pairs: int | None = None,
+    background_rows: int = BACKGROUND_ROWS,
+) -> dict:
     """Model evaluations, seconds and dollars an explanation will take, from the run's
     measured inference throughput and the price of the device it was measured on (shown
     before a large job; the user picks the sample size)."""
@@ -602,7 +618,7 @@ def plan(run: RunInfo, n_rows: int, n_columns: int, n_pairs: int | None = None) 
 
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     if run.model == "ft-transformer":
-        evaluations = estimate_evaluations(n_rows, n_columns, BACKGROUND_ROWS, "auto", n_pairs)
+        evaluations = estimate_evaluations(n_rows, n_columns, background_rows, "auto", n_pairs)
     elif run.model == "text-transformer":
         # In whole-text equivalents: each pair reads ~TEXT_TOKEN_BUDGET tokens, about four
         # texts of the usual 128-token limit (shorter texts get up to TEXT_SPANS spans and

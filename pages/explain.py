@@ -8,6 +8,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.explanations import (
+    BACKGROUND_ROWS,
     SAMPLED_MODELS,
     explain_frame,
     get_explanation,
@@ -69,7 +70,19 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
                 help="More pairs cost proportionally more model evaluations and come closer "
                 "to exact Shapley values; the quality badge below shows how close.",
             )
-        estimate = plan(run, n_rows, len(run.features), n_pairs=n_pairs)
+        background_rows = BACKGROUND_ROWS
+        if run.model == "ft-transformer":
+            background_rows = st.select_slider(
+                "Background rows (a k-medoid summary of the training rows)",
+                [8, 16, 32, 64, 128],
+                value=BACKGROUND_ROWS,
+                key="explain_background",
+                help="Values are measured against these rows. More rows stand for the training "
+                "data better and cost proportionally more model evaluations.",
+            )
+        estimate = plan(
+            run, n_rows, len(run.features), n_pairs=n_pairs, background_rows=background_rows
+        )
         st.caption(
             f"Plan: about {estimate['evaluations']:,} model evaluations, ~{fmt_seconds(estimate['seconds'])} "
             f"at this model's measured {run.infer_rows_per_s or 0:,.0f} rows/s "
@@ -85,6 +98,7 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
                     frame,
                     n_rows=n_rows,
                     n_pairs=n_pairs,
+                    background_rows=background_rows,
                     source_name=name,
                     model=model,
                     on_progress=lambda done, total: bar.progress(

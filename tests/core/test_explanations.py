@@ -110,6 +110,15 @@ def test_ft_transformer_reports_its_fidelity(shared) -> None:
     assert result.quality["background_rows"] == 16  # the k-medoid summary of training rows
 
 
+def test_background_size_is_the_callers_choice(shared) -> None:
+    run = shared.runs["ft-transformer"]
+    result = explain_frame(run.id, _rows(run.id), background_rows=8, fidelity_rows=0)
+    assert result.quality["background_rows"] == 8
+    assert result.additivity_error < 1e-6  # float32 model: batches round differently
+    with pytest.raises(ValueError, match="background rows"):
+        explain_frame(run.id, _rows(run.id), background_rows=0)
+
+
 @pytest.mark.parametrize("kind", ["logreg", "ft-transformer"])
 def test_explicit_background_is_used_exactly(shared, kind: str) -> None:
     run = shared.runs[kind]
@@ -201,3 +210,5 @@ def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     assert two["evaluations"] == one["evaluations"]
     assert plan(run, 50, 20, n_pairs=2)["evaluations"] > plan(run, 50, 20, n_pairs=1)["evaluations"]
     assert plan(get_run(shared.runs["lightgbm"].id), 50, 3)["evaluations"] == 50
+    wide = plan(run, 50, 20, n_pairs=1, background_rows=64)["evaluations"]
+    assert wide == estimate_evaluations(50, 20, 64, "auto", 1)
