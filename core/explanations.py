@@ -318,7 +318,9 @@ def explain_frame(
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     if is_text_model(model):
         rows = TEXT_FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
-        return _explain_texts(run, model, frame, source_name, class_index, started, n_pairs, rows)
+        return _explain_texts(
+            run, model, frame, source_name, class_index, started, n_pairs, rows, background
+        )
     fidelity_rows = FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
     z = model.preprocessor.encode(frame)
     if not 1 <= background_rows <= MAX_BACKGROUND_ROWS:
@@ -371,8 +373,10 @@ def explain_frame(
 
 
 def _explain_texts(
-    run, model, frame, source_name, class_index, started, n_pairs, fidelity_rows
+    run, model, frame, source_name, class_index, started, n_pairs, fidelity_rows, background
 ) -> Explanation:
+    """Span attributions. Text games start from the empty text, so background rows do not
+    apply; given ones are named as unused in the quality rather than ignored silently."""
     from models.text_attribution import explain_texts
 
     texts = texts_of(model, frame)
@@ -396,7 +400,8 @@ def _explain_texts(
     quality = {
         "additivity_max_abs_error": float(additivity),
         "fidelity": _text_fidelity(run, model.model, texts, attributions, options, fidelity_rows),
-        "background": "all spans masked",
+        "background": "all spans masked"
+        + ("" if background is None else " (background rows apply to tabular models only)"),
         "spans": f"at most {TEXT_SPANS} per text"
         + (
             f", fewer for long texts (about {TEXT_TOKEN_BUDGET} model tokens per pair)"
