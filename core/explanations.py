@@ -51,9 +51,12 @@ TEXT_FIDELITY_ROWS = 2  # a text reference costs up to ~500 masked texts: second
 # TF-IDF scores thousands of texts in milliseconds), else many pairs.
 TEXT_EXACT_REFERENCE_MAX_SPANS = {"text-transformer": 8, "tfidf-logreg": 12}
 TEXT_REFERENCE_PAIRS = 16  # at least; and at least 4x the pairs of the explanation
-# Exact reference when the games are small enough; otherwise many antithetic pairs.
-EXACT_REFERENCE_MAX_COLUMNS = 14
-REFERENCE_PAIRS = 64
+# The fidelity reference gets about this many model evaluations (~20 s for FT-T "small" on
+# one CPU core): exact values when enumerating every game fits, else as many antithetic pairs
+# as fit, between MIN_ and MAX_REFERENCE_PAIRS.
+REFERENCE_EVALUATIONS = 300_000
+MIN_REFERENCE_PAIRS = 4
+MAX_REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
 TEXT_SPANS = 16  # at most this many word spans per text (models.text_attribution)
 # Text transformers: spans per text are chosen so that each antithetic pair makes the model
@@ -246,29 +249,30 @@ def _fidelity(
     weights: np.ndarray,
     class_index: int | None,
     rows: int,
+    n_pairs: int,
 ) -> dict:
-    """Agreement with an exact (or, for many columns, a 64-pair) interventional reference."""
-    from models.shapley import exact_interventional, explain_interventional, fidelity
+    """Agreement with an exact interventional reference, or one of many antithetic pairs where
+    enumerating every game would exceed REFERENCE_EVALUATIONS model calls (never fewer than
+    4x the explanation's own pairs: a reference must be the better estimate)."""
+    from models.shapley import count_evaluations, explain_interventional, fidelity
 
     if rows <= 0 or len(z) == 0:
         return {}
     take = min(rows, len(z))
     predict = _predict_fn(model, run.task, class_index)
     started = time.perf_counter()
-    if z.shape[1] <= EXACT_REFERENCE_MAX_COLUMNS:
-        reference = exact_interventional(predict, z[:take], background, weights)
+    if count_evaluations(z[:take], background, "exact") <= REFERENCE_EVALUATIONS:
+        method, pairs = "exact", 1
         label = "exact interventional Shapley values, same background"
     else:
-        reference = explain_interventional(
-            predict,
-            z[:take],
-            background,
-            weights,
-            method="antithetic",
-            n_pairs=REFERENCE_PAIRS,
-            seed=run.seed + 1,
-        )
-        label = f"{REFERENCE_PAIRS} antithetic permutation pairs, same background"
+        per_pair = count_evaluations(z[:take], background, "antithetic", n_pairs=1)
+        floor = max(MIN_REFERENCE_PAIRS, 4 * n_pairs)
+        pairs = max(floor, min(MAX_REFERENCE_PAIRS, REFERENCE_EVALUATIONS // per_pair))
+        method = "antithetic"
+        label = f"{pairs} antithetic permutation pairs, same background"
+    reference = explain_interventional(
+        predict, z[:take], background, weights, method=method, n_pairs=pairs, seed=run.seed + 1
+    )
     figures = fidelity(values[:take], reference.values)
     figures.update(reference=label, reference_seconds=time.perf_counter() - started)
     return figures
@@ -349,7 +353,7 @@ def explain_frame(
         "background_rows": int(len(background_z)),
         "background_used_by_explainer": method.startswith("Payoff") or run.model == "logreg",
         "fidelity": _fidelity(
-            run, model, z, values, background_z, weights, class_index, fidelity_rows
+            run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
         ),
     }
     rows = frame[list(model.spec.columns)].reset_index(drop=True)
@@ -637,12 +641,18 @@ def plan(
         evaluations = n_rows  # TreeSHAP / linear: about one pass over the rows
     rate = run.infer_rows_per_s or 1000.0
     seconds = evaluations / rate
+    if run.model in ("text-transformer", "tfidf-logreg"):
+        # up to TEXT_FIDELITY_ROWS exact games of 8 spans: 254 masked texts, half-length
+        check = TEXT_FIDELITY_ROWS * (2**8 - 2) / 2
+    else:
+        check = REFERENCE_EVALUATIONS
     device = device_for_run(run)
     return {
         "evaluations": int(evaluations),
         "seconds": seconds,
         "dollars": seconds * device.dollars_per_hour / 3600,
         "device": device.name,
+        "check_seconds": check / rate,  # the quality check's reference, at most about this
     }
 
 

@@ -153,6 +153,30 @@ def estimate_evaluations(
     return n_rows * n_background * per_game + n_rows + n_background
 
 
+def count_evaluations(
+    rows: np.ndarray,
+    background: np.ndarray,
+    method: Method = "auto",
+    n_pairs: int = 4,
+) -> int:
+    """Model calls `explain_interventional` will make for exactly these rows and background.
+
+    Unlike `estimate_evaluations` it counts the columns equal to a baseline's value, which are
+    free, so it is the figure to decide with (an exact reference on a table with many shared
+    categorical values can be cheap where the upper bound says it is not). For "exact", games
+    too big to enumerate count as infinitely dear (returned as a huge int) instead of raising.
+    """
+    x = _as_matrix(rows, "rows")
+    b = _as_matrix(background, "background")
+    if x.shape[1] != b.shape[1]:
+        raise ValueError(f"rows and background differ in columns: {x.shape=} {b.shape=}")
+    _validate_options(method, n_pairs, 1)
+    players = _differing_counts(x, b)
+    if method == "exact" and int(players.max(initial=0)) > MAX_EXACT_PLAYERS:
+        return 2**62
+    return int(_game_cost(players, method, n_pairs).sum()) + x.shape[0] + b.shape[0]
+
+
 def summarize_background(
     z: np.ndarray,
     k: int = 16,

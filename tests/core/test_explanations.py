@@ -110,6 +110,18 @@ def test_ft_transformer_reports_its_fidelity(shared) -> None:
     assert result.quality["background_rows"] == 16  # the k-medoid summary of training rows
 
 
+def test_reference_is_pairs_when_exact_values_cost_too_much(shared, monkeypatch) -> None:
+    from core import explanations
+
+    run = shared.runs["ft-transformer"]
+    monkeypatch.setattr(explanations, "REFERENCE_EVALUATIONS", 50)  # below 3 rows x 16 games
+    fidelity = explain_frame(run.id, _rows(run.id)).quality["fidelity"]
+    assert fidelity["reference"].startswith("4 antithetic permutation pairs")  # the floor
+    assert 0.0 <= fidelity["max_abs_error"] < 0.2 and fidelity["rows"] == 3
+    heavier = explain_frame(run.id, _rows(run.id), n_pairs=2).quality["fidelity"]
+    assert heavier["reference"].startswith("8 antithetic")  # 4x the explanation's pairs
+
+
 def test_background_size_is_the_callers_choice(shared) -> None:
     run = shared.runs["ft-transformer"]
     result = explain_frame(run.id, _rows(run.id), background_rows=8, fidelity_rows=0)
@@ -214,7 +226,7 @@ def test_text_explanation_is_stored_with_its_fidelity(_isolated_home: Path) -> N
 
 def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     from core.economics import DEVICE_CATALOG
-    from core.explanations import BACKGROUND_ROWS, plan
+    from core.explanations import BACKGROUND_ROWS, REFERENCE_EVALUATIONS, plan
     from models.shapley import estimate_evaluations
 
     run = get_run(shared.runs["ft-transformer"].id)
@@ -223,6 +235,7 @@ def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     assert one["seconds"] == pytest.approx(one["evaluations"] / run.infer_rows_per_s)
     price = DEVICE_CATALOG[one["device"]].dollars_per_hour
     assert one["dollars"] == pytest.approx(one["seconds"] * price / 3600) and one["dollars"] > 0
+    assert one["check_seconds"] == pytest.approx(REFERENCE_EVALUATIONS / run.infer_rows_per_s)
     # 3 columns: every game is enumerated exactly (counted as 2 pairs), so 2 pairs cost the same
     assert two["evaluations"] == one["evaluations"]
     assert plan(run, 50, 20, n_pairs=2)["evaluations"] > plan(run, 50, 20, n_pairs=1)["evaluations"]

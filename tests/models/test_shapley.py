@@ -8,6 +8,8 @@ import shap
 import torch
 
 from models.shapley import (
+    MAX_EXACT_PLAYERS,
+    count_evaluations,
     estimate_evaluations,
     exact_interventional,
     explain_interventional,
@@ -107,6 +109,23 @@ def test_estimate_is_exact_when_every_column_differs(data, method):
     x, b, w = data
     result = explain_interventional(pairwise, x, b, w, method=method, n_pairs=3)
     assert result.evaluations == estimate_evaluations(len(x), M, len(b), method, n_pairs=3)
+
+
+@pytest.mark.parametrize("method", ["exact", "antithetic", "auto"])
+def test_count_is_exact_where_columns_equal_a_baseline(data, method):
+    x, b, w = data
+    b = b.copy()
+    b[0, :4] = x[0, :4]  # free players: the upper bound overcounts, the count must not
+    b[1, :] = x[1, :]  # an empty game
+    result = explain_interventional(pairwise, x, b, w, method=method, n_pairs=2)
+    assert result.evaluations == count_evaluations(x, b, method, n_pairs=2)
+    assert result.evaluations < estimate_evaluations(len(x), M, len(b), method, n_pairs=2)
+
+
+def test_count_of_a_game_too_big_to_enumerate_is_prohibitive():
+    wide = np.zeros((1, MAX_EXACT_PLAYERS + 1))
+    assert count_evaluations(wide, wide + 1, "exact") >= 2**62
+    assert count_evaluations(wide, wide + 1, "auto", n_pairs=1) < 100
 
 
 def test_auto_enumerates_small_games_and_chains_large_ones():
