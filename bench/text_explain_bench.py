@@ -9,8 +9,9 @@ the first run saves it), then test reviews are explained with several settings, 
   32-pair reference on long reviews costs minutes).
 
 For each setting: marginal ms per text (one batched call after a warm-up) and fidelity
-(`models.shapley.fidelity`) against EXACT Shapley values of the same game (same spans, same
-empty-text baseline), computed by enumerating every span coalition; rows whose exact game
+(`models.text_attribution.span_fidelity`, text by text) against EXACT Shapley values of the
+same game (same spans, same empty-text baseline), computed by enumerating every span
+coalition; rows whose exact game
 would need more than --exact-max-spans spans are compared with a 32-pair reference instead
 (counted separately). Reviews come in two lengths: sentences (8-30 words) and reviews of
 ~100 words (80-120). A last case explains the reviews with the TF-IDF baseline, whose games are
@@ -38,9 +39,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.explanations import TEXT_TOKEN_BUDGET, TFIDF_PAIRS  # noqa: E402
-from models.shapley import fidelity  # noqa: E402
 from models.tasks import TargetEncoder  # noqa: E402
-from models.text_attribution import explain_texts  # noqa: E402
+from models.text_attribution import (  # noqa: E402
+    explain_texts,
+    same_game_reference,
+    span_fidelity,
+)
 from models.text_baseline import fit_tfidf_logreg  # noqa: E402
 from models.text_classifier import FittedTextModel, clean_text, fit_text  # noqa: E402
 
@@ -174,8 +178,7 @@ class _References:
             refs.append(reference)
         out: dict[str, Any] = {}
         for kind, (values, refs) in grouped.items():
-            width = max(len(v) for v in values)
-            figures = fidelity(_padded(values, width), _padded(refs, width))
+            figures = span_fidelity(values, refs)
             out[kind] = {
                 "rows": len(values),
                 "spearman": round(figures["spearman"], 4),
@@ -187,26 +190,11 @@ class _References:
         key = tuple(spans)
         if key not in self.cache:
             exact = len(spans) <= self.exact_max_spans
-            # same game: exactly these spans, whatever pairs the reference walks
-            (reference,) = explain_texts(
-                self.model,
-                [text],
-                max_groups=len(spans),
-                method="exact" if exact else "antithetic",
-                n_pairs=1 if exact else self.pairs,
-                seed=99,
+            values = same_game_reference(
+                self.model, text, spans, exact=exact, n_pairs=self.pairs, seed=99
             )
-            if reference.spans != spans:
-                raise AssertionError("the reference split the text differently")
-            self.cache[key] = ("vs exact" if exact else f"vs {self.pairs} pairs", reference.values)
+            self.cache[key] = ("vs exact" if exact else f"vs {self.pairs} pairs", values)
         return self.cache[key]
-
-
-def _padded(rows: list[np.ndarray], width: int) -> np.ndarray:
-    out = np.zeros((len(rows), width))
-    for i, row in enumerate(rows):
-        out[i, : len(row)] = row
-    return out
 
 
 def _print(figures: dict[str, Any]) -> None:

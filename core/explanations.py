@@ -448,8 +448,7 @@ def _token_budget(run: RunInfo) -> int | None:
 def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> dict:
     """Agreement of the first ``rows`` texts with a reference of the same game: exact for up
     to TEXT_EXACT_REFERENCE_MAX_SPANS spans, else many antithetic pairs."""
-    from models.shapley import fidelity
-    from models.text_attribution import explain_texts
+    from models.text_attribution import same_game_reference, span_fidelity
 
     chosen = [i for i, a in enumerate(attributions) if len(a.spans) > 1][:rows]
     if not chosen:
@@ -458,25 +457,19 @@ def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> 
     spans = max(len(attributions[i].spans) for i in chosen)
     exact = spans <= TEXT_EXACT_REFERENCE_MAX_SPANS.get(run.model, 8)
     pairs = max(TEXT_REFERENCE_PAIRS, 4 * options["n_pairs"])
-    # The same game: each text split into exactly the spans it was explained with.
-    reference = [
-        explain_texts(
+    references = [
+        same_game_reference(
             text_model,
-            [texts[i]],
-            max_groups=len(attributions[i].spans),
-            class_index=options["class_index"],
-            method="exact" if exact else "antithetic",
-            n_pairs=1 if exact else pairs,
+            texts[i],
+            attributions[i].spans,
+            exact=exact,
+            n_pairs=pairs,
             seed=options["seed"] + 1,
-        )[0]
+            class_index=options["class_index"],
+        )
         for i in chosen
     ]
-    width = max(len(attributions[i].spans) for i in chosen)
-    values, truth = np.zeros((len(chosen), width)), np.zeros((len(chosen), width))
-    for k, (i, ref) in enumerate(zip(chosen, reference, strict=True)):
-        values[k, : len(ref.values)] = attributions[i].values
-        truth[k, : len(ref.values)] = ref.values
-    figures = fidelity(values, truth)
+    figures = span_fidelity([attributions[i].values for i in chosen], references)
     label = (
         "exact Shapley values of the same spans"
         if exact

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import numpy as np
 from scipy.special import log_softmax
 
-from models.shapley import Method, explain_interventional
+from models.shapley import Method, explain_interventional, fidelity
 from models.tasks import TargetEncoder
 from models.text_classifier import clean_text
 
@@ -182,6 +182,55 @@ def explain_texts(
         by_text.update(zip(members, explained, strict=True))
     share = (time.perf_counter() - started) / max(len(texts), 1)
     return [dataclasses.replace(by_text[i], seconds=share) for i in range(len(texts))]
+
+
+def same_game_reference(
+    model: TextModel,
+    text: Any,
+    spans: list[str],
+    *,
+    exact: bool,
+    n_pairs: int = 32,
+    seed: int = 0,
+    class_index: int | None = None,
+) -> np.ndarray:
+    """Reference values for the game `spans` came from: the text split into exactly these
+    spans (whatever budget chose their number), solved by enumerating every coalition or with
+    `n_pairs` antithetic pairs. Fidelity figures compare an explanation with this."""
+    (reference,) = explain_texts(
+        model,
+        [text],
+        max_groups=max(len(spans), 1),
+        class_index=class_index,
+        method="exact" if exact else "antithetic",
+        n_pairs=1 if exact else n_pairs,
+        seed=seed,
+    )
+    if reference.spans != spans:
+        raise ValueError("the text does not split into the spans it was explained with")
+    return reference.values
+
+
+def span_fidelity(
+    values: Sequence[np.ndarray], references: Sequence[np.ndarray]
+) -> dict[str, float | int]:
+    """`models.shapley.fidelity` over texts with different numbers of spans.
+
+    Each text is compared on its own spans: padding ragged rows into one matrix would add
+    spans that are 0 in both, which inflates the rank correlation. Spearman is the mean over
+    texts, the max error the largest, as in `fidelity`.
+    """
+    if len(values) != len(references) or not values:
+        raise ValueError(f"need as many references as texts, at least one: {len(values)=}")
+    per_text = [
+        fidelity(np.atleast_2d(v), np.atleast_2d(r))
+        for v, r in zip(values, references, strict=True)
+    ]
+    return {
+        "spearman": float(np.mean([f["spearman"] for f in per_text])),
+        "max_abs_error": float(max(f["max_abs_error"] for f in per_text)),
+        "rows": len(per_text),
+    }
 
 
 def _groups_per_text(

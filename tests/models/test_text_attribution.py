@@ -16,7 +16,14 @@ from sklearn.linear_model import LogisticRegression
 
 from models.artifacts import ArtifactError
 from models.tasks import TargetEncoder
-from models.text_attribution import explain_text, explain_texts, spans_for_budget, split_spans
+from models.text_attribution import (
+    explain_text,
+    explain_texts,
+    same_game_reference,
+    span_fidelity,
+    spans_for_budget,
+    split_spans,
+)
 from models.text_baseline import FittedTfidfModel, fit_tfidf_logreg, make_vectorizer
 from models.text_classifier import FittedTextModel, fit_text
 from tests.models.test_text_classifier import binary_target, make_corpus, make_tiny_bert
@@ -107,6 +114,29 @@ def test_token_budget_gives_long_texts_fewer_spans(bert: FittedTextModel, tfidf)
     assert more_pairs[0].spans == results[1].spans  # the budget is per pair: same spans
     # TF-IDF has no token counts (it costs microseconds): the budget does not coarsen it
     assert len(explain_text(tfidf, long, token_budget=96).spans) == 16
+
+
+def test_span_fidelity_compares_each_text_on_its_own_spans() -> None:
+    # Two spans in reverse order: rank correlation -1. Padded with the 4-span text's width,
+    # the shared zeros would have made it positive.
+    figures = span_fidelity(
+        [np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.2, 0.1])],
+        [np.array([0.1, 0.2, 0.3, 0.4]), np.array([0.1, 0.2])],
+    )
+    assert figures["spearman"] == pytest.approx(0.0)  # mean of 1 and -1
+    assert figures["max_abs_error"] == pytest.approx(0.1 / 0.3) and figures["rows"] == 2
+    with pytest.raises(ValueError, match="as many references"):
+        span_fidelity([np.ones(2)], [])
+
+
+def test_same_game_reference_keeps_the_explained_spans(bert: FittedTextModel) -> None:
+    long = " ".join(["the coffee box arrived with my tea"] * 6)
+    (budgeted,) = explain_texts(bert, [long], n_pairs=1, token_budget=96)
+    exact = same_game_reference(bert, long, budgeted.spans, exact=True)
+    assert len(exact) == len(budgeted.spans) == 3  # not the 16 spans max_groups allows
+    assert abs(budgeted.base_value + exact.sum() - budgeted.output) < 1e-5
+    with pytest.raises(ValueError, match="does not split"):
+        same_game_reference(bert, long, ["the coffee"], exact=True)
 
 
 @pytest.mark.parametrize("which", ["tfidf", "bert"])
