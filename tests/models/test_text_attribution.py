@@ -25,8 +25,13 @@ from models.text_attribution import (
     split_spans,
 )
 from models.text_baseline import FittedTfidfModel, fit_tfidf_logreg, make_vectorizer
-from models.text_classifier import FittedTextModel, fit_text
-from tests.models.test_text_classifier import binary_target, make_corpus, make_tiny_bert
+from models.text_classifier import FittedTextModel
+from tests.models.test_text_classifier import (
+    binary_target,
+    fit_tiny_text_model,
+    make_corpus,
+    make_tiny_bert,
+)
 
 
 @pytest.fixture(scope="module")
@@ -37,21 +42,7 @@ def tfidf() -> FittedTfidfModel:
 
 @pytest.fixture(scope="module")
 def bert(tmp_path_factory: pytest.TempPathFactory) -> FittedTextModel:
-    folder = make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
-    train_texts, y_train = make_corpus(320, seed=1)
-    val_texts, y_val = make_corpus(80, seed=2)
-    return fit_text(
-        train_texts=train_texts,
-        y_train=y_train,
-        val_texts=val_texts,
-        y_val=y_val,
-        target=binary_target(),
-        model_name_or_path=str(folder),
-        max_length=32,
-        batch_size=16,
-        lr=3e-3,
-        max_epochs=5,
-    ).model
+    return fit_tiny_text_model(make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))).model
 
 
 class CountingModel:

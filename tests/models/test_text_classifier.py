@@ -7,6 +7,7 @@ sentiment corpus, so the real loading / tokenising / training code runs in secon
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -78,8 +79,8 @@ def tiny_bert(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
 
 
-@pytest.fixture(scope="module")
-def fitted(tiny_bert: Path) -> TextFitResult:
+def fit_tiny_text_model(folder: Path, **options: Any) -> TextFitResult:
+    """The tiny BERT in `folder` fine-tuned on the toy corpus (the settings the tests share)."""
     train_texts, y_train = make_corpus(320, seed=1)
     val_texts, y_val = make_corpus(80, seed=2)
     return fit_text(
@@ -88,13 +89,18 @@ def fitted(tiny_bert: Path) -> TextFitResult:
         val_texts=val_texts,
         y_val=y_val,
         target=binary_target(),
-        model_name_or_path=str(tiny_bert),
+        model_name_or_path=str(folder),
         max_length=32,
         batch_size=16,
         lr=3e-3,
         max_epochs=5,
-        time_budget_s=120,
+        **options,
     )
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_bert: Path) -> TextFitResult:
+    return fit_tiny_text_model(tiny_bert, time_budget_s=120)
 
 
 def test_clean_text_strips_tags_entities_and_whitespace() -> None:
