@@ -63,7 +63,7 @@ TEXT_SPANS = 16  # at most this many word spans per text (models.text_attributio
 # read about this many tokens (models.text_attribution.spans_for_budget). MiniLM reads ~3.5k
 # tokens/s on one CPU core, so one pair costs ~150 ms whatever the text's length: 640 took
 # 172-190 ms on ~113-token reviews (5 spans), too close to the 200 ms target on a busy
-# machine; 512 gives them 4 spans in 137 ms, and 24-word sentences 15 spans in 140 ms
+# machine; 512 gives them 4 spans in 137-138 ms, and 24-word sentences 15 spans in 140-142 ms
 # (bench/text_explain_bench.py).
 TEXT_TOKEN_BUDGET = 512
 # TF-IDF scores a masked text in microseconds, so it affords many pairs. It needs them: its
