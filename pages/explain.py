@@ -86,8 +86,9 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
         st.caption(
             f"Plan: about {estimate['evaluations']:,} model evaluations, ~{fmt_seconds(estimate['seconds'])} "
             f"at this model's measured {run.infer_rows_per_s or 0:,.0f} rows/s "
-            f"(${estimate['dollars']:,.4f} on {estimate['device']}), plus up to "
-            f"~{fmt_seconds(estimate['check_seconds'])} for the quality check against a reference."
+            f"(${estimate['dollars']:,.4f} on {estimate['device']}), plus at most "
+            f"~{fmt_seconds(estimate['check_seconds'])} for the quality check against a reference "
+            "(usually much less: values the rows share with the background cost nothing)."
         )
         if st.button("Explain", type="primary"):
             bar = st.progress(0.0, text="Explaining...")
