@@ -142,3 +142,34 @@ def payoff_home(home: Path) -> Iterator[Path]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# Float64 model output differs in the last bits when rows are batched differently (the order
+# of floating-point reductions changes with the batch, the thread count and the device), so
+# "the same result" means: every non-float cell equal, every float within this tolerance.
+FLOAT_RTOL = 1e-9
+FLOAT_ATOL = 1e-12
+
+
+def assert_same_results(left: pd.DataFrame, right: pd.DataFrame) -> None:
+    """Two result tables agree: same columns, rows and order; text and integer cells exactly,
+    float cells to ``FLOAT_RTOL``. Text-read frames (CSV exports read with ``dtype=str``) have
+    their numeric-looking columns compared as numbers."""
+    assert list(left.columns) == list(right.columns)
+    assert len(left) == len(right)
+    for column in left.columns:
+        a, b = left[column], right[column]
+        a_num = pd.to_numeric(a.replace("", np.nan), errors="coerce")
+        b_num = pd.to_numeric(b.replace("", np.nan), errors="coerce")
+        numeric = a_num.notna().eq(a.replace("", np.nan).notna()).all() and a_num.notna().any()
+        floats = numeric and not np.allclose(a_num.dropna() % 1, 0)
+        if floats:
+            np.testing.assert_allclose(
+                a_num.to_numpy(dtype=float),
+                b_num.to_numpy(dtype=float),
+                rtol=FLOAT_RTOL,
+                atol=FLOAT_ATOL,
+                err_msg=f"column {column!r}",
+            )
+        else:
+            pd.testing.assert_series_equal(a, b, obj=f"column {column!r}")

@@ -21,6 +21,7 @@ from tests.fixtures import (
     CREDIT_SAMPLE,
     POSITIVE,
     TARGET,
+    assert_same_results,
     csv_bytes,
     make_tabular_frame,
     payoff_home,
@@ -70,12 +71,9 @@ def test_chunked_scoring_equals_one_shot(run, tmp_path: Path) -> None:
     small = score_source(run.id, data, chunk_rows=7, out_path=tmp_path / "small.csv")
     whole = score_source(run.id, data, chunk_rows=10_000, out_path=tmp_path / "whole.csv")
     assert small.rows == whole.rows == 60
-    pd.testing.assert_frame_equal(
-        batch_predictions(small.batch_id), batch_predictions(whole.batch_id)
-    )
-    pd.testing.assert_frame_equal(
-        _read_export(tmp_path / "small.csv"), _read_export(tmp_path / "whole.csv")
-    )
+    # Decisions and row order exactly; probabilities to float64 tolerance (issue 12).
+    assert_same_results(batch_predictions(small.batch_id), batch_predictions(whole.batch_id))
+    assert_same_results(_read_export(tmp_path / "small.csv"), _read_export(tmp_path / "whole.csv"))
     assert small.drift == whole.drift
 
 
@@ -129,9 +127,7 @@ def test_extra_columns_are_listed_and_ignored(run) -> None:
     plain = score_source(run.id, csv_bytes(NEW_ROWS))
     assert report.extra_columns == ["amount", "note", "branch"]  # amount: not a feature
     assert any("note" in w for w in report.warnings)
-    pd.testing.assert_frame_equal(
-        batch_predictions(report.batch_id), batch_predictions(plain.batch_id)
-    )
+    assert_same_results(batch_predictions(report.batch_id), batch_predictions(plain.batch_id))
 
 
 def test_unseen_categories_are_counted(run) -> None:
@@ -244,6 +240,18 @@ def test_a_decimal_comma_file_scores_like_it_trained() -> None:
     report = score_source(run.id, data)
     assert report.rows == 150
     plain = score_source(run.id, csv_bytes(frame))
-    pd.testing.assert_frame_equal(
-        batch_predictions(report.batch_id), batch_predictions(plain.batch_id)
-    )
+    assert_same_results(batch_predictions(report.batch_id), batch_predictions(plain.batch_id))
+
+
+def test_result_comparison_is_tolerant_of_last_bits_only() -> None:
+    """The helper above forgives float64 noise, never a changed decision or probability."""
+    base = pd.DataFrame({"prediction": ["bad", "good"], "probability": [0.1, 0.7]})
+    base["decision"] = pd.array([1, 0], dtype="Int64")
+    noisy = base.assign(probability=[0.1 + 4e-17, 0.7 - 1e-16])
+    assert_same_results(base, noisy)
+    with pytest.raises(AssertionError):
+        assert_same_results(base, base.assign(probability=[0.1, 0.7001]))
+    flipped = base.copy()
+    flipped["decision"] = pd.array([0, 0], dtype="Int64")
+    with pytest.raises(AssertionError):
+        assert_same_results(base, flipped)
