@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Float,
     ForeignKey,
@@ -82,6 +83,12 @@ class TrainingRunRecord(Base):
     classes_json: Mapped[str] = mapped_column(Text, default="[]")
     metrics_json: Mapped[str] = mapped_column(Text, default="{}")
     test_json: Mapped[str] = mapped_column(Text, default="{}")
+    # Validation-part predictions (y, proba, money), the rows the operating threshold is
+    # chosen on; NULL for runs trained before migration 0003 (computed on first use).
+    validation_json: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    # The decision threshold every page uses: chosen on validation rows or set by the user.
+    operating_threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
+    threshold_source: Mapped[str | None] = mapped_column(String(20), nullable=True)
     device: Mapped[str | None] = mapped_column(String(20), nullable=True)
     device_name: Mapped[str | None] = mapped_column(String(200), nullable=True)
     train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)

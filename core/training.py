@@ -74,6 +74,10 @@ class RunInfo:
     artifact_path: Path | None
     created_at: datetime
     finished_at: datetime | None
+    # The decision threshold (binary runs): chosen on validation rows or set by the user;
+    # None until core.thresholds.operating_threshold first chooses it.
+    operating_threshold: float | None = None
+    threshold_source: str | None = None
 
     @property
     def train_fraction(self) -> float:
@@ -126,6 +130,8 @@ def _to_info(r: TrainingRunRecord) -> RunInfo:
         artifact_path=Path(r.artifact_path) if r.artifact_path else None,
         created_at=r.created_at,
         finished_at=r.finished_at,
+        operating_threshold=r.operating_threshold,
+        threshold_source=r.threshold_source,
     )
 
 
@@ -259,6 +265,49 @@ def holdout_predictions(run_id: int) -> dict:
         if record is None:
             raise ValueError(f"There is no training run with id {run_id}.")
         return json.loads(record.test_json or "{}")
+
+
+def validation_predictions(run_id: int) -> dict | None:
+    """The run's validation part: labels (class index), scores and money weights where known;
+    None for a run trained before they were stored."""
+    with session_factory().begin() as session:
+        record = session.get(TrainingRunRecord, run_id)
+        if record is None:
+            raise ValueError(f"There is no training run with id {run_id}.")
+        return record.validation_json
+
+
+def store_validation_predictions(run_id: int, stored: dict) -> None:
+    _update(run_id, validation_json=stored)
+
+
+def _part_predictions(
+    model: Any, run: RunInfo, part: pd.DataFrame, target_encoder, money_column: str | None
+) -> dict:
+    """y (class index) and P(positive) of one part, capped like the test part, for the
+    threshold and value maths; classification only."""
+    part = part.iloc[:MAX_STORED_TEST_ROWS]
+    stored = {
+        "y": target_encoder.encode(part[run.target]).tolist(),
+        "proba": np.asarray(predict_frame(model, part)).tolist(),
+    }
+    if money_column:
+        stored["money"] = pd.to_numeric(part[money_column], errors="coerce").fillna(0.0).tolist()
+    return stored
+
+
+def compute_validation_predictions(run_id: int) -> dict:
+    """Recompute and store the validation-part predictions of an older succeeded run."""
+    from models.tasks import TargetEncoder
+
+    run = get_run(run_id)
+    data = _prepare_data(run)
+    encoder = TargetEncoder(task=run.task, classes=run.classes, positive_class=run.positive_class)
+    stored = _part_predictions(
+        load_run_model(run_id), run, data["parts"]["val"], encoder, data["money_column"]
+    )
+    store_validation_predictions(run_id, stored)
+    return stored
 
 
 def delete_run(run_id: int) -> None:
@@ -476,6 +525,11 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
             )
         for key in list(stored):
             stored[key] = stored[key][:MAX_STORED_TEST_ROWS]
+        validation = None
+        if target_encoder.task in ("binary", "multiclass"):
+            validation = _part_predictions(
+                fit.model, run, parts["val"], target_encoder, data["money_column"]
+            )
         evaluation["metrics"]["dropped_missing_target"] = data["dropped_missing_target"]
         _set_progress(run_id, {"stage": "saving", "history": history})
         # A unique suffix: a run id can come back after the ledger is reset, a folder must not.
@@ -491,6 +545,7 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
             classes_json=json.dumps(list(target_encoder.classes)),
             metrics_json=json.dumps(evaluation["metrics"]),
             test_json=json.dumps(stored),
+            validation_json=validation,
             train_seconds=fit.train_seconds,
             train_rows_per_s=rows_seen / fit.train_seconds if fit.train_seconds else None,
             infer_rows_per_s=evaluation["infer_rows_per_s"],

@@ -18,11 +18,13 @@ import pandas as pd
 from core import economics as eco
 from core.training import (
     RunInfo,
+    compute_validation_predictions,
     get_run,
     holdout_predictions,
     list_runs,
     load_run_model,
     predict_frame,
+    validation_predictions,
 )
 from core.usecases import UseCase, get_use_case
 
@@ -191,7 +193,48 @@ def compute_cost_for(
     )
 
 
+def validation_outcomes(run: RunInfo) -> Outcomes:
+    """The run's validation-part predictions: the rows a threshold is chosen on."""
+    if run.task != "binary":
+        raise ValueError(f"A decision threshold needs a binary model; run #{run.id} is {run.task}.")
+    stored = validation_predictions(run.id)
+    if not stored or "proba" not in stored:
+        stored = compute_validation_predictions(run.id)
+    money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
+    return Outcomes(
+        np.asarray(stored["y"], dtype=int),
+        np.asarray(stored["proba"], dtype=float),
+        money,
+        "validation part",
+    )
+
+
 # ---- the valuation --------------------------------------------------------------------------
+
+
+def _payoff_terms(use_case: UseCase, outcomes: Outcomes, use_money: bool):
+    """(row weights, payoff matrix, fixed part): money-weighted when the use case and rows
+    allow it, else the per-decision payoff."""
+    weights = outcomes.money if (use_money and use_case.money_multipliers is not None) else None
+    payoff = use_case.money_multipliers if weights is not None else use_case.payoff
+    fixed = use_case.money_fixed if weights is not None else None
+    return weights, payoff, fixed
+
+
+def choose_operating_point(
+    use_case: UseCase, outcomes: Outcomes, use_money: bool = True
+) -> tuple[dict, bool]:
+    """The value-maximising threshold on ``outcomes`` (within the review capacity, if the
+    use case has one): (the profit-curve row as a dict, whether capacity limited it)."""
+    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
+    if use_case.review_capacity and use_case.monthly_volume > 0:
+        share = min(1.0, use_case.review_capacity / use_case.monthly_volume)
+        best = eco.best_under_capacity(
+            outcomes.y, outcomes.score, payoff, capacity_share=share, weights=weights, fixed=fixed
+        )
+        return best, share < 1.0
+    curve = eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, fixed=fixed)
+    return eco.best_threshold(curve), False
 
 
 def value_run(
@@ -204,20 +247,8 @@ def value_run(
     explain_share: float = DEFAULT_EXPLAIN_SHARE,
     explain_ms_per_row: float | None = None,
 ) -> Valuation:
-    weights = outcomes.money if (use_money and use_case.money_multipliers is not None) else None
-    payoff = use_case.money_multipliers if weights is not None else use_case.payoff
-    fixed = use_case.money_fixed if weights is not None else None
-    capacity_limited = False
-    if use_case.review_capacity and use_case.monthly_volume > 0:
-        share = min(1.0, use_case.review_capacity / use_case.monthly_volume)
-        best = eco.best_under_capacity(
-            outcomes.y, outcomes.score, payoff, capacity_share=share, weights=weights, fixed=fixed
-        )
-        capacity_limited = share < 1.0
-    else:
-        best = eco.best_threshold(
-            eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, fixed=fixed)
-        )
+    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
+    best, capacity_limited = choose_operating_point(use_case, outcomes, use_money)
     status_quo = eco.status_quo_value(
         outcomes.y,
         payoff,
