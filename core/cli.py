@@ -257,7 +257,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
 
 
 def cmd_roi(args: argparse.Namespace) -> dict:
-    from core.valuation import roi_summary
+    from core.verdict import parse_vs, roi_summary
 
     assumptions = {}
     if args.assumptions:
@@ -268,7 +268,9 @@ def cmd_roi(args: argparse.Namespace) -> dict:
         if not isinstance(assumptions, dict):
             raise CliError("The assumptions file must hold one JSON object.")
     frame = _csv_frame(args.csv) if args.csv else None
-    return roi_summary(args.run, args.use_case, frame=frame, assumptions=assumptions)
+    return roi_summary(
+        args.run, args.use_case, frame=frame, assumptions=assumptions, vs=parse_vs(args.vs)
+    )
 
 
 def cmd_worker(args: argparse.Namespace) -> dict:
@@ -335,8 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     roi = commands.add_parser("roi", help="ROI of a run for a use case")
     roi.add_argument("--run", type=int, required=True)
     roi.add_argument("--use-case", required=True, dest="use_case")
-    roi.add_argument("--csv")
+    roi.add_argument("--csv", help="labelled CSV to value on (default: the run's test rows)")
     roi.add_argument("--assumptions")
+    roi.add_argument(
+        "--vs",
+        help="champion: a run id or 'status_quo' (default: the best baseline on the same split)",
+    )
     roi.set_defaults(handler=cmd_roi)
 
     worker = commands.add_parser("worker", help="(internal) train queued runs")

@@ -88,3 +88,19 @@ def get_or_create_split(
         )
         return np.frombuffer(record.assignment, dtype=np.uint8)
     return assignment
+
+
+def part_sizes(session: Session, dataset_id: int, target: str, seed: int) -> dict[str, int] | None:
+    """Rows in each part of a stored split ({"train": n, "validation": n, "test": n}), or None
+    when the split has not been made yet."""
+    record = session.scalar(
+        select(DatasetSplitRecord).where(
+            DatasetSplitRecord.dataset_id == dataset_id,
+            DatasetSplitRecord.target == target,
+            DatasetSplitRecord.seed == seed,
+        )
+    )
+    if record is None:
+        return None
+    assignment = np.frombuffer(record.assignment, dtype=np.uint8)
+    return {name: int((assignment == code).sum()) for code, name in PART_NAMES.items()}

@@ -152,6 +152,7 @@ def create_run(
     train_fraction: float = 1.0,
     members: list[int] | None = None,
     rule: str = "stack",
+    subsample_seed: int | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
@@ -220,6 +221,7 @@ def create_run(
                     "positive_class": positive_class,
                     "train_fraction": train_fraction,
                     **extra_options,
+                    **({} if subsample_seed is None else {"subsample_seed": int(subsample_seed)}),
                 }
             ),
             seed=seed,
@@ -361,7 +363,9 @@ def _prepare_data(run: RunInfo) -> dict:
         # Learning curves: a seeded subsample of the training part; validation and test
         # parts stay whole so every point is measured on the same rows.
         keep = max(10, int(round(len(parts["train"]) * fraction)))
-        parts["train"] = parts["train"].sample(n=keep, random_state=run.seed).reset_index(drop=True)
+        # ``subsample_seed`` repeats a share with other rows on the same split.
+        pick = int(run.options.get("subsample_seed", run.seed))
+        parts["train"] = parts["train"].sample(n=keep, random_state=pick).reset_index(drop=True)
     money = dataset.roles.money_column
     return {
         "dataset": dataset,

@@ -1,10 +1,26 @@
-"""What a trained model is worth for a use case: the glue between runs and the pure maths.
+"""What a trained model is worth for a use case: the one valuation path.
 
 ``value_run`` joins a run's predictions (test part, or a labelled file), a use case's payoff
-and volumes, and the run's measured compute priced on a chosen device, into one
-``Valuation``: best threshold, value per decision, monthly value against the status quo,
-monthly cost, ROI / payback / NPV. Everything is recomputed from plain inputs, so the what-if
-controls can change any assumption without retraining.
+and volumes, the run's *operating threshold* (chosen on validation rows or set by the user,
+never on the rows valued here) and the run's measured compute priced on a chosen device,
+into one ``Valuation``. The page, the CLI, the tornado, the Monte Carlo, the comparison table,
+the verdict (core/verdict.py) and the report all call it.
+
+Formulas (documented in README "How a run is valued"):
+
+- flagged_i = score_i >= threshold; each row falls in one cell c_i of tp / fp / tn / fn.
+- value_i = payoff[c_i] (per-decision payoff), or, money-weighted (the use case has money
+  multipliers and the dataset a money column), value_i = multiplier[c_i] x money_i + fixed[c_i].
+- value_per_decision = mean_i value_i (the same number economics.profit_curve gives at that
+  threshold, divided by the rows).
+- status quo per decision: the same sum for today's policy (approve all = flag none, flag all,
+  a perfect manual review minus its cost per decision, or a column holding today's decision).
+- monthly_value = (value_per_decision - status_quo_per_decision) x monthly_volume.
+- monthly_cost = compute (retraining amortised, scoring, explaining) + people (maintenance +
+  retrains x cost per retrain) / 12; one-off = integration + labelling + the first training.
+- roi / payback / npv: economics.roi over the use case's horizon and discount rate.
+- "hindsight": the best threshold of the evaluation rows themselves, shown apart; it is an
+  in-sample optimum and always flatters the model.
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ from core import economics as eco
 from core.training import (
     RunInfo,
     compute_validation_predictions,
-    get_run,
+    create_run,
     holdout_predictions,
     list_runs,
     load_run_model,
@@ -30,8 +46,15 @@ from core.usecases import UseCase, get_use_case
 
 BASELINE_KINDS = ("logreg", "lightgbm", "tfidf-logreg")
 CPU_DEVICE = "cpu-2core"
-# Decisions explained per month, as a share of the volume (reason codes on flagged cases).
-DEFAULT_EXPLAIN_SHARE = 0.0
+# Explanations per month when the analyst gives none, as a share of the monthly volume.
+DEFAULT_EXPLAIN_SHARE = 0.1
+EXPLAIN_SHARE_SOURCE = (
+    "10% of decisions get reason codes (declines, referrals, disputes) — assumption, edit"
+)
+# Guardrails: said on the page, the CLI and the report when tripped.
+MIN_POSITIVES = 30
+MAX_FLAGGED_SHARE = 0.5
+NEGLIGIBLE_COMPUTE_SHARE = 0.001
 
 
 @dataclass(frozen=True)
@@ -42,53 +65,6 @@ class Outcomes:
     score: np.ndarray
     money: np.ndarray | None
     source: str
-
-
-@dataclass(frozen=True)
-class Valuation:
-    run_id: int
-    use_case: str
-    device: str
-    best_threshold: float
-    flagged_share: float
-    value_per_decision: float
-    status_quo_value_per_decision: float
-    monthly_value: float
-    monthly_compute_cost: float
-    monthly_people_cost: float
-    monthly_cost: float
-    one_off_cost: float
-    returns: eco.RoiResult  # roi, payback, NPV over the use case's horizon
-    cost: dict
-    money_weighted: bool
-    capacity_limited: bool
-    outcomes_source: str
-
-    @property
-    def roi(self) -> float | None:
-        return self.returns.roi
-
-    @property
-    def payback_months(self) -> float | None:
-        return self.returns.payback_months
-
-    @property
-    def npv(self) -> float:
-        return self.returns.npv
-
-    @property
-    def total_cost(self) -> float:
-        return self.returns.total_cost
-
-    @property
-    def cumulative_net(self) -> tuple[float, ...]:
-        return self.returns.cumulative_net
-
-    def to_dict(self) -> dict[str, Any]:
-        """Flat and JSON-safe: the ROI figures sit beside the others."""
-        flat = asdict(self)
-        flat.update(flat.pop("returns"))
-        return flat
 
 
 # ---- inputs ---------------------------------------------------------------------------------
@@ -167,7 +143,7 @@ def compute_cost_for(
     run: RunInfo,
     use_case: UseCase,
     device: eco.DeviceSpec,
-    explain_share: float = DEFAULT_EXPLAIN_SHARE,
+    explanations_per_month: float = 0.0,
     explain_ms_per_row: float | None = None,
 ) -> eco.CostBreakdown:
     """Monthly compute $ from the run's measured training seconds and inference rows/s."""
@@ -187,7 +163,7 @@ def compute_cost_for(
         retrains_per_year=use_case.running_costs.retrains_per_year,
         rows_per_month=use_case.monthly_volume,
         inference_rows_per_second=speed / max(infer_scale, 1e-12),
-        explain_rows_per_month=use_case.monthly_volume * explain_share,
+        explain_rows_per_month=explanations_per_month,
         explain_ms_per_row=explain_ms * infer_scale,
         device=device,
     )
@@ -237,43 +213,222 @@ def choose_operating_point(
     return eco.best_threshold(curve), False
 
 
+def row_values(
+    use_case: UseCase, outcomes: Outcomes, flags: np.ndarray, use_money: bool = True
+) -> np.ndarray:
+    """Money each decision brings, row by row (its mean is the value per decision).
+
+    value_i = payoff[cell_i], or money-weighted: multiplier[cell_i] x money_i + fixed[cell_i].
+    """
+    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
+    y = np.asarray(outcomes.y, dtype=int)
+    flags = np.asarray(flags, dtype=bool)
+    if flags.shape != y.shape:
+        raise ValueError(f"flags has {flags.size} rows but the outcomes have {y.size}.")
+    cells = [flags & (y == 1), flags & (y == 0), ~flags & (y == 0), ~flags & (y == 1)]
+    names = ("tp", "fp", "tn", "fn")
+    values = np.select(cells, [getattr(payoff, c) for c in names], 0.0)
+    if weights is not None:
+        values = values * np.asarray(weights, dtype=float)
+        values = values + np.select(cells, [getattr(fixed, c) for c in names], 0.0)
+    return values.astype(float)
+
+
+def model_row_values(
+    use_case: UseCase, outcomes: Outcomes, threshold: float, use_money: bool = True
+) -> np.ndarray:
+    """Row values of the rule "flag when P(positive) >= threshold"."""
+    return row_values(use_case, outcomes, outcomes.score >= float(threshold), use_money)
+
+
+def status_quo_row_values(
+    use_case: UseCase,
+    outcomes: Outcomes,
+    use_money: bool = True,
+    status_quo_flags: np.ndarray | None = None,
+) -> np.ndarray:
+    """Row values of today's policy on the same rows: approve all (flag none), flag all, a
+    perfect manual review minus its cost per decision, or today's decisions given as flags
+    (a column of the data; policy "rule")."""
+    policy = use_case.status_quo.policy
+    y = np.asarray(outcomes.y, dtype=int)
+    if status_quo_flags is not None:
+        flags = np.asarray(status_quo_flags, dtype=bool)
+    elif policy == "flag_all":
+        flags = np.ones(y.size, dtype=bool)
+    elif policy == "manual_review":
+        flags = y == 1
+    elif policy == "rule":
+        raise ValueError(
+            "The status quo is 'rule' but no column of today's decisions was given "
+            "(assumption status_quo_column)."
+        )
+    else:
+        flags = np.zeros(y.size, dtype=bool)
+    values = row_values(use_case, outcomes, flags, use_money)
+    if policy == "manual_review" and status_quo_flags is None:
+        values = values - use_case.status_quo.cost_per_decision
+    return values
+
+
+@dataclass(frozen=True)
+class Valuation:
+    run_id: int
+    use_case: str
+    device: str
+    threshold: float  # the operating threshold the run is valued at
+    threshold_chosen_on: str  # "validation" or "user"
+    flagged_share: float
+    positives: int
+    rows: int
+    value_per_decision: float
+    status_quo_value_per_decision: float
+    hindsight_best_threshold: float  # in-sample optimum of these rows: shown apart
+    hindsight_value_per_decision: float
+    monthly_value: float
+    monthly_compute_cost: float
+    monthly_people_cost: float
+    monthly_cost: float
+    one_off_cost: float
+    returns: eco.RoiResult  # roi, payback, NPV over the use case's horizon
+    cost: dict
+    explanations_per_month: float
+    explain_ms_per_row: float
+    money_weighted: bool
+    capacity_limited: bool
+    outcomes_source: str
+    warnings: tuple[str, ...]
+
+    @property
+    def roi(self) -> float | None:
+        return self.returns.roi
+
+    @property
+    def payback_months(self) -> float | None:
+        return self.returns.payback_months
+
+    @property
+    def npv(self) -> float:
+        return self.returns.npv
+
+    @property
+    def total_cost(self) -> float:
+        return self.returns.total_cost
+
+    @property
+    def cumulative_net(self) -> tuple[float, ...]:
+        return self.returns.cumulative_net
+
+    @property
+    def best_threshold(self) -> float:
+        """Kept for old readers: the hindsight optimum (never the operating point)."""
+        return self.hindsight_best_threshold
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat and JSON-safe: the ROI figures sit beside the others."""
+        flat = asdict(self)
+        flat.update(flat.pop("returns"))
+        flat["warnings"] = list(self.warnings)
+        flat["best_threshold"] = self.hindsight_best_threshold
+        return flat
+
+
+def guardrail_warnings(
+    *,
+    status_quo_per_decision: float,
+    flagged_share: float,
+    positives: int,
+    monthly_compute_cost: float,
+    monthly_value: float,
+    rows_source: str,
+) -> list[str]:
+    """Plain warnings when a figure should not be trusted as it stands."""
+    out = []
+    if status_quo_per_decision < 0:
+        out.append(
+            f"Today's policy loses money (-${-status_quo_per_decision:,.2f} per decision): any "
+            "model looks huge against it. Judge the model against the best cheap model (the "
+            "verdict), not against today."
+        )
+    if flagged_share > MAX_FLAGGED_SHARE:
+        out.append(
+            f"The model flags {flagged_share:.0%} of cases (more than half): check the payoff "
+            "matrix and whether the business can act on that many."
+        )
+    if positives < MIN_POSITIVES:
+        out.append(
+            f"Only {positives} positive case(s) in the {rows_source}: the value is too noisy "
+            f"to trust (need at least {MIN_POSITIVES}); label more rows."
+        )
+    if abs(monthly_value) > 0 and monthly_compute_cost < NEGLIGIBLE_COMPUTE_SHARE * abs(
+        monthly_value
+    ):
+        out.append(
+            f"Compute (${monthly_compute_cost:,.2f} a month) is under 0.1% of the value: the "
+            "device choice does not matter here."
+        )
+    return out
+
+
 def value_run(
     run: RunInfo,
     use_case: UseCase,
     outcomes: Outcomes,
     *,
+    threshold: float,
+    threshold_chosen_on: str = "validation",
     device: eco.DeviceSpec | None = None,
     use_money: bool = True,
-    explain_share: float = DEFAULT_EXPLAIN_SHARE,
+    explanations_per_month: float | None = None,
     explain_ms_per_row: float | None = None,
+    status_quo_flags: np.ndarray | None = None,
 ) -> Valuation:
-    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
-    best, capacity_limited = choose_operating_point(use_case, outcomes, use_money)
-    status_quo = eco.status_quo_value(
-        outcomes.y,
-        payoff,
-        use_case.status_quo.policy,
-        weights=weights,
-        manual_cost=use_case.status_quo.cost_per_decision,
-        fixed=fixed,
+    """The one valuation: the run at ``threshold`` on ``outcomes`` (see the module doc)."""
+    weights, _, _ = _payoff_terms(use_case, outcomes, use_money)
+    flags = outcomes.score >= float(threshold)
+    values = row_values(use_case, outcomes, flags, use_money)
+    status_quo = float(
+        status_quo_row_values(use_case, outcomes, use_money, status_quo_flags).mean()
     )
-    monthly = eco.monthly_value(best["value_per_decision"], status_quo, use_case.monthly_volume)
+    value = float(values.mean())
+    hindsight, capacity_limited = choose_operating_point(use_case, outcomes, use_money)
+    monthly = eco.monthly_value(value, status_quo, use_case.monthly_volume)
     device = device or eco.DEVICE_CATALOG[CPU_DEVICE]
-    cost = compute_cost_for(run, use_case, device, explain_share, explain_ms_per_row)
+    explained = (
+        use_case.monthly_volume * DEFAULT_EXPLAIN_SHARE
+        if explanations_per_month is None
+        else eco.check_number(explanations_per_month, "explanations_per_month", low=0.0)
+    )
+    ms = float(explain_ms_per_row or 0.0)
+    cost = compute_cost_for(run, use_case, device, explained, ms)
     people = use_case.running_costs.per_month
     monthly_cost = cost.total_per_month + people
     one_off = use_case.one_off_costs.total + cost.first_training
     result = eco.roi(
         monthly, monthly_cost, one_off, use_case.horizon_months, use_case.discount_rate_per_year
     )
+    positives = int(np.asarray(outcomes.y).sum())
+    warnings = guardrail_warnings(
+        status_quo_per_decision=status_quo,
+        flagged_share=float(flags.mean()),
+        positives=positives,
+        monthly_compute_cost=cost.total_per_month,
+        monthly_value=monthly,
+        rows_source=outcomes.source,
+    )
     return Valuation(
         run_id=run.id,
         use_case=use_case.key,
         device=cost.device,
-        best_threshold=float(best["threshold"]),
-        flagged_share=float(best["flagged_share"]),
-        value_per_decision=float(best["value_per_decision"]),
-        status_quo_value_per_decision=float(status_quo),
+        threshold=float(threshold),
+        threshold_chosen_on=threshold_chosen_on,
+        flagged_share=float(flags.mean()),
+        positives=positives,
+        rows=int(flags.size),
+        value_per_decision=value,
+        status_quo_value_per_decision=status_quo,
+        hindsight_best_threshold=float(hindsight["threshold"]),
+        hindsight_value_per_decision=float(hindsight["value_per_decision"]),
         monthly_value=float(monthly),
         monthly_compute_cost=float(cost.total_per_month),
         monthly_people_cost=float(people),
@@ -281,35 +436,62 @@ def value_run(
         one_off_cost=float(one_off),
         returns=result,
         cost=asdict(cost),
+        explanations_per_month=float(explained),
+        explain_ms_per_row=ms,
         money_weighted=weights is not None,
         capacity_limited=capacity_limited,
         outcomes_source=outcomes.source,
+        warnings=tuple(warnings),
     )
 
 
 def profit_curve_for(use_case: UseCase, outcomes: Outcomes, use_money: bool = True) -> pd.DataFrame:
-    weights = outcomes.money if (use_money and use_case.money_multipliers is not None) else None
-    payoff = use_case.money_multipliers if weights is not None else use_case.payoff
-    fixed = use_case.money_fixed if weights is not None else None
+    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
     return eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, fixed=fixed)
+
+
+# Valuation options an assumptions file may hold beside the use-case fields.
+OPTION_KEYS = (
+    "device",
+    "dollars_per_hour",
+    "use_money_column",
+    "explain_share",
+    "explanations_per_month",
+    "status_quo_column",
+    "status_quo_flag_value",
+    "challenger_extra_integration",
+    "challenger_extra_maintenance_per_year",
+    "n_boot",
+)
 
 
 def apply_assumptions(use_case: UseCase, assumptions: dict[str, Any]) -> tuple[UseCase, dict]:
     """Split a user's assumptions into use-case overrides and valuation options.
 
     An explicit ``payoff`` is a per-decision matrix, so it switches money weighting off unless
-    ``use_money_column`` is given too.
+    ``use_money_column`` is given too. ``explain_share`` (old spelling) becomes
+    ``explanations_per_month`` = share x monthly volume.
     """
-    options_keys = ("device", "use_money_column", "explain_share", "dollars_per_hour")
-    overrides = {k: v for k, v in assumptions.items() if k not in options_keys}
-    options = {k: assumptions[k] for k in options_keys if k in assumptions}
+    overrides = {k: v for k, v in assumptions.items() if k not in OPTION_KEYS}
+    options = {k: assumptions[k] for k in OPTION_KEYS if k in assumptions}
     if "payoff" in overrides and "use_money_column" not in options:
         options["use_money_column"] = False
     if isinstance(overrides.get("payoff"), dict):
         unknown = set(overrides["payoff"]) - {"tp", "fp", "tn", "fn"}
         if unknown:
             raise ValueError(f"payoff keys must be tp, fp, tn, fn; got {sorted(unknown)}.")
-    return (use_case.with_overrides(**overrides) if overrides else use_case), options
+    edited = use_case.with_overrides(**overrides) if overrides else use_case
+    if "explain_share" in options and "explanations_per_month" not in options:
+        share = eco.check_number(options.pop("explain_share"), "explain_share", low=0.0)
+        options["explanations_per_month"] = share * edited.monthly_volume
+    for key in (
+        "explanations_per_month",
+        "challenger_extra_integration",
+        "challenger_extra_maintenance_per_year",
+    ):
+        if key in options:
+            options[key] = eco.check_number(options[key], key, low=0.0)
+    return edited, options
 
 
 def device_from_options(options: dict) -> eco.DeviceSpec:
@@ -318,79 +500,9 @@ def device_from_options(options: dict) -> eco.DeviceSpec:
         raise ValueError(f"Unknown device {name!r}; choose one of {', '.join(eco.DEVICE_CATALOG)}.")
     device = eco.DEVICE_CATALOG[name]
     if "dollars_per_hour" in options:
-        device = replace(device, dollars_per_hour=float(options["dollars_per_hour"]))
+        price = eco.check_number(options["dollars_per_hour"], "dollars_per_hour", low=0.0)
+        device = replace(device, dollars_per_hour=price)
     return device
-
-
-def compare_runs(
-    dataset_id: int,
-    use_case: UseCase,
-    *,
-    target: str,
-    device: eco.DeviceSpec | None = None,
-    use_money: bool = True,
-) -> pd.DataFrame:
-    """Every succeeded binary run of a dataset and target, valued the same way; Pareto front
-    on monthly cost vs headline metric and vs monthly net value; incremental ROI of each run
-    over the cheapest baseline."""
-    rows = []
-    valuations = {}
-    for run in list_runs(dataset_id):
-        if run.status != "succeeded" or run.task != "binary" or run.target != target:
-            continue
-        if run.train_fraction < 1.0:
-            continue  # learning-curve points are not candidates
-        valuation = value_run(run, use_case, run_outcomes(run), device=device, use_money=use_money)
-        valuations[run.id] = (run, valuation)
-    if not valuations:
-        return pd.DataFrame()
-    baselines = [v for r, v in valuations.values() if r.model in BASELINE_KINDS]
-    cheapest = min(baselines, key=lambda v: v.total_cost) if baselines else None
-    for run, v in valuations.values():
-        incremental = None
-        if cheapest is not None and v.run_id != cheapest.run_id:
-            incremental = _incremental(v, cheapest)
-        rows.append(
-            {
-                "run_id": run.id,
-                "run": run.label,
-                "model": run.model,
-                "metric": run.headline[1],
-                "monthly_compute_cost": v.monthly_compute_cost,
-                "monthly_cost": v.monthly_cost,
-                "monthly_value": v.monthly_value,
-                "monthly_net": v.monthly_value - v.monthly_cost,
-                "roi": v.roi,
-                "npv": v.npv,
-                "payback_months": v.payback_months,
-                "best_threshold": v.best_threshold,
-                "incremental_roi_vs_baseline": incremental,
-                "baseline_run_id": cheapest.run_id if cheapest else None,
-            }
-        )
-    frame = pd.DataFrame(rows)
-    frame["pareto_accuracy"] = eco.pareto_front(frame["monthly_cost"], frame["metric"].fillna(0))
-    frame["pareto_profit"] = eco.pareto_front(frame["monthly_cost"], frame["monthly_net"])
-    return frame
-
-
-def _incremental(model: Valuation, baseline: Valuation) -> float | None:
-    return eco.incremental_roi(model.returns, baseline.returns)
-
-
-def incremental_vs_cheapest_baseline(
-    run: RunInfo, use_case: UseCase, valuation: Valuation, device, use_money
-) -> tuple[float | None, int | None]:
-    frame = compare_runs(
-        run.dataset_id, use_case, target=run.target, device=device, use_money=use_money
-    )
-    if frame.empty:
-        return None, None
-    row = frame.loc[frame["run_id"] == run.id]
-    if row.empty or pd.isna(row["baseline_run_id"].iloc[0]):
-        return None, None
-    value = row["incremental_roi_vs_baseline"].iloc[0]
-    return (None if pd.isna(value) else float(value)), int(row["baseline_run_id"].iloc[0])
 
 
 def sensitivity_for(
@@ -399,14 +511,28 @@ def sensitivity_for(
     outcomes: Outcomes,
     device: eco.DeviceSpec,
     use_money: bool,
+    *,
+    threshold: float,
+    explanations_per_month: float | None = None,
+    explain_ms_per_row: float | None = None,
     delta: float = 0.2,
 ) -> pd.DataFrame:
-    """Tornado data: NPV when each numeric assumption moves by ±delta."""
-    base = _numeric_assumptions(use_case, device)
+    """Tornado data: NPV (at the operating threshold) when each numeric assumption moves by
+    ±delta, explanation cost included."""
+    base = _numeric_assumptions(use_case, device, explanations_per_month)
 
     def evaluate(values: dict[str, float]) -> float:
-        edited, dev = _rebuild(use_case, device, values)
-        return value_run(run, edited, outcomes, device=dev, use_money=use_money).npv
+        edited, dev, explained = _rebuild(use_case, device, values)
+        return value_run(
+            run,
+            edited,
+            outcomes,
+            threshold=threshold,
+            device=dev,
+            use_money=use_money,
+            explanations_per_month=explained,
+            explain_ms_per_row=explain_ms_per_row,
+        ).npv
 
     return eco.sensitivity(evaluate, base, delta)
 
@@ -417,46 +543,78 @@ def monte_carlo_for(
     outcomes: Outcomes,
     device: eco.DeviceSpec,
     use_money: bool,
+    *,
+    threshold: float,
+    explanations_per_month: float | None = None,
+    explain_ms_per_row: float | None = None,
     spread: float = 0.3,
     n: int = 300,
     seed: int = 0,
 ) -> dict:
     """P(NPV > 0) when volume, payoff cells and costs each vary uniformly by ±spread."""
-    base = _numeric_assumptions(use_case, device)
+    base = _numeric_assumptions(use_case, device, explanations_per_month)
     ranges = {
         k: tuple(sorted((v * (1 - spread), v * (1 + spread)))) for k, v in base.items() if v != 0
     }
 
     def evaluate(values: dict[str, float]) -> float:
-        edited, dev = _rebuild(use_case, device, {**base, **values})
-        return value_run(run, edited, outcomes, device=dev, use_money=use_money).npv
+        edited, dev, explained = _rebuild(use_case, device, {**base, **values})
+        return value_run(
+            run,
+            edited,
+            outcomes,
+            threshold=threshold,
+            device=dev,
+            use_money=use_money,
+            explanations_per_month=explained,
+            explain_ms_per_row=explain_ms_per_row,
+        ).npv
 
     return eco.monte_carlo(evaluate, ranges, n=n, seed=seed)
 
 
-def _numeric_assumptions(use_case: UseCase, device: eco.DeviceSpec) -> dict[str, float]:
-    keys = ["monthly_volume", "one_off_costs.integration", "running_costs.maintenance_per_year"]
+_NON_NEGATIVE = (
+    "monthly_volume",
+    "one_off_costs.integration",
+    "running_costs.maintenance_per_year",
+    "running_costs.cost_per_retrain",
+    "running_costs.retrains_per_year",
+)
+
+
+def _numeric_assumptions(
+    use_case: UseCase, device: eco.DeviceSpec, explanations_per_month: float | None
+) -> dict[str, float]:
+    keys = ["monthly_volume", *_NON_NEGATIVE[1:]]
     keys += [f"payoff.{c}" for c in ("tp", "fp", "tn", "fn")]
     if use_case.money_multipliers is not None:
         keys += [f"money_multipliers.{c}" for c in ("tp", "fp", "tn", "fn")]
     flat = use_case.assumptions()
     values = {k: float(flat[k]) for k in keys if flat.get(k) is not None}
     values["device.dollars_per_hour"] = device.dollars_per_hour
+    values["explanations_per_month"] = (
+        use_case.monthly_volume * DEFAULT_EXPLAIN_SHARE
+        if explanations_per_month is None
+        else float(explanations_per_month)
+    )
     return values
 
 
 def _rebuild(
     use_case: UseCase, device: eco.DeviceSpec, values: dict[str, float]
-) -> tuple[UseCase, eco.DeviceSpec]:
-    changes = {k: v for k, v in values.items() if not k.startswith("device.")}
-    if "monthly_volume" in changes:
-        changes["monthly_volume"] = max(0.0, changes["monthly_volume"])
-    for key in ("one_off_costs.integration", "running_costs.maintenance_per_year"):
+) -> tuple[UseCase, eco.DeviceSpec, float]:
+    changes = {
+        k: v
+        for k, v in values.items()
+        if not k.startswith("device.") and k != "explanations_per_month"
+    }
+    for key in _NON_NEGATIVE:
         if key in changes:
             changes[key] = max(0.0, changes[key])
     edited = use_case.with_overrides(**changes)
     price = max(0.0, values.get("device.dollars_per_hour", device.dollars_per_hour))
-    return edited, replace(device, dollars_per_hour=price)
+    explained = max(0.0, values.get("explanations_per_month", 0.0))
+    return edited, replace(device, dollars_per_hour=price), explained
 
 
 def default_use_case_for(run: RunInfo) -> UseCase:
@@ -466,49 +624,28 @@ def default_use_case_for(run: RunInfo) -> UseCase:
     return get_use_case(key)
 
 
-def roi_summary(
-    run_id: int,
-    use_case_key: str,
-    *,
-    frame: pd.DataFrame | None = None,
-    assumptions: dict | None = None,
-) -> dict:
-    """The CLI's ``roi`` answer."""
-    from core.datasets import get_dataset
+# ---- learning curve -------------------------------------------------------------------------
 
-    run = get_run(run_id)
-    use_case, options = apply_assumptions(get_use_case(use_case_key), assumptions or {})
-    device = device_from_options(options)
-    use_money = bool(options.get("use_money_column", True))
-    money_column = get_dataset(run.dataset_id).roles.money_column
-    outcomes = run_outcomes(run) if frame is None else labelled_outcomes(run, frame, money_column)
-    valuation = value_run(
-        run,
-        use_case,
-        outcomes,
-        device=device,
-        use_money=use_money,
-        explain_share=float(options.get("explain_share", DEFAULT_EXPLAIN_SHARE)),
-    )
-    incremental, baseline_id = incremental_vs_cheapest_baseline(
-        run, use_case, valuation, device, use_money
-    )
-    out = valuation.to_dict()
-    out.pop("cumulative_net")
-    out.update(
-        rows=int(len(outcomes.y)),
-        incremental_roi_vs_baseline=incremental,
-        baseline_run_id=baseline_id,
-        payoff=(
-            use_case.money_multipliers if valuation.money_weighted else use_case.payoff
-        ).to_dict(),
-        monthly_volume=use_case.monthly_volume,
-    )
-    return out
+# Shares of the training rows a learning curve trains on (the full run is the last point).
+LEARNING_FRACTIONS = (0.1, 0.2, 0.35, 0.5, 0.75)
+MIN_LEARNING_SIZES = 5
+
+
+def train_rows_of(run: RunInfo) -> int:
+    """Training rows of the run's stored split (before any learning-curve subsample)."""
+    from core.db import session_factory
+    from core.splits import part_sizes
+
+    with session_factory().begin() as session:
+        sizes = part_sizes(session, run.dataset_id, run.target, run.seed)
+    if sizes is None:
+        raise ValueError(f"Run #{run.id} has no stored split; train it first.")
+    return sizes["train"]
 
 
 def learning_curve_points(run: RunInfo) -> pd.DataFrame:
-    """Runs of the same dataset, target, model and size trained on different shares of rows."""
+    """Runs of the same dataset, target, model, size and split trained on shares of the
+    training rows (several subsample seeds per share), plus the full run."""
     rows = []
     for other in list_runs(run.dataset_id):
         if (
@@ -517,23 +654,132 @@ def learning_curve_points(run: RunInfo) -> pd.DataFrame:
             and other.model == run.model
             and other.size == run.size
             and other.seed == run.seed
+            and (other.train_fraction < 1.0 or other.id == run.id)
         ):
             rows.append(
-                {"run_id": other.id, "fraction": other.train_fraction, "metric": other.headline[1]}
+                {
+                    "run_id": other.id,
+                    "fraction": other.train_fraction,
+                    "subsample_seed": other.options.get("subsample_seed", other.seed),
+                    "metric": other.headline[1],
+                }
             )
-    frame = pd.DataFrame(rows, columns=["run_id", "fraction", "metric"])
-    return frame.sort_values(["fraction", "run_id"]).drop_duplicates("fraction", keep="last")
+    frame = pd.DataFrame(rows, columns=["run_id", "fraction", "subsample_seed", "metric"])
+    frame = frame.dropna(subset=["metric"])
+    return frame.sort_values(["fraction", "run_id"]).reset_index(drop=True)
+
+
+def launch_learning_curve(
+    run: RunInfo, fractions: tuple[float, ...] = LEARNING_FRACTIONS, repeats: int = 2
+) -> list[int]:
+    """Queue the learning-curve runs (``queue_learning_curve``) and start one background
+    worker for them. Returns the new run ids."""
+    from core.jobs import launch_worker_for
+
+    ids = queue_learning_curve(run, fractions, repeats)
+    if ids:
+        launch_worker_for(ids)
+    return ids
+
+
+def queue_learning_curve(
+    run: RunInfo, fractions: tuple[float, ...] = LEARNING_FRACTIONS, repeats: int = 2
+) -> list[int]:
+    """Queue the same model on ``fractions`` of the training rows, ``repeats`` subsamples
+    each (subsample seeds run.seed, run.seed + 1, ...; same split, so validation and test
+    rows stay whole), skipping points that exist. Returns the new run ids."""
+    if run.status != "succeeded" or run.train_fraction < 1.0:
+        raise ValueError("A learning curve starts from a finished run trained on all its rows.")
+    if run.model == "ensemble":
+        raise ValueError("A learning curve needs a single model, not an ensemble.")
+    if not 1 <= int(repeats) <= 5:
+        raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")
+    have = set(
+        zip(
+            *(learning_curve_points(run)[c].tolist() for c in ("fraction", "subsample_seed")),
+            strict=True,
+        )
+    )
+    ids = []
+    for fraction in fractions:
+        for repeat in range(int(repeats)):
+            subsample_seed = run.seed + repeat
+            if (float(fraction), subsample_seed) in have:
+                continue
+            ids.append(
+                create_run(
+                    run.dataset_id,
+                    run.model,
+                    target=run.target,
+                    features=list(run.features),
+                    positive_class=run.positive_class,
+                    size=run.size,
+                    seed=run.seed,
+                    time_budget_s=run.time_budget_s,
+                    train_fraction=float(fraction),
+                    subsample_seed=subsample_seed,
+                )
+            )
+    return ids
 
 
 def value_of_twice_the_data(
-    run: RunInfo, points: pd.DataFrame, train_rows_full: int, monthly_value_now: float
+    run: RunInfo,
+    points: pd.DataFrame,
+    train_rows_full: int,
+    monthly_value_now: float,
+    *,
+    n_boot: int = 200,
+    seed: int = 0,
 ) -> dict:
-    """Fit metric = a - b n^-c to the learning-curve points; the $ of twice the rows."""
-    if len(points) < 3:
-        raise ValueError("Need runs on at least 3 shares of the rows (e.g. 25%, 50%, 100%).")
-    sizes = points["fraction"].to_numpy(dtype=float) * train_rows_full
-    params = eco.fit_learning_curve(sizes, points["metric"].to_numpy(dtype=float))
-    auc_now = float(points.loc[points["fraction"] == points["fraction"].max(), "metric"].iloc[0])
-    result = eco.value_of_more_data(params, float(train_rows_full), auc_now, monthly_value_now)
-    result.update(a=params.a, b=params.b, c=params.c, fitted=params.fitted, reason=params.reason)
+    """Fit metric = a - b n^-c to the mean metric per training size; the $ a month of twice
+    the rows, with a 95% interval from resampling the repeated runs within each size.
+
+    Refuses (ValueError) with fewer than 5 distinct sizes: three parameters on three or four
+    points fit anything, so an extrapolation from them would be a guess dressed as a figure.
+    """
+    sizes_seen = points["fraction"].nunique()
+    if sizes_seen < MIN_LEARNING_SIZES:
+        raise ValueError(
+            f"Not extrapolating: {sizes_seen} training size(s), need at least "
+            f"{MIN_LEARNING_SIZES} to fit a 3-parameter curve with anything left to check it."
+        )
+    frame = points.assign(rows=points["fraction"] * train_rows_full)
+    auc_now = float(frame.loc[frame["fraction"] == frame["fraction"].max(), "metric"].mean())
+
+    def delta_for(sample: pd.DataFrame) -> tuple[dict, eco.LearningCurve]:
+        means = sample.groupby("rows")["metric"].mean()
+        params = eco.fit_learning_curve(means.index.to_numpy(float), means.to_numpy(float))
+        result = eco.value_of_more_data(params, float(train_rows_full), auc_now, monthly_value_now)
+        return result, params
+
+    result, params = delta_for(frame)
+    if not params.fitted:
+        raise ValueError(f"Not extrapolating: {params.reason}.")
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in frame.groupby("rows")]
+    repeated = any(len(g) > 1 for g in groups)
+    deltas = []
+    for _ in range(n_boot if repeated else 0):
+        sample = pd.concat([g.iloc[rng.integers(0, len(g), len(g))] for g in groups])
+        draw, fit = delta_for(sample)
+        deltas.append(draw["delta_monthly_value"] if fit.fitted else 0.0)
+    low, high = np.percentile(deltas, [2.5, 97.5]) if deltas else (None, None)
+    result.update(
+        a=params.a,
+        b=params.b,
+        c=params.c,
+        fitted=params.fitted,
+        reason=params.reason,
+        rmse=params.rmse,
+        sizes=int(sizes_seen),
+        runs=int(len(frame)),
+        ci_low=None if low is None else float(low),
+        ci_high=None if high is None else float(high),
+        interval_note=(
+            "95% interval from resampling the repeated subsamples at each size"
+            if repeated
+            else "no interval: each size has one run; train repeats to get one"
+        ),
+    )
     return result

@@ -7,6 +7,7 @@ the ledger empty (only the built-in samples) and with trained runs (see conftest
 from __future__ import annotations
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from core.scenarios import list_scenarios
 from core.scoring import list_batches
 from core.settings import load_settings
 from core.training import get_run, list_runs
+from core.verdict import family
 from tests.fixtures import csv_bytes, make_tabular_frame
 from tests.pages.conftest import (
     CREDIT_SAMPLE_NAME,
@@ -107,7 +109,7 @@ def test_every_page_renders_with_runs(page: str, trained_ledger) -> None:
     elif page == "explain":
         assert any("No explanations for this model yet" in t for t in texts(at.info))
     elif page == "roi":
-        assert 0.0 <= float(_metric(at, "Best threshold")) <= 1.0
+        assert 0.0 <= float(_metric(at, "Operating threshold")) <= 1.0
     elif page == "data":
         assert at.selectbox(key="data_dataset").value == trained_ledger.dataset_id
 
@@ -338,10 +340,58 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
 # ---- ROI ---------------------------------------------------------------------------------------
 
 
+def test_roi_shows_the_verdict_of_the_transformer_against_the_best_baseline(
+    trained_ledger,
+) -> None:
+    at = _open("roi")
+    run_id = at.selectbox(key="roi_run").value
+    challenger = at.selectbox(key=f"roi_challenger_{run_id}")
+    champion = at.selectbox(key=f"roi_champion_{run_id}")
+    # The best transformer (an ensemble with one counts) against the best baseline.
+    assert family(get_run(challenger.value)) == "transformer"
+    assert get_run(champion.value).model in ("logreg", "lightgbm")
+    headline = [
+        t for t in texts(at.success) + texts(at.error) + texts(at.warning) if "Verdict:" in t
+    ]
+    assert len(headline) == 1, headline
+    label = next(
+        w for w in ("pays for itself", "does not pay", "not distinguishable") if w in headline[0]
+    )
+    low, high = _metric(at, "95% interval").split(" to ")
+    cost = _metric(at, "Extra cost per month")
+    for figure in (low, high, cost):
+        assert re.fullmatch(r"-?\$[\d,]+(\.\d+)?", figure), figure
+    assert "hindsight" in " ".join(texts(at.caption)).lower()
+    # Comparing with today's policy changes the champion and the headline.
+    champion.set_value("status_quo")
+    timed_run(at, "roi (vs status quo)")
+    assert_no_failure(at)
+    headline_today = [
+        t for t in texts(at.success) + texts(at.error) + texts(at.warning) if "Verdict:" in t
+    ]
+    assert "today's policy" in headline_today[0] and label
+
+
+def test_roi_sets_the_operating_threshold(trained_ledger) -> None:
+    from core.thresholds import operating_threshold
+
+    at = _open("roi")
+    run_id = at.selectbox(key="roi_run").value
+    at.number_input(key=f"roi_thr_{run_id}").set_value(0.9)
+    _button(at, "Use this threshold").click()
+    timed_run(at, "roi (set threshold)")
+    assert_no_failure(at)
+    assert operating_threshold(run_id).source == "user"
+    assert _metric(at, "Operating threshold") == "0.900"
+    _button(at, "Choose on validation rows").click()
+    timed_run(at, "roi (reset threshold)")
+    assert operating_threshold(run_id).source == "validation"
+
+
 def test_roi_what_if_changes_value_and_saves_a_scenario(trained_ledger) -> None:
     at = _open("roi")
     assert at.selectbox(key="roi_run").value in trained_ledger.run_ids.values()
-    assert 0.0 <= float(_metric(at, "Best threshold")) <= 1.0
+    assert 0.0 <= float(_metric(at, "Operating threshold")) <= 1.0
     before = _metric(at, "Monthly value vs today")
     volume = next(n for n in at.sidebar.number_input if n.label == "Decisions per month")
     volume.set_value(volume.value * 3)
