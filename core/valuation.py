@@ -148,8 +148,8 @@ def compute_cost_for(
 ) -> eco.CostBreakdown:
     """Monthly compute $ from the run's measured training seconds and inference rows/s."""
     measured = device_for_run(run)
-    if run.flops_per_row is None or run.model in BASELINE_KINDS:
-        device = eco.DEVICE_CATALOG[CPU_DEVICE]  # cheap baselines run on a CPU
+    if (run.flops_per_row is None or run.model in BASELINE_KINDS) and device.name != CPU_DEVICE:
+        device = eco.DEVICE_CATALOG[CPU_DEVICE]  # cheap baselines run on a CPU (at its price)
     train_seconds = run.train_seconds or 0.0
     rows_seen = (run.train_rows_per_s or 0.0) * train_seconds
     train_flops = 3.0 * (run.flops_per_row or 0.0) * rows_seen  # forward + backward ~ 3x forward
@@ -694,12 +694,13 @@ def queue_learning_curve(
         raise ValueError("A learning curve needs a single model, not an ensemble.")
     if not 1 <= int(repeats) <= 5:
         raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")
-    have = set(
-        zip(
-            *(learning_curve_points(run)[c].tolist() for c in ("fraction", "subsample_seed")),
-            strict=True,
-        )
-    )
+    have = {
+        (other.train_fraction, other.options.get("subsample_seed", other.seed))
+        for other in list_runs(run.dataset_id)
+        if other.status in ("queued", "running", "succeeded")
+        and (other.target, other.model, other.size, other.seed)
+        == (run.target, run.model, run.size, run.seed)
+    }
     ids = []
     for fraction in fractions:
         for repeat in range(int(repeats)):
