@@ -675,20 +675,6 @@ def _payback(cumulative: np.ndarray, monthly_net: float) -> float | None:
     return (month - 1) + float(-before / (after - before))
 
 
-def incremental_roi(model_result: RoiResult, baseline_result: RoiResult) -> float | None:
-    """Return on the extra money the model costs over a (cheaper) baseline.
-
-    (npv_model - npv_baseline) / (total_cost_model - total_cost_baseline), i.e. extra benefit
-    minus extra cost, per extra $ spent. None when the extra cost is 0 or negative: dividing by
-    zero is undefined, and when the model is cheaper the ratio's sign would invert its meaning;
-    compare the NPVs directly then.
-    """
-    extra_cost = model_result.total_cost - baseline_result.total_cost
-    if extra_cost <= 0:
-        return None
-    return (model_result.npv - baseline_result.npv) / extra_cost
-
-
 # --------------------------------------------------------------------------- uncertainty
 
 

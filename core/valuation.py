@@ -370,6 +370,16 @@ def guardrail_warnings(
     return out
 
 
+def _hindsight(use_case: UseCase, outcomes: Outcomes, use_money: bool) -> tuple[dict, bool]:
+    """The evaluation rows' own optimum over every distinct score (exact, not a grid)."""
+    if use_case.review_capacity and use_case.monthly_volume > 0:
+        return choose_operating_point(use_case, outcomes, use_money)
+    weights, payoff, fixed = _payoff_terms(use_case, outcomes, use_money)
+    cuts = np.unique(np.concatenate(([0.0], outcomes.score, [np.nextafter(1.0, 2.0)])))
+    curve = eco.profit_curve(outcomes.y, outcomes.score, payoff, weights, cuts, fixed=fixed)
+    return eco.best_threshold(curve), False
+
+
 def value_run(
     run: RunInfo,
     use_case: UseCase,
@@ -391,7 +401,7 @@ def value_run(
         status_quo_row_values(use_case, outcomes, use_money, status_quo_flags).mean()
     )
     value = float(values.mean())
-    hindsight, capacity_limited = choose_operating_point(use_case, outcomes, use_money)
+    hindsight, capacity_limited = _hindsight(use_case, outcomes, use_money)
     monthly = eco.monthly_value(value, status_quo, use_case.monthly_volume)
     device = device or eco.DEVICE_CATALOG[CPU_DEVICE]
     explained = (

@@ -252,10 +252,38 @@ def test_roi_prints_the_business_case(results) -> None:
     payload = _ok(results["roi"])
     assert set(payload) >= {
         "best_threshold", "value_per_decision", "monthly_value", "monthly_cost", "roi",
-        "payback_months", "npv", "incremental_roi_vs_baseline",
+        "payback_months", "npv", "threshold", "threshold_chosen_on",
+        "hindsight_best_threshold", "hindsight_value_per_decision", "verdict",
     }  # fmt: skip
+    assert "incremental_roi_vs_baseline" not in payload  # a ratio of micro-dollars: dropped
     assert payload["payoff"] == {"tp": 0, "fp": -50, "tn": 300, "fn": -3000}
-    assert payload["money_weighted"] is False and 0 <= payload["best_threshold"] <= 1
+    assert payload["money_weighted"] is False and 0 <= payload["threshold"] <= 1
+    assert payload["threshold_chosen_on"] == "validation"
+    assert payload["hindsight_value_per_decision"] >= payload["value_per_decision"] - 1e-9
+    verdict = payload["verdict"]
+    assert set(verdict) >= {
+        "label", "challenger_run", "champion_run", "champion_threshold",
+        "extra_value_per_month", "ci_low", "ci_high", "extra_cost_per_month",
+        "net_per_month", "break_even_monthly_volume",
+    }  # fmt: skip
+    # The only run of its dataset: no baseline to compare with, said in words.
+    assert verdict["label"] is None and "no champion" in verdict["sentence"].lower()
+
+
+def test_roi_against_todays_policy_gives_a_labelled_verdict(in_cli_home, capsys) -> None:
+    argv = ["roi", "--run", str(in_cli_home.run_id), "--use-case", "credit_scoring"]
+    result = _main([*argv, "--vs", "status_quo", "--csv", str(in_cli_home.new_loans)], capsys)
+    payload = _ok(result)
+    assert payload["outcomes_source"] == "labelled file" and payload["rows"] == 40
+    verdict = payload["verdict"]
+    assert verdict["label"] in ("pays", "does_not_pay", "not_distinguishable")
+    assert verdict["champion_run"] is None and verdict["challenger_run"] == in_cli_home.run_id
+    assert verdict["ci_low"] <= verdict["extra_value_per_month"] <= verdict["ci_high"]
+    assert verdict["net_per_month"] == pytest.approx(
+        verdict["extra_value_per_month"] - verdict["extra_cost_per_month"]
+    )
+    assert len(result.stdout.strip().splitlines()) == 1  # one JSON object
+    _assert_one_line_error(_main([*argv, "--vs", "yesterday"], capsys), "--vs")
 
 
 def _assert_one_line_error(result: Result, message: str) -> None:

@@ -21,7 +21,6 @@ from core.economics import (
     compute_cost,
     estimate_seconds_on,
     fit_learning_curve,
-    incremental_roi,
     monte_carlo,
     monthly_value,
     pareto_front,
@@ -280,15 +279,6 @@ def test_roi_edge_cases() -> None:
 
 def _result(npv: float, total_cost: float) -> RoiResult:
     return RoiResult(None, None, npv, npv + total_cost, total_cost, ())
-
-
-def test_incremental_roi() -> None:
-    assert incremental_roi(_result(500, 1000), _result(300, 600)) == pytest.approx(200 / 400)
-    assert incremental_roi(_result(500, 600), _result(300, 600)) is None
-    assert incremental_roi(_result(500, 500), _result(300, 600)) is None
-
-
-# --------------------------------------------------------------------------- uncertainty
 
 
 def test_sensitivity_orders_by_swing() -> None:

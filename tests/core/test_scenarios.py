@@ -33,8 +33,10 @@ def test_scenarios_round_trip_and_compare() -> None:
     assert [s["scenario_id"] for s in stored] == [second, first]
     table = compare_table(stored)
     assert list(table.columns) == [f"#{second} Twice the volume", f"#{first} Base case"]
-    assert table.loc["npv"].tolist() == [2500.0, 1000.0]
-    assert table.loc["monthly_volume"].tolist() == [10000, 5000]
+    # Shown to people: formatted as money, percentages and counts (never 2.5e+03).
+    assert table.loc["npv"].tolist() == ["$2,500.00", "$1,000.00"]
+    assert table.loc["roi"].tolist() == ["300%", "150%"]
+    assert table.loc["monthly_volume"].tolist() == ["10,000", "5,000"]
     delete_scenario(first)
     assert [s["scenario_id"] for s in list_scenarios()] == [second]
     with pytest.raises(ValueError, match="no scenario"):
