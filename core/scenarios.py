@@ -373,7 +373,7 @@ def html_report(
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Payoff report</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:960px;margin:2rem auto;color:#222}}
-table{{border-collapse:collapse;margin:0.5rem 0 1.5rem}}th,td{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
+table{{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}}th,td{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}
 th{{background:#f5f5f5;font-weight:600}}h1{{margin-bottom:0}}.muted{{color:#666}}
 .verdict{{border:2px solid #1f77b4;padding:0 1rem;margin:1rem 0}}.big{{font-size:1.15rem;font-weight:600}}
 .warn{{color:#8a5300}}svg{{display:block;margin:0.5rem 0 1rem}}</style></head><body>

@@ -568,8 +568,9 @@ def _sentence(
         floor = _volume_for(fixed, low, per_var)
         where = (
             f"; it would stop being sure below about {floor:,.0f} decisions a month"
-            if floor is not None
-            else ""
+            if floor is not None and floor >= 1
+            else "; the extra cost is negligible, so only a worse model (or fewer good rows "
+            "in the interval) would change this, not the volume"
         )
         return (
             f"Even the low end of the interval ({_money(low_month)} a month) covers the extra "
@@ -798,9 +799,9 @@ def report_html(
         "operating threshold": v.threshold,
         "chosen on": challenger.threshold.describe(),
         "flagged share at the operating threshold": v.flagged_share,
-        "value_per_decision at the operating threshold": v.value_per_decision,
+        "value_per_decision there": v.value_per_decision,
         "hindsight best threshold (in-sample, not used)": v.hindsight_best_threshold,
-        "hindsight value_per_decision (in-sample, flatters)": v.hindsight_value_per_decision,
+        "hindsight value_per_decision (in-sample, it flatters)": v.hindsight_value_per_decision,
         "evaluation rows": f"{v.rows:,} ({v.outcomes_source}), {v.positives:,} positive",
     }
     if champion is not None:
@@ -857,7 +858,6 @@ def report_html(
                 "run",
                 "metric",
                 "threshold",
-                "threshold_chosen_on",
                 "value_per_decision",
                 "monthly_value",
                 "monthly_cost",

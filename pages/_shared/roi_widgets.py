@@ -200,26 +200,29 @@ def verdict_card(verdict: Verdict) -> None:
         return
     box = {"pays": st.success, "does_not_pay": st.error}.get(verdict.label, st.warning)
     box(f"**Verdict: {LABELS[verdict.label]}.** {verdict.headline}")
-    cols = st.columns(5)
+    cols = st.columns([1, 2, 1])
     cols[0].metric(
         "Extra value per month",
         money(verdict.extra_value_per_month, 0),
-        help=f"95% paired bootstrap interval: {money(verdict.ci_low, 0)} to "
-        f"{money(verdict.ci_high, 0)} ({verdict.n_boot:,} resamples of the same "
-        f"{verdict.rows:,} rows, {verdict.positives:,} positive, {verdict.rows_source})",
+        help=f"95% paired bootstrap interval ({verdict.n_boot:,} resamples of the same "
+        f"{verdict.rows:,} rows, {verdict.positives:,} positive, {verdict.rows_source}; each "
+        "model at its own operating threshold)",
     )
     cols[1].metric("95% interval", f"{money(verdict.ci_low, 0)} to {money(verdict.ci_high, 0)}")
-    cols[2].metric("Extra cost per month", money(verdict.extra_cost_per_month))
-    cols[3].metric("Net per month", money(verdict.net_per_month, 0))
-    cols[4].metric(
+    cols[2].metric("Net per month", money(verdict.net_per_month, 0))
+    cols = st.columns(3)
+    cols[0].metric("Extra cost per month", money(verdict.extra_cost_per_month))
+    cols[1].metric(
         "Payback",
         "never" if verdict.payback_months is None else f"{verdict.payback_months:,.1f} months",
-        help="Break-even volume: "
-        + (
-            "none (not better per decision)"
-            if verdict.break_even_monthly_volume is None
-            else f"{verdict.break_even_monthly_volume:,.0f} decisions a month"
-        ),
+    )
+    cols[2].metric(
+        "Break-even volume",
+        "none"
+        if verdict.break_even_monthly_volume is None
+        else f"{verdict.break_even_monthly_volume:,.0f} a month",
+        help="Decisions a month at which the extra value (point estimate) covers the extra "
+        "cost; none when the challenger is not better per decision.",
     )
     st.markdown(verdict.sentence)
     for warning in verdict.warnings:
@@ -414,7 +417,7 @@ def tornado(frame: pd.DataFrame) -> go.Figure:
 
 
 def learning_block(points: pd.DataFrame, more: dict | None, train_rows: int, message: str) -> None:
-    if not points.empty:
+    if points["fraction"].nunique() > 1:
         st.plotly_chart(
             px.scatter(
                 points.assign(rows=points["fraction"] * train_rows),

@@ -205,7 +205,8 @@ def test_analyst_journey(streamlit_server, browser_page, tmp_path) -> None:
 
     with step(page, "roi", server):
         go_to(page, "ROI & what-if")
-        page.get_by_text("Best threshold").wait_for()
+        page.get_by_text("Operating threshold", exact=True).first.wait_for()
+        page.get_by_text(re.compile("^Verdict: ")).first.wait_for()
         before = metric_value(page, "Monthly value vs today")
         volume = page.get_by_role("spinbutton", name="Decisions per month", exact=True)
         current = float(volume.input_value())
