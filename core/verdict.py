@@ -149,14 +149,14 @@ def setting_from(use_case_key: str, assumptions: dict | None = None) -> Setting:
 
 
 def family(run: RunInfo) -> str:
-    """ "transformer" (or an ensemble containing one), "baseline", or "other"."""
+    """The model's family: "transformer" (FT-Transformer, text transformer, or an ensemble
+    containing one), "baseline" (logistic regression, LightGBM, TF-IDF + logistic
+    regression), or "other"."""
     if run.model in TRANSFORMER_KINDS:
         return "transformer"
     if run.model == "ensemble":
         members = [get_run(i) for i in run.options.get("members", [])]
-        if any(m.model in TRANSFORMER_KINDS for m in members):
-            return "transformer"
-        return "baseline" if all(m.model in BASELINE_KINDS for m in members) else "other"
+        return "transformer" if any(m.model in TRANSFORMER_KINDS for m in members) else "other"
     return "baseline" if run.model in BASELINE_KINDS else "other"
 
 

@@ -362,6 +362,8 @@ def test_roi_shows_the_verdict_of_the_transformer_against_the_best_baseline(
     for figure in (low, high, cost):
         assert re.fullmatch(r"-?\$[\d,]+(\.\d+)?", figure), figure
     assert "hindsight" in " ".join(texts(at.caption)).lower()
+    # One training size: the learning curve refuses to extrapolate, and says why.
+    assert any("Not extrapolating" in t for t in texts(at.info)), texts(at.info)
     # Comparing with today's policy changes the champion and the headline.
     champion.set_value("status_quo")
     timed_run(at, "roi (vs status quo)")
