@@ -214,3 +214,33 @@ def test_the_report_is_self_contained_formatted_and_prints_to_pdf(shared, tmp_pa
         check=True, capture_output=True, timeout=120,
     )  # fmt: skip
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
+
+
+def test_a_learning_curve_trains_on_one_split_and_prices_twice_the_data(shared) -> None:
+    from core.training import execute_run
+    from core.valuation import (
+        LEARNING_FRACTIONS,
+        learning_curve_points,
+        queue_learning_curve,
+        train_rows_of,
+        value_of_twice_the_data,
+    )
+
+    run = get_run(shared.runs["logreg"].id)
+    fractions = LEARNING_FRACTIONS[1:]  # 4 shares + the full run: the least it extrapolates from
+    ids = queue_learning_curve(run, fractions=fractions, repeats=1)
+    assert len(ids) == len(fractions)
+    for run_id in ids:
+        assert execute_run(run_id).status == "succeeded"
+    points = learning_curve_points(run)
+    assert points["fraction"].nunique() == len(fractions) + 1  # and the full run
+    train_rows = train_rows_of(run)
+    assert train_rows == len(part_frame(run.id, "train"))  # the split's rows, not n x 0.6
+    try:
+        more = value_of_twice_the_data(run, points, train_rows, 10_000.0, n_boot=50)
+    except ValueError as exc:  # a flat or falling curve: refused, with the reason
+        assert "Not extrapolating" in str(exc)
+    else:
+        assert more["sizes"] == 5 and more["runs"] == len(points)
+        assert more["ci_low"] is None  # one run per size: no interval, and it says so
+        assert "no interval" in more["interval_note"]
