@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from core import audit
+from core.access import Actor
 from core.datasets import get_dataset, load_frame
 from core.db import session_factory
 from core.jobs import cancel_requested
@@ -146,12 +148,15 @@ def create_run(
     train_fraction: float = 1.0,
     members: list[int] | None = None,
     rule: str = "stack",
+    allow_pii: bool = False,
+    actor: Actor | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
     ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
     still be queued, as long as they run first.
     """
+    actor = audit.authorize(actor, "train", "dataset", dataset_id)
     if model not in MODEL_KINDS:
         raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}.")
     dataset = get_dataset(dataset_id)
@@ -191,6 +196,14 @@ def create_run(
                 "Choose at least one numeric or categorical feature for a tabular model "
                 "(text columns need the text transformer)."
             )
+    pii = [c.name for c in dataset.schema.columns if c.pii and c.name in chosen]
+    if pii and not allow_pii:
+        raise ValueError(
+            f"Column(s) {', '.join(pii)} look like personal data; they are left out of the "
+            "features unless you opt in (allow personal data)."
+        )
+    if pii:
+        extra_options["allow_pii"] = pii
     if not 0.05 <= train_fraction <= 1.0:
         raise ValueError(
             f"The share of training rows must be between 5% and 100%, got {train_fraction}."
@@ -223,6 +236,7 @@ def create_run(
         )
         session.add(record)
         session.flush()
+        audit.record(session, actor, "train", "run", record.id, "ok", f"dataset {dataset_id}")
         return record.id
 
 
@@ -261,7 +275,8 @@ def holdout_predictions(run_id: int) -> dict:
         return json.loads(record.test_json or "{}")
 
 
-def delete_run(run_id: int) -> None:
+def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
+    actor = audit.authorize(actor, "delete", "run", run_id)
     with session_factory().begin() as session:
         record = session.get(TrainingRunRecord, run_id)
         if record is None:
@@ -270,6 +285,7 @@ def delete_run(run_id: int) -> None:
             raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
         artifact = Path(record.artifact_path) if record.artifact_path else None
         session.delete(record)
+        audit.record(session, actor, "delete", "run", run_id)
     if artifact is not None:
         shutil.rmtree(artifact, ignore_errors=True)
 

@@ -32,6 +32,7 @@ from core.valuation import (
     value_of_twice_the_data,
     value_run,
 )
+from pages._shared.auth import current_actor, on_download
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_run
 from pages._shared.widgets import user_errors
@@ -403,6 +404,8 @@ if len(points) < 3:
                     seed=run.seed,
                     time_budget_s=run.time_budget_s,
                     train_fraction=f,
+                    allow_pii=bool(run.options.get("allow_pii")),
+                    actor=current_actor(),
                 )
                 for f in missing
             ]
@@ -447,6 +450,7 @@ if cols[0].button("Save scenario", disabled=last is None, key="roi_save"):
             use_case_key,
             {k: v for k, v in last.items() if k != "results"},
             last["results"],
+            actor=current_actor(),
         )
         st.toast("Scenario saved.")
 if last:
@@ -480,6 +484,8 @@ if last:
         f"payoff-report-run{run.id}.html",
         "text/html",
         key="roi_report",
+        on_click=on_download("run", run.id, "ROI report (HTML)"),
+        disabled=not current_actor().may("export"),
     )
 scenarios = list_scenarios()
 if scenarios:
@@ -491,7 +497,8 @@ if scenarios:
             format_func=lambda i: next(s["name"] for s in scenarios if s["scenario_id"] == i),
         )
         if st.button("Delete", key="roi_del"):
-            delete_scenario(pick)
-            st.rerun()
+            with user_errors():
+                delete_scenario(pick, actor=current_actor())
+                st.rerun()
 else:
     st.caption("No saved scenarios yet.")
