@@ -45,11 +45,20 @@ def _provider(auth: Mapping) -> str | None:
     return named[0] if named else None
 
 
-def _sign_in_page() -> None:
+def _only(render, title: str) -> None:
+    """Show ``render`` as the one page there is (no navigation to the others), then stop.
+
+    Without an st.navigation call, the pages/ folder would list every page in the sidebar.
+    """
+    st.navigation([st.Page(render, title=title, default=True)], position="hidden").run()
+    st.stop()
+
+
+def _sign_in() -> None:
     st.title("Payoff")
     st.write("Payoff holds customer data. Sign in to continue.")
-    st.button("Sign in", type="primary", on_click=st.login, args=(_provider(auth_section()),))
-    st.stop()
+    if st.button("Sign in", type="primary"):
+        st.login(_provider(auth_section()))
 
 
 def gate() -> Actor:
@@ -58,8 +67,7 @@ def gate() -> Actor:
     problem = auth_problem(auth)
     if problem:
         log.error("refusing to start: %s", problem)
-        st.error(f"Payoff refuses to start: {problem}")
-        st.stop()
+        _only(lambda: st.error(f"Payoff refuses to start: {problem}"), "Payoff")
     if auth is None:
         actor = local_actor()
         st.session_state[ACTOR] = _as_state(actor)
@@ -67,13 +75,17 @@ def gate() -> Actor:
     os.environ["PAYOFF_SIGN_IN"] = "1"  # calls without an actor then fail closed (core.access)
     if not st.user.is_logged_in:
         st.session_state.pop(ACTOR, None)
-        _sign_in_page()
+        _only(_sign_in, "Sign in")
     try:
         actor = actor_for_login(st.user.get("email"), st.user.get("name"))
     except AccessDenied as exc:
-        st.error(str(exc))
-        st.button("Log out", on_click=st.logout)
-        st.stop()
+        message = str(exc)
+
+        def refused() -> None:
+            st.error(message)
+            st.button("Log out", on_click=st.logout)
+
+        _only(refused, "Payoff")
     if st.session_state.get(ACTOR) != _as_state(actor):
         audit.sign_in(actor)
         st.session_state[ACTOR] = _as_state(actor)
