@@ -168,6 +168,17 @@ def create_run(
     chosen = [c for c in (features or dataset.roles.features) if c != target]
     kinds = {c.name: c.kind for c in dataset.schema.columns}
     extra_options: dict = {}
+    # Personal data is checked on the columns asked for, before the per-kind filter below.
+    pii = [c.name for c in dataset.schema.columns if c.pii and c.name in chosen]
+    if model == "ensemble":
+        pii = []  # its members were checked when they were queued
+    if pii and not allow_pii:
+        raise ValueError(
+            f"Column(s) {', '.join(pii)} look like personal data; they are left out of the "
+            "features unless you opt in (allow personal data)."
+        )
+    if pii:
+        extra_options["allow_pii"] = pii
     if model == "ensemble":
         from core.ensembles import RULE_LABELS, check_members
 
@@ -196,14 +207,6 @@ def create_run(
                 "Choose at least one numeric or categorical feature for a tabular model "
                 "(text columns need the text transformer)."
             )
-    pii = [c.name for c in dataset.schema.columns if c.pii and c.name in chosen]
-    if pii and not allow_pii:
-        raise ValueError(
-            f"Column(s) {', '.join(pii)} look like personal data; they are left out of the "
-            "features unless you opt in (allow personal data)."
-        )
-    if pii:
-        extra_options["allow_pii"] = pii
     if not 0.05 <= train_fraction <= 1.0:
         raise ValueError(
             f"The share of training rows must be between 5% and 100%, got {train_fraction}."
