@@ -117,10 +117,18 @@ def role_for(email: str) -> str:
     return "viewer"
 
 
-def actor_for_login(email: str | None, name: str | None = None) -> Actor:
-    """The Actor of a signed-in user (st.user.email): mapped role, viewer at most if unknown."""
+def actor_for_login(
+    email: str | None, name: str | None = None, verified: bool | None = None
+) -> Actor:
+    """The Actor of a signed-in user (st.user.email): mapped role, viewer at most if unknown.
+
+    ``verified`` is the ID token's email_verified claim: an address the provider says it has
+    not verified could be anyone's, so it is refused (a missing claim is taken as verified).
+    """
     if not email:
         raise AccessDenied("The sign-in provider gave no e-mail address; Payoff needs one.")
+    if verified is False:
+        raise AccessDenied(f"{email} is not verified by the sign-in provider; Payoff needs it.")
     email = email.strip().lower()
     return Actor(name=email, role=role_for(email), email=email)
 

@@ -77,7 +77,9 @@ def gate() -> Actor:
         st.session_state.pop(ACTOR, None)
         _only(_sign_in, "Sign in")
     try:
-        actor = actor_for_login(st.user.get("email"), st.user.get("name"))
+        actor = actor_for_login(
+            st.user.get("email"), st.user.get("name"), st.user.get("email_verified")
+        )
     except AccessDenied as exc:
         message = str(exc)
 

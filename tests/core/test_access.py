@@ -51,6 +51,9 @@ def test_unknown_users_are_viewers_at_most_or_refused(roles, monkeypatch) -> Non
         role_for("stranger@elsewhere.test")
     with pytest.raises(AccessDenied, match="e-mail"):
         actor_for_login(None)
+    with pytest.raises(AccessDenied, match="not verified"):
+        actor_for_login("boss@corp.example", verified=False)
+    assert actor_for_login("boss@corp.example", verified=True).role == "admin"
 
 
 def test_the_local_user_is_admin_only_without_sign_in(monkeypatch, roles) -> None:
