@@ -1,7 +1,7 @@
 """A small, real OpenID Connect provider for tests, on 127.0.0.1 in a thread.
 
 Authorization-code flow with PKCE (S256), a discovery document, a JWKS endpoint, RS256 ID
-tokens signed with Authlib's jose, client authentication by secret (basic or post) and a
+tokens signed with joserfc (Authlib's JOSE library), client authentication by secret (basic or post) and a
 userinfo endpoint. It has no login form: ``/authorize`` approves whoever ``user`` names at the
 time (tests switch it between sign-ins). Every check a provider must make on the token request
 is made (client, secret, code, redirect URI, PKCE verifier, single use), so a client that gets
@@ -16,14 +16,13 @@ import json
 import secrets
 import threading
 import time
-import warnings
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # authlib.jose is deprecated in favour of joserfc
-    from authlib.jose import JsonWebKey, jwt
+# joserfc: Authlib's JOSE library (authlib.jose is deprecated in its favour), installed with it.
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 
 @dataclass
@@ -46,7 +45,7 @@ class OIDCProvider:
     requests: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._key = JsonWebKey.generate_key("RSA", 2048, is_private=True)
+        self._key = RSAKey.generate_key(2048)
         self._kid = "test-key"
         self._grants: dict[str, _Grant] = {}
         self._tokens: dict[str, str] = {}
@@ -87,7 +86,7 @@ class OIDCProvider:
         }
 
     def _jwks(self) -> dict:
-        public = self._key.as_dict(is_private=False)
+        public = self._key.as_dict(private=False)
         return {"keys": [{**public, "kid": self._kid, "alg": "RS256", "use": "sig"}]}
 
     def _claims(self, email: str) -> dict:
@@ -146,7 +145,7 @@ class OIDCProvider:
         }
         if grant.nonce:
             claims["nonce"] = grant.nonce
-        id_token = jwt.encode({"alg": "RS256", "kid": self._kid}, claims, self._key).decode()
+        id_token = jwt.encode({"alg": "RS256", "kid": self._kid}, claims, self._key)
         access_token = secrets.token_urlsafe(24)
         self._tokens[access_token] = grant.email
         return 200, {
