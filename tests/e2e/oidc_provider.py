@@ -1,8 +1,8 @@
 """A small, real OpenID Connect provider for tests, on 127.0.0.1 in a thread.
 
 Authorization-code flow with PKCE (S256), a discovery document, a JWKS endpoint, RS256 ID
-tokens signed with joserfc (Authlib's JOSE library), client authentication by secret (basic or post) and a
-userinfo endpoint. It has no login form: ``/authorize`` approves whoever ``user`` names at the
+tokens signed with joserfc (Authlib's JOSE library), client authentication by secret (basic
+or post) and a userinfo endpoint. It has no login form: ``/authorize`` approves whoever ``user`` names at the
 time (tests switch it between sign-ins). Every check a provider must make on the token request
 is made (client, secret, code, redirect URI, PKCE verifier, single use), so a client that gets
 the flow wrong fails here as it would against a real provider.

@@ -263,3 +263,43 @@ def test_a_broken_auth_section_stops_the_app_with_one_line(
             page.close()
         assert f"missing the key '{missing}'" in log.read_text(errors="replace")
     assert not (home / "payoff.db").exists()  # nothing ran past the gate
+
+
+def _listening_addresses(port: int) -> set[str]:
+    """Local addresses of the sockets listening on ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.rsplit(":", 1)
+            if state == "0A" and int(hex_port, 16) == port:  # 0A = LISTEN
+                found.add(address)
+    return found
+
+
+def test_the_app_listens_on_loopback_only_by_default(tmp_path: Path) -> None:
+    """No --server.address: .streamlit/config.toml's 127.0.0.1 decides (Streamlit's own default
+    would be every interface)."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("needs Linux /proc/net/tcp")
+    port = free_port()
+    log = tmp_path / "streamlit.log"
+    env = {**os.environ, "PAYOFF_HOME": str(tmp_path / "home")}
+    env.pop("PAYOFF_DB_URL", None)
+    env.pop("STREAMLIT_SERVER_ADDRESS", None)
+    command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port)]
+    with open(log, "wb") as handle:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=handle, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+        addresses = _listening_addresses(port)
+    finally:
+        _stop(process)
+    # 0100007F is 127.0.0.1 in /proc's byte order; 0.0.0.0 would be 00000000, :: all zeros.
+    assert addresses == {"0100007F"}, f"listening on {addresses}:\n{log_tail(log)}"
