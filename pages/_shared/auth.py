@@ -73,7 +73,7 @@ def gate() -> Actor:
         st.session_state[ACTOR] = _as_state(actor)
         return actor
     os.environ["PAYOFF_SIGN_IN"] = "1"  # calls without an actor then fail closed (core.access)
-    if not st.user.is_logged_in:
+    if not st.user.get("is_logged_in"):  # missing (AppTest, odd cookies) = signed out
         st.session_state.pop(ACTOR, None)
         _only(_sign_in, "Sign in")
     try:
