@@ -219,13 +219,12 @@ def register_dataset(
                 audit.record(session, actor, "upload", "dataset", existing.id, "ok", "same bytes")
             return _to_info(existing)
     with audit.failures_recorded(actor, "upload", "dataset"):
-        result = read_csv_bytes(data, limits=settings.limits, name=name)
-    schema = result.schema
-    final_roles = _default_roles(schema, roles)
-    try:
-        final_roles.validate(schema)
-    except ValueError as exc:
-        raise IngestError(str(exc)) from None
+        schema = read_csv_bytes(data, limits=settings.limits, name=name).schema
+        final_roles = _default_roles(schema, roles)
+        try:
+            final_roles.validate(schema)
+        except ValueError as exc:
+            raise IngestError(str(exc)) from None
     path = settings.datasets_dir / sha[:2] / f"{sha}.csv"
     created = _write_atomically(path, data)
     try:
@@ -251,6 +250,10 @@ def register_dataset(
         with factory.begin() as session:
             existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
             if existing is not None:
+                if not is_sample:
+                    audit.record(
+                        session, actor, "upload", "dataset", existing.id, "ok", "same bytes"
+                    )
                 return _to_info(existing)
         raise
     except Exception:
