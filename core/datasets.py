@@ -438,6 +438,10 @@ def delete_dataset(
             # would otherwise delete the dataset row before its runs. Splits cascade.
             session.flush()
             files.append(Path(record.stored_path))
+            if settings.exports_dir.is_dir():
+                # The Score page names an export after the scored bytes' sha256 prefix, so
+                # this dataset's rows scored by another dataset's model go too.
+                files.extend(settings.exports_dir.glob(f"score-run*-{record.sha256[:12]}*"))
             session.delete(record)
             session.flush()
             audit.record(
@@ -455,7 +459,7 @@ def delete_dataset(
         # Files go only after the rows are gone for good; a crash here leaves an orphan file,
         # never a row that points at nothing.
         removed = []
-        for path in files:
+        for path in dict.fromkeys(files):
             if path.exists():
                 path.unlink()
                 removed.append(str(path))

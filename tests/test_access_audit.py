@@ -311,9 +311,16 @@ def test_erasure_of_one_dataset_keeps_the_others(capsys) -> None:
     execute_run(kept_run)
     gone = register_dataset(csv_bytes(_marked_frame(90)), "gone.csv", roles=ROLES)
     execute_run(create_run(gone.id, "logreg"))
+    # The Score page's export names: the gone rows scored by the kept model, and kept rows.
+    exports = load_settings().exports_dir
+    cross = exports / f"score-run{kept_run}-{gone.sha256[:12]}.csv"
+    own = exports / f"score-run{kept_run}-{keep.sha256[:12]}.csv"
+    score_source(kept_run, gone.stored_path, out_path=cross)
+    score_source(kept_run, keep.stored_path, out_path=own)
     delete_dataset(gone.id, cascade=True)
     assert [d.id for d in list_datasets()] == [keep.id]
-    assert keep.stored_path.exists()
+    assert keep.stored_path.exists() and own.exists()
+    assert not cross.exists()
     with session_factory().begin() as session:
         survivor = session.get(TrainingRunRecord, kept_run)
         assert survivor is not None and Path(survivor.artifact_path).is_dir()
