@@ -1,16 +1,22 @@
 """Payoff: where does a transformer model pay for itself?
 
-The frame and router only: page config, navigation over pages/, sidebar status.
-Run with ``streamlit run app.py``.
+The frame and router only: page config, the sign-in gate, navigation over pages/, sidebar
+status. Run with ``streamlit run app.py`` (it listens on 127.0.0.1 unless told otherwise, see
+.streamlit/config.toml).
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
+from pages._shared.auth import gate, render_user
 from pages._shared.resources import ensure_started
 
 st.set_page_config(page_title="Payoff", page_icon=":material/paid:", layout="wide")
+
+# Sign-in first: with [auth] configured nothing below runs (no ledger, no data) until the
+# user is signed in; a broken [auth] section stops here with one line.
+actor = gate()
 
 PAGES = [
     st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
@@ -21,6 +27,8 @@ PAGES = [
     st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
     st.Page("pages/roi.py", title="ROI & what-if", icon=":material/paid:"),
 ]
+if actor.may("audit"):
+    PAGES.append(st.Page("pages/audit.py", title="Audit", icon=":material/policy:"))
 
 try:
     ensure_started()
@@ -33,6 +41,7 @@ page = st.navigation(PAGES)
 with st.sidebar:
     from pages._shared.sidebar import render_status
 
+    render_user()
     render_status()
 
 page.run()

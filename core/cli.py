@@ -2,6 +2,8 @@
 
 Contract (used by acceptance checks): the last stdout line of every command is one JSON object;
 errors go to stderr as one clear line and the exit status is non-zero, never a traceback.
+The acting user is PAYOFF_USER, else the OS user (core/access.py); every write and download is
+written to the audit trail under that name.
 """
 
 from __future__ import annotations
@@ -77,6 +79,22 @@ def cmd_datasets_list(_args: argparse.Namespace) -> dict:
     }
 
 
+def cmd_datasets_delete(args: argparse.Namespace) -> dict:
+    from core.datasets import delete_dataset
+
+    return {"deleted": delete_dataset(args.dataset_id, cascade=args.cascade)}
+
+
+# ---- audit ----------------------------------------------------------------------------------
+
+
+def cmd_audit_list(args: argparse.Namespace) -> dict:
+    from core.audit import list_events
+
+    events = list_events(user=args.user, since=args.since)
+    return {"events": [e.to_dict() for e in events]}
+
+
 # ---- training -------------------------------------------------------------------------------
 
 
@@ -128,6 +146,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         seed=seed,
         time_budget_s=args.time_budget,
         text_columns=args.text_column,
+        allow_pii=args.allow_pii,
     )
     run = execute_run(run_id)
     if run.status != "succeeded":
@@ -189,6 +208,9 @@ def cmd_score(args: argparse.Namespace) -> dict:
         out_path=Path(args.out),
         reasons_for_rows=args.reasons,
     )
+    from core.audit import record_download
+
+    record_download(None, "score_batch", report.batch_id, "csv file")
     return {
         "batch_id": report.batch_id,
         "rows": report.rows,
@@ -238,6 +260,9 @@ def cmd_explain(args: argparse.Namespace) -> dict:
         tmp = out.with_name(f".{out.name}.partial")
         to_safe_csv(export, tmp)
         tmp.replace(out)
+        from core.audit import record_download
+
+        record_download(None, "explanation", result.explanation_id, "csv file")
     fidelity = result.quality.get("fidelity") or {}
     return {
         "explanation_id": result.explanation_id,
@@ -296,6 +321,23 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--target")
     add.set_defaults(handler=cmd_datasets_add)
     datasets_sub.add_parser("list", help="list datasets").set_defaults(handler=cmd_datasets_list)
+    remove = datasets_sub.add_parser(
+        "delete", help="erase a dataset (admin); --cascade also erases everything derived from it"
+    )
+    remove.add_argument("dataset_id", type=int)
+    remove.add_argument(
+        "--cascade",
+        action="store_true",
+        help="also its runs, scores, explanations, scenarios, artifacts and stored exports",
+    )
+    remove.set_defaults(handler=cmd_datasets_delete)
+
+    audit = commands.add_parser("audit", help="the audit trail (admin)")
+    audit_sub = audit.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    audit_list = audit_sub.add_parser("list", help="events, oldest first")
+    audit_list.add_argument("--user")
+    audit_list.add_argument("--since", help="ISO date or time (UTC unless it has an offset)")
+    audit_list.set_defaults(handler=cmd_audit_list)
 
     train = commands.add_parser("train", help="train a model on a CSV (registers it if needed)")
     train.add_argument("--csv")
@@ -306,6 +348,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--time-budget", type=float, default=120.0, dest="time_budget")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--text-column", action="append", dest="text_column")
+    train.add_argument(
+        "--allow-pii",
+        action="store_true",
+        dest="allow_pii",
+        help="allow columns flagged as personal data among the features",
+    )
     train.add_argument("--members", type=int, nargs="+", help="ensemble: run ids to combine")
     train.add_argument("--rule", choices=("mean", "stack"), default="stack", help="ensemble rule")
     train.set_defaults(handler=cmd_train)
@@ -369,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
 
         start()
         payload = args.handler(args)
-    except (CliError, IngestError, ValueError, FileNotFoundError) as exc:
+    except (CliError, IngestError, ValueError, FileNotFoundError, PermissionError) as exc:
         print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

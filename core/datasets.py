@@ -17,12 +17,24 @@ from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
-from core.db import session_factory
+from core import audit
+from core.access import SYSTEM, Actor
+from core.db import scrub_deleted_pages, session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
-from core.records import DatasetRecord, TrainingRunRecord
+from core.jobs import pid_alive
+from core.records import (
+    DatasetRecord,
+    ExplanationRecord,
+    ExplanationValueRecord,
+    PredictionReasonRecord,
+    PredictionRecord,
+    ScenarioRecord,
+    ScoreBatchRecord,
+    TrainingRunRecord,
+)
 from core.settings import SAMPLES_DIR, load_settings
 
 __all__ = [
@@ -36,6 +48,7 @@ __all__ = [
     "get_dataset",
     "list_datasets",
     "load_frame",
+    "pii_columns",
     "register_dataset",
     "set_roles",
 ]
@@ -188,25 +201,30 @@ def register_dataset(
     roles: Roles | None = None,
     use_case: str | None = None,
     is_sample: bool = False,
+    actor: Actor | None = None,
 ) -> DatasetInfo:
     """Parse, store and record a CSV. The same bytes always give the same dataset.
 
-    Raises ``IngestError`` (nothing written) when the file cannot be used.
+    Raises ``IngestError`` (nothing written) when the file cannot be used, AccessDenied when
+    the actor may not upload. The upload is written to the audit trail with the new row.
     """
+    actor = audit.authorize(actor, "upload", "dataset")
     settings = load_settings()
     sha = hashlib.sha256(data).hexdigest()
     factory = session_factory()
     with factory.begin() as session:
         existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
         if existing is not None:
+            if not is_sample:
+                audit.record(session, actor, "upload", "dataset", existing.id, "ok", "same bytes")
             return _to_info(existing)
-    result = read_csv_bytes(data, limits=settings.limits, name=name)
-    schema = result.schema
-    final_roles = _default_roles(schema, roles)
-    try:
-        final_roles.validate(schema)
-    except ValueError as exc:
-        raise IngestError(str(exc)) from None
+    with audit.failures_recorded(actor, "upload", "dataset"):
+        schema = read_csv_bytes(data, limits=settings.limits, name=name).schema
+        final_roles = _default_roles(schema, roles)
+        try:
+            final_roles.validate(schema)
+        except ValueError as exc:
+            raise IngestError(str(exc)) from None
     path = settings.datasets_dir / sha[:2] / f"{sha}.csv"
     created = _write_atomically(path, data)
     try:
@@ -224,6 +242,7 @@ def register_dataset(
             )
             session.add(record)
             session.flush()
+            audit.record(session, actor, "upload", "dataset", record.id)
             return _to_info(record)
     except IntegrityError:
         # The same bytes were registered by another session meanwhile: theirs is ours too
@@ -231,6 +250,10 @@ def register_dataset(
         with factory.begin() as session:
             existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
             if existing is not None:
+                if not is_sample:
+                    audit.record(
+                        session, actor, "upload", "dataset", existing.id, "ok", "same bytes"
+                    )
                 return _to_info(existing)
         raise
     except Exception:
@@ -263,6 +286,16 @@ def get_dataset(dataset_id: int) -> DatasetInfo:
         return _to_info(record, n_runs or 0)
 
 
+def pii_columns(dataset_id: int) -> list[str]:
+    """Columns of the dataset flagged as personal data at ingest (none if it is gone)."""
+    with session_factory().begin() as session:
+        record = session.get(DatasetRecord, dataset_id)
+        if record is None:
+            return []
+        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        return [c.name for c in schema.columns if c.pii]
+
+
 def find_dataset_by_name(name: str) -> DatasetInfo | None:
     with session_factory().begin() as session:
         record = session.scalar(
@@ -285,7 +318,10 @@ def load_frame(dataset_id: int) -> pd.DataFrame:
     return read_csv_bytes(data, limits=load_settings().limits, name=info.name).frame
 
 
-def set_roles(dataset_id: int, roles: Roles, use_case: str | None = None) -> DatasetInfo:
+def set_roles(
+    dataset_id: int, roles: Roles, use_case: str | None = None, *, actor: Actor | None = None
+) -> DatasetInfo:
+    actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
@@ -294,47 +330,158 @@ def set_roles(dataset_id: int, roles: Roles, use_case: str | None = None) -> Dat
         roles.validate(schema)
         record.roles_json = json.dumps(roles.to_dict())
         record.use_case = use_case
+        audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "roles")
         session.flush()
         return _to_info(record)
 
 
-def rename_dataset(dataset_id: int, name: str) -> None:
+def rename_dataset(dataset_id: int, name: str, *, actor: Actor | None = None) -> None:
+    actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
             raise ValueError(f"There is no dataset with id {dataset_id}.")
         record.name = _clean_name(name)
+        audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "name")
 
 
-def delete_dataset(dataset_id: int, *, force: bool = False) -> None:
-    """Delete the row, its runs (only with ``force``) and then the stored files."""
-    artifact_dirs: list[Path] = []
-    with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
-        runs = session.scalars(
-            select(TrainingRunRecord).where(TrainingRunRecord.dataset_id == dataset_id)
-        ).all()
-        if runs and not force:
-            raise DatasetInUseError(
-                f"Dataset {record.name!r} has {len(runs)} training run(s); delete them first "
-                "or delete with force."
+def delete_dataset(
+    dataset_id: int,
+    *,
+    cascade: bool = False,
+    force: bool = False,
+    actor: Actor | None = None,
+) -> dict:
+    """Erase a dataset: its row and stored file, and with ``cascade`` everything derived from
+    it (runs, their score batches and predictions, explanations, scenarios, model artifacts,
+    stored exports and worker logs). Admins only. ``force`` is the older name of ``cascade``.
+
+    Rows go in one transaction with the audit event (ids and counts only, never data); files
+    after the commit; then the database's deleted pages are overwritten (SQLite secure_delete
+    and a WAL checkpoint, see core.db.scrub_deleted_pages). Returns what was deleted.
+    """
+    cascade = cascade or force
+    actor = audit.authorize(actor, "delete", "dataset", dataset_id)
+    settings = load_settings()
+    files: list[Path] = []
+    folders: list[Path] = []
+    with audit.failures_recorded(actor, "delete", "dataset", dataset_id):
+        with session_factory().begin() as session:
+            record = session.get(DatasetRecord, dataset_id)
+            if record is None:
+                raise ValueError(f"There is no dataset with id {dataset_id}.")
+            runs = session.scalars(
+                select(TrainingRunRecord).where(TrainingRunRecord.dataset_id == dataset_id)
+            ).all()
+            if runs and not cascade:
+                raise DatasetInUseError(
+                    f"Dataset #{dataset_id} has {len(runs)} training run(s); delete with "
+                    "cascade (CLI: --cascade) to erase them, their scores, explanations and "
+                    "exports too."
+                )
+            active = [
+                r.id
+                for r in runs
+                if r.status in ("queued", "running") and r.pid and pid_alive(r.pid)
+            ]
+            if active:
+                raise ValueError(
+                    f"Run(s) {', '.join(f'#{i}' for i in active)} of dataset #{dataset_id} are "
+                    "still training; cancel them first."
+                )
+            run_ids = [r.id for r in runs]
+            batch_ids = list(
+                session.scalars(
+                    select(ScoreBatchRecord.id).where(ScoreBatchRecord.run_id.in_(run_ids))
+                )
             )
-        for run in runs:
-            if run.artifact_path:
-                artifact_dirs.append(Path(run.artifact_path))
-            session.delete(run)
-        # Runs first: training_run.dataset_id is ON DELETE RESTRICT, and the unit of work
-        # would otherwise delete the dataset row before its runs.
-        session.flush()
-        path = Path(record.stored_path)
-        session.delete(record)
-    # Files go only after the rows are gone for good; a crash here leaves an orphan file,
-    # never a row that points at nothing.
-    path.unlink(missing_ok=True)
-    for folder in artifact_dirs:
-        shutil.rmtree(folder, ignore_errors=True)
+            explanation_ids = list(
+                session.scalars(
+                    select(ExplanationRecord.id).where(ExplanationRecord.run_id.in_(run_ids))
+                )
+            )
+            deleted = {
+                "dataset_id": dataset_id,
+                "runs": run_ids,
+                "score_batches": batch_ids,
+                "predictions": session.execute(
+                    delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
+                ).rowcount,
+                "prediction_reasons": session.execute(
+                    delete(PredictionReasonRecord).where(
+                        PredictionReasonRecord.batch_id.in_(batch_ids)
+                    )
+                ).rowcount,
+                "explanations": explanation_ids,
+            }
+            session.execute(
+                delete(ExplanationValueRecord).where(
+                    ExplanationValueRecord.explanation_id.in_(explanation_ids)
+                )
+            )
+            session.execute(
+                delete(ExplanationRecord).where(ExplanationRecord.id.in_(explanation_ids))
+            )
+            session.execute(delete(ScoreBatchRecord).where(ScoreBatchRecord.id.in_(batch_ids)))
+            deleted["scenarios"] = list(
+                session.scalars(select(ScenarioRecord.id).where(ScenarioRecord.run_id.in_(run_ids)))
+            )
+            session.execute(
+                delete(ScenarioRecord).where(ScenarioRecord.id.in_(deleted["scenarios"]))
+            )
+            for run in runs:
+                if run.artifact_path:
+                    folders.append(Path(run.artifact_path))
+                files.extend(_run_files(settings, run.id))
+                session.delete(run)
+            # Runs first: training_run.dataset_id is ON DELETE RESTRICT, and the unit of work
+            # would otherwise delete the dataset row before its runs. Splits cascade.
+            session.flush()
+            files.append(Path(record.stored_path))
+            if settings.exports_dir.is_dir():
+                # The Score page names an export after the scored bytes' sha256 prefix, so
+                # this dataset's rows scored by another dataset's model go too.
+                files.extend(settings.exports_dir.glob(f"score-run*-{record.sha256[:12]}*"))
+            session.delete(record)
+            session.flush()
+            audit.record(
+                session,
+                actor,
+                "delete",
+                "dataset",
+                dataset_id,
+                "ok",
+                f"cascade: {len(run_ids)} run(s), {len(batch_ids)} score batch(es), "
+                f"{len(explanation_ids)} explanation(s), {len(deleted['scenarios'])} scenario(s)"
+                if cascade
+                else None,
+            )
+        # Files go only after the rows are gone for good; a crash here leaves an orphan file,
+        # never a row that points at nothing.
+        removed = []
+        for path in dict.fromkeys(files):
+            if path.exists():
+                path.unlink()
+                removed.append(str(path))
+        for folder in folders:
+            if folder.exists():
+                shutil.rmtree(folder)
+                removed.append(str(folder))
+        deleted["files"] = removed
+        deleted["pages_overwritten"] = scrub_deleted_pages()
+    return deleted
+
+
+def _run_files(settings, run_id: int) -> list[Path]:
+    """Stored exports (the Score page names them score-run<ID>-*) and worker logs of a run."""
+    found: list[Path] = []
+    if settings.exports_dir.is_dir():
+        found += settings.exports_dir.glob(f"score-run{run_id}-*")
+        found += settings.exports_dir.glob(f".score-run{run_id}-*")
+    log = settings.home / "logs" / f"run-{run_id}.log"
+    if log.exists():
+        found.append(log)
+    return found
 
 
 def ensure_samples() -> list[DatasetInfo]:
@@ -344,7 +491,12 @@ def ensure_samples() -> list[DatasetInfo]:
         data = (SAMPLES_DIR / sample.file).read_bytes()
         infos.append(
             register_dataset(
-                data, sample.name, roles=sample.roles, use_case=sample.use_case, is_sample=True
+                data,
+                sample.name,
+                roles=sample.roles,
+                use_case=sample.use_case,
+                is_sample=True,
+                actor=SYSTEM,
             )
         )
     return infos

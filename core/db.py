@@ -31,6 +31,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     cursor.execute("PRAGMA synchronous=NORMAL")
+    # Deleted rows and freed pages are overwritten with zeros, so an erased dataset's bytes do
+    # not linger in the file (see scrub_deleted_pages for the WAL).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
@@ -125,3 +128,27 @@ def bulk_insert(table, rows, engine: Engine | None = None, *, parent_checked: bo
         return
     with engine.begin() as connection:
         connection.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
+
+
+def scrub_deleted_pages(engine: Engine | None = None, attempts: int = 20) -> bool | None:
+    """After an erasure: make sure no copy of deleted rows is left in the database's files.
+
+    SQLite (secure_delete is on for every connection) zeroes deleted content in the pages it
+    writes, but the write-ahead log still holds the pages' earlier versions; a TRUNCATE
+    checkpoint copies the zeroed pages into the database file and empties the log. It waits
+    for readers still holding an older snapshot (retrying for a few seconds) and returns
+    whether the log was emptied. Other databases (PostgreSQL): row deletion only, its VACUUM
+    reclaims the space later and nothing here overwrites its pages; returns None.
+    """
+    import time
+
+    engine = engine or get_engine()
+    if engine.dialect.name != "sqlite":
+        return None
+    for _ in range(attempts):
+        with engine.connect() as connection:
+            busy, _log, _done = connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)").one()
+        if not busy:
+            return True
+        time.sleep(0.25)
+    return False

@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
+from core import audit
+from core.access import Actor
 from core.db import bulk_insert, session_factory
 from core.records import ExplanationRecord, ExplanationValueRecord
 from core.text_runs import is_text_model, texts_of
@@ -291,6 +293,7 @@ def explain_frame(
     source_name: str = "dataset",
     on_progress: Callable[[int, int], None] | None = None,
     model: Any = None,
+    actor: Actor | None = None,
 ) -> Explanation:
     """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result.
 
@@ -298,6 +301,39 @@ def explain_frame(
     or TEXT_FIDELITY_ROWS). background_rows: size of the FT-Transformer's k-medoid background
     when no ``background`` is given; the cost grows with it, and so does how well the summary
     stands for the training rows."""
+    actor = audit.authorize(actor, "explain", "run", run_id)
+    with audit.failures_recorded(actor, "explain", "run", run_id):
+        return _explain_frame(
+            run_id,
+            frame,
+            background=background,
+            n_rows=n_rows,
+            n_pairs=n_pairs,
+            background_rows=background_rows,
+            fidelity_rows=fidelity_rows,
+            class_index=class_index,
+            source_name=source_name,
+            on_progress=on_progress,
+            model=model,
+            actor=actor,
+        )
+
+
+def _explain_frame(
+    run_id: int,
+    frame: pd.DataFrame,
+    *,
+    background,
+    n_rows,
+    n_pairs,
+    background_rows,
+    fidelity_rows,
+    class_index,
+    source_name,
+    on_progress,
+    model,
+    actor: Actor,
+) -> Explanation:
     run = get_run(run_id)
     if run.status != "succeeded":
         raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
@@ -323,7 +359,16 @@ def explain_frame(
     if is_text_model(model):
         rows = TEXT_FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
         return _explain_texts(
-            run, model, frame, source_name, class_index, started, n_pairs, rows, background
+            run,
+            model,
+            frame,
+            source_name,
+            class_index,
+            started,
+            n_pairs,
+            rows,
+            background,
+            actor=actor,
         )
     fidelity_rows = FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
     z = model.preprocessor.encode(frame)
@@ -373,11 +418,22 @@ def explain_frame(
         rows,
         [],
         source_name,
+        actor=actor,
     )
 
 
 def _explain_texts(
-    run, model, frame, source_name, class_index, started, n_pairs, fidelity_rows, background
+    run,
+    model,
+    frame,
+    source_name,
+    class_index,
+    started,
+    n_pairs,
+    fidelity_rows,
+    background,
+    *,
+    actor: Actor | None = None,
 ) -> Explanation:
     """Span attributions. Text games start from the empty text, so background rows do not
     apply; given ones are named as unused in the quality rather than ignored silently."""
@@ -428,6 +484,7 @@ def _explain_texts(
         rows,
         [a.spans for a in attributions],
         source_name,
+        actor=actor,
     )
 
 
@@ -494,6 +551,8 @@ def _store(
     rows,
     spans,
     source_name,
+    *,
+    actor: Actor | None = None,
 ) -> Explanation:
     n = len(output)
     rows_payload = {
@@ -532,6 +591,9 @@ def _store(
         bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
         with session_factory().begin() as session:
             session.get(ExplanationRecord, explanation_id).status = "complete"
+            audit.record(
+                session, actor, "explain", "explanation", explanation_id, "ok", f"run {run.id}"
+            )
     except BaseException:
         with session_factory().begin() as session:
             session.execute(

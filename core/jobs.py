@@ -18,6 +18,8 @@ from pathlib import Path
 
 from sqlalchemy import delete, select
 
+from core import audit
+from core.access import Actor
 from core.db import session_factory
 from core.records import TrainingRunRecord, utcnow
 from core.settings import REPO_ROOT, load_settings
@@ -121,13 +123,15 @@ def launch_worker_for(run_ids: list[int]) -> int:
     return process.pid
 
 
-def request_cancel(run_id: int) -> None:
+def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
+    actor = audit.authorize(actor, "train", "run", run_id)
     with session_factory().begin() as session:
         run = session.get(TrainingRunRecord, run_id)
         if run is None:
             raise ValueError(f"There is no training run with id {run_id}.")
         if run.status in ACTIVE_STATUSES:
             run.cancel_requested = True
+            audit.record(session, actor, "train", "run", run_id, "ok", "cancel")
 
 
 def cancel_requested(run_id: int) -> bool:

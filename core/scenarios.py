@@ -11,13 +11,22 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import select
 
+from core import audit
+from core.access import Actor
 from core.db import session_factory
 from core.records import ScenarioRecord
 
 
 def save_scenario(
-    name: str, run_id: int | None, use_case: str, assumptions: dict, results: dict
+    name: str,
+    run_id: int | None,
+    use_case: str,
+    assumptions: dict,
+    results: dict,
+    *,
+    actor: Actor | None = None,
 ) -> int:
+    actor = audit.authorize(actor, "scenario_save", "scenario")
     name = " ".join(str(name).split())[:200]
     if not name:
         raise ValueError("Give the scenario a name.")
@@ -31,6 +40,7 @@ def save_scenario(
         )
         session.add(record)
         session.flush()
+        audit.record(session, actor, "scenario_save", "scenario", record.id)
         return record.id
 
 
@@ -51,12 +61,14 @@ def list_scenarios() -> list[dict[str, Any]]:
         ]
 
 
-def delete_scenario(scenario_id: int) -> None:
+def delete_scenario(scenario_id: int, *, actor: Actor | None = None) -> None:
+    actor = audit.authorize(actor, "delete", "scenario", scenario_id)
     with session_factory().begin() as session:
         record = session.get(ScenarioRecord, scenario_id)
         if record is None:
             raise ValueError(f"There is no scenario with id {scenario_id}.")
         session.delete(record)
+        audit.record(session, actor, "delete", "scenario", scenario_id)
 
 
 def compare_table(scenarios: list[dict[str, Any]]) -> pd.DataFrame:

@@ -9,6 +9,7 @@ and the half-written export, so nothing is ever half-written from the user's poi
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -24,6 +25,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
+from core import audit
+from core.access import Actor, mask_pii
+from core.datasets import pii_columns
 from core.db import bulk_insert, session_factory
 from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
 from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
@@ -381,17 +385,20 @@ def score_source(
     reasons_for_rows: int = 0,
     on_progress: Callable[[int], None] | None = None,
     model: Any = None,
+    actor: Actor | None = None,
 ) -> ScoreReport:
     """Score a CSV with the model of ``run_id``; see the module docstring for guarantees.
 
     ``reasons_for_rows``: add the top three reasons (SHAP) to the first N rows (0 = none).
     ``out_path``: also write a CSV with the input columns plus the outputs (formula-safe).
     """
+    actor = audit.authorize(actor, "score", "run", run_id)
     if threshold is not None and not (0.0 <= threshold <= 1.0):
         raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}.")
     run = get_run(run_id)
+    pii = pii_columns(run.dataset_id)
     model = model if model is not None else load_run_model(run_id)
     if run.model == "ensemble":
         reasons_for_rows = 0  # reasons come from one model's SHAP values; see its members
@@ -446,7 +453,7 @@ def score_source(
             drift.add(typed, z)
             _insert_predictions(batch_id, run, outputs)
             if tmp_out is not None:
-                export = pd.concat([chunk, outputs], axis=1)
+                export = mask_pii(pd.concat([chunk, outputs], axis=1), pii, actor)
                 to_safe_csv(export, tmp_out, header=rows == 0, mode="a")
                 output_columns = [_safe_name(c) for c in export.columns]
             rows += len(chunk)
@@ -474,8 +481,11 @@ def score_source(
             record.n_rows = rows
             record.seconds = seconds
             record.report_json = json.dumps(report.to_dict(), default=float)
+            audit.record(session, actor, "score", "score_batch", batch_id, "ok", f"run {run_id}")
         return report
-    except BaseException:
+    except BaseException as exc:
+        with contextlib.suppress(Exception):
+            audit.record_separately(actor, "score", "run", run_id, "failed", type(exc).__name__)
         with factory.begin() as session:
             session.execute(delete(PredictionRecord).where(PredictionRecord.batch_id == batch_id))
             session.execute(

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core import audit
+from core.access import Actor
 from core.db import session_factory
 from core.records import TrainingRunRecord
 from core.training import RunInfo, get_run
@@ -52,13 +54,20 @@ def _check_binary(run: RunInfo) -> None:
         )
 
 
-def _store(run_id: int, threshold: float | None, source: str | None) -> None:
+def _store(
+    run_id: int, threshold: float | None, source: str | None, actor: Actor | None = None
+) -> None:
+    """Write the threshold; a user's change (``actor`` given) is audited in the same
+    transaction, the automatic choice on validation rows is derived data and is not."""
     with session_factory().begin() as session:
         record = session.get(TrainingRunRecord, run_id)
         if record is None:
             raise ValueError(f"There is no training run with id {run_id}.")
         record.operating_threshold = threshold
         record.threshold_source = source
+        if actor is not None:
+            detail = "reset to the validation choice" if threshold is None else f"{threshold:.6g}"
+            audit.record(session, actor, "edit", "run", run_id, "ok", f"threshold {detail}")
 
 
 def operating_threshold(run_id: int) -> OperatingThreshold:
@@ -80,19 +89,23 @@ def run_threshold_or_default(run: RunInfo) -> float:
     return DEFAULT_CUTOFF
 
 
-def set_operating_threshold(run_id: int, threshold: float) -> OperatingThreshold:
+def set_operating_threshold(
+    run_id: int, threshold: float, *, actor: Actor | None = None
+) -> OperatingThreshold:
     """The analyst's own cutoff: P(positive) >= threshold is flagged."""
+    actor = audit.authorize(actor, "edit", "run", run_id)
     run = get_run(run_id)
     _check_binary(run)
     if not 0.0 <= float(threshold) <= 1.0:
         raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
-    _store(run_id, float(threshold), "user")
+    _store(run_id, float(threshold), "user", actor)
     return OperatingThreshold(run_id, float(threshold), "user", None)
 
 
-def reset_operating_threshold(run_id: int) -> OperatingThreshold:
+def reset_operating_threshold(run_id: int, *, actor: Actor | None = None) -> OperatingThreshold:
     """Forget a user-set cutoff and choose on validation rows again."""
+    actor = audit.authorize(actor, "edit", "run", run_id)
     run = get_run(run_id)
     _check_binary(run)
-    _store(run_id, None, None)
+    _store(run_id, None, None, actor)
     return operating_threshold(run_id)

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
+from core import audit
+from core.access import Actor
 from core.datasets import get_dataset, load_frame
 from core.db import session_factory
 from core.jobs import cancel_requested
@@ -153,12 +155,15 @@ def create_run(
     members: list[int] | None = None,
     rule: str = "stack",
     subsample_seed: int | None = None,
+    allow_pii: bool = False,
+    actor: Actor | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
     ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
     still be queued, as long as they run first.
     """
+    actor = audit.authorize(actor, "train", "dataset", dataset_id)
     if model not in MODEL_KINDS:
         raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}.")
     dataset = get_dataset(dataset_id)
@@ -170,6 +175,17 @@ def create_run(
     chosen = [c for c in (features or dataset.roles.features) if c != target]
     kinds = {c.name: c.kind for c in dataset.schema.columns}
     extra_options: dict = {}
+    # Personal data is checked on the columns asked for, before the per-kind filter below.
+    pii = [c.name for c in dataset.schema.columns if c.pii and c.name in chosen]
+    if model == "ensemble":
+        pii = []  # its members were checked when they were queued
+    if pii and not allow_pii:
+        raise ValueError(
+            f"Column(s) {', '.join(pii)} look like personal data; they are left out of the "
+            "features unless you opt in (allow personal data)."
+        )
+    if pii:
+        extra_options["allow_pii"] = pii
     if model == "ensemble":
         from core.ensembles import RULE_LABELS, check_members
 
@@ -231,6 +247,7 @@ def create_run(
         )
         session.add(record)
         session.flush()
+        audit.record(session, actor, "train", "run", record.id, "ok", f"dataset {dataset_id}")
         return record.id
 
 
@@ -312,7 +329,8 @@ def compute_validation_predictions(run_id: int) -> dict:
     return stored
 
 
-def delete_run(run_id: int) -> None:
+def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
+    actor = audit.authorize(actor, "delete", "run", run_id)
     with session_factory().begin() as session:
         record = session.get(TrainingRunRecord, run_id)
         if record is None:
@@ -321,6 +339,7 @@ def delete_run(run_id: int) -> None:
             raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
         artifact = Path(record.artifact_path) if record.artifact_path else None
         session.delete(record)
+        audit.record(session, actor, "delete", "run", run_id)
     if artifact is not None:
         shutil.rmtree(artifact, ignore_errors=True)
 

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from core import economics as eco
+from core.access import Actor
 from core.training import (
     RunInfo,
     compute_validation_predictions,
@@ -680,20 +681,28 @@ def learning_curve_points(run: RunInfo) -> pd.DataFrame:
 
 
 def launch_learning_curve(
-    run: RunInfo, fractions: tuple[float, ...] = LEARNING_FRACTIONS, repeats: int = 2
+    run: RunInfo,
+    fractions: tuple[float, ...] = LEARNING_FRACTIONS,
+    repeats: int = 2,
+    *,
+    actor: Actor | None = None,
 ) -> list[int]:
     """Queue the learning-curve runs (``queue_learning_curve``) and start one background
     worker for them. Returns the new run ids."""
     from core.jobs import launch_worker_for
 
-    ids = queue_learning_curve(run, fractions, repeats)
+    ids = queue_learning_curve(run, fractions, repeats, actor=actor)
     if ids:
         launch_worker_for(ids)
     return ids
 
 
 def queue_learning_curve(
-    run: RunInfo, fractions: tuple[float, ...] = LEARNING_FRACTIONS, repeats: int = 2
+    run: RunInfo,
+    fractions: tuple[float, ...] = LEARNING_FRACTIONS,
+    repeats: int = 2,
+    *,
+    actor: Actor | None = None,
 ) -> list[int]:
     """Queue the same model on ``fractions`` of the training rows, ``repeats`` subsamples
     each (subsample seeds run.seed, run.seed + 1, ...; same split, so validation and test
@@ -729,6 +738,8 @@ def queue_learning_curve(
                     time_budget_s=run.time_budget_s,
                     train_fraction=float(fraction),
                     subsample_seed=subsample_seed,
+                    allow_pii=bool(run.options.get("allow_pii")),
+                    actor=actor,
                 )
             )
     return ids

@@ -19,6 +19,7 @@ from core.datasets import (
 from core.ingest import DatasetSchema
 from core.usecases import USE_CASES
 from pages._shared import state
+from pages._shared.auth import current_actor
 from pages._shared.frame import use_app_navigation
 from pages._shared.resources import dataset_frame, parse_upload
 from pages._shared.widgets import user_errors
@@ -174,9 +175,12 @@ def _roles_form(
     return table, positive, use_case
 
 
+actor = current_actor()
 source = st.radio(
     "Data source",
-    ["A dataset in Payoff (samples included)", "Upload a new CSV"],
+    ["A dataset in Payoff (samples included)", "Upload a new CSV"]
+    if actor.may("upload")
+    else ["A dataset in Payoff (samples included)"],
     horizontal=True,
     key="data_source",
 )
@@ -211,8 +215,8 @@ if source == "Upload a new CSV":
     if st.button("Save dataset", type="primary", key=f"save_{key}"):
         with user_errors():
             roles = _roles_from_table(table, positive)
-            info = register_dataset(data, name, roles=roles, use_case=use_case)
-            info = set_roles(info.id, roles, use_case)
+            info = register_dataset(data, name, roles=roles, use_case=use_case, actor=actor)
+            info = set_roles(info.id, roles, use_case, actor=actor)
             st.session_state[state.DATASET_ID] = info.id
             st.success(f"Saved dataset #{info.id} **{info.name}**. Next: train a model.")
             st.page_link("pages/train.py", label="Train", icon=":material/arrow_forward:")
@@ -246,16 +250,25 @@ table, positive, use_case = _roles_form(
     frame, info.schema, info.roles, info.use_case, f"ds{info.id}"
 )
 save, delete = st.columns([1, 1])
-if save.button("Save roles and use case", type="primary"):
+if actor.may("edit") and save.button("Save roles and use case", type="primary"):
     with user_errors():
-        set_roles(info.id, _roles_from_table(table, positive), use_case)
+        set_roles(info.id, _roles_from_table(table, positive), use_case, actor=actor)
         st.success("Saved.")
-with delete.popover("Delete this dataset"):
-    force = st.checkbox(f"Also delete its {info.n_runs} run(s)", disabled=info.n_runs == 0)
-    if st.button("Delete", type="secondary"):
-        try:
-            delete_dataset(info.id, force=force)
-            st.session_state.pop(state.DATASET_ID, None)
-            st.rerun()
-        except DatasetInUseError as exc:
-            st.error(str(exc))
+if actor.may("delete"):
+    with delete.popover("Delete this dataset"):
+        st.write(
+            "Erases the stored file and the dataset's rows; the audit trail keeps only that it "
+            "was deleted."
+        )
+        cascade = st.checkbox(
+            f"Also erase its {info.n_runs} run(s) with their scores, explanations, scenarios, "
+            "model files and stored exports",
+            disabled=info.n_runs == 0,
+        )
+        if st.button("Delete", type="secondary"):
+            try:
+                delete_dataset(info.id, cascade=cascade, actor=actor)
+                st.session_state.pop(state.DATASET_ID, None)
+                st.rerun()
+            except (DatasetInUseError, ValueError, PermissionError) as exc:
+                st.error(str(exc))

@@ -19,6 +19,7 @@ from core.explanations import (
 from core.scoring import to_safe_csv
 from core.training import list_runs, part_frame
 from pages._shared import state
+from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import token_highlights, waterfall
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_run
@@ -102,6 +103,7 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
                     background_rows=background_rows,
                     source_name=name,
                     model=model,
+                    actor=current_actor(),
                     on_progress=lambda done, total: bar.progress(
                         min(1.0, done / max(total, 1)), text=f"{done} of {total} rows"
                     ),
@@ -274,4 +276,6 @@ st.download_button(
     to_safe_csv(values.assign(base_value=exp.base_value, output=exp.output)),
     f"payoff-shap-{exp.explanation_id}.csv",
     "text/csv",
+    on_click=on_download("explanation", exp.explanation_id, "SHAP values (CSV)"),
+    disabled=not current_actor().may("export"),
 )

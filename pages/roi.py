@@ -29,6 +29,7 @@ from core.verdict import (
     status_quo_name,
     verdict_for,
 )
+from pages._shared.auth import current_actor, on_download
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_run
 from pages._shared.roi_widgets import (
@@ -170,7 +171,7 @@ with user_errors():
         message = str(exc)
     learning_block(points, more, train_rows, message)
     if st.button("Train the learning-curve runs", key="roi_lc", disabled=run.model == "ensemble"):
-        started = launch_learning_curve(run)
+        started = launch_learning_curve(run, actor=current_actor())
         st.info(
             f"Training {len(started)} run(s) in the background; come back when they finish."
             if started
@@ -196,7 +197,7 @@ name = st.text_input("Scenario name", value=f"{template.title} · run #{run.id}"
 cols = st.columns(2)
 if cols[0].button("Save scenario", key="roi_save"):
     with user_errors():
-        save_scenario(name, run.id, use_case_key, assumptions, results)
+        save_scenario(name, run.id, use_case_key, assumptions, results, actor=current_actor())
         st.toast("Scenario saved.")
 with user_errors():
     report = report_html(challenger, setting, verdict, champion, table)
@@ -206,6 +207,8 @@ with user_errors():
         f"payoff-report-run{challenger.run.id}.html",
         "text/html",
         key="roi_report",
+        on_click=on_download("run", run.id, "ROI report (HTML)"),
+        disabled=not current_actor().may("export"),
     )
 scenarios = list_scenarios()
 if scenarios:
@@ -217,7 +220,8 @@ if scenarios:
             format_func=lambda i: next(s["name"] for s in scenarios if s["scenario_id"] == i),
         )
         if st.button("Delete", key="roi_del"):
-            delete_scenario(pick)
-            st.rerun()
+            with user_errors():
+                delete_scenario(pick, actor=current_actor())
+                st.rerun()
 else:
     st.caption("No saved scenarios yet.")

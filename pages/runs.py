@@ -12,6 +12,7 @@ from sklearn.metrics import confusion_matrix
 from core.datasets import list_datasets
 from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
 from pages._shared import state
+from pages._shared.auth import current_actor
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
@@ -225,10 +226,10 @@ if run.task in ("binary", "multiclass"):
         with user_errors():
             st.dataframe(confidently_wrong(run.id), hide_index=True, width="stretch")
 
-with st.popover("Delete this run"):
+with st.popover("Delete this run", disabled=not current_actor().may("delete")):
     st.write(f"Deletes {run.label}, its model files, scores and explanations.")
     if st.button("Delete run", key="delete_run"):
         with user_errors():
-            delete_run(run.id)
+            delete_run(run.id, actor=current_actor())
             st.session_state.pop(state.RUN_ID, None)
             st.rerun()

@@ -10,12 +10,14 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
-from core.datasets import list_datasets
+from core.access import mask_pii
+from core.datasets import list_datasets, pii_columns
 from core.explanations import explain_row, plan
 from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
 from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
+from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import waterfall
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_run
@@ -91,7 +93,7 @@ if reason_rows and run.model != "ensemble":
         f"~{fmt_seconds(estimate['seconds'])} at this model's measured speed."
     )
 
-if st.button("Score", type="primary", disabled=data is None):
+if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
     total = max(1, data.count(b"\n") - 1)
     bar = st.progress(0.0, text="Scoring...")
     with user_errors(f"{name}: "):
@@ -109,6 +111,7 @@ if st.button("Score", type="primary", disabled=data is None):
                 min(1.0, done / total), text=f"Scored {done:,} of ~{total:,} rows"
             ),
             model=model,
+            actor=current_actor(),
         )
         st.session_state[state.SCORE_BATCH_ID] = report.batch_id
         st.session_state["score_export"] = str(out)
@@ -177,10 +180,17 @@ if run.task == "binary":
         table = table[table["decision"] == 1]
     elif show == "not flagged":
         table = table[table["decision"] == 0]
+table = mask_pii(table, pii_columns(run.dataset_id), current_actor())
 st.dataframe(table.head(5000), width="stretch", hide_index=True)
 left, right = st.columns(2)
+may_export = current_actor().may("export")
 left.download_button(
-    "Download CSV", to_safe_csv(table), f"payoff-scores-{batch_id}.csv", "text/csv"
+    "Download CSV",
+    to_safe_csv(table),
+    f"payoff-scores-{batch_id}.csv",
+    "text/csv",
+    on_click=on_download("score_batch", batch_id, "CSV"),
+    disabled=not may_export,
 )
 parquet = io.BytesIO()
 table.to_parquet(parquet, index=False)
@@ -189,6 +199,8 @@ right.download_button(
     parquet.getvalue(),
     f"payoff-scores-{batch_id}.parquet",
     "application/octet-stream",
+    on_click=on_download("score_batch", batch_id, "Parquet"),
+    disabled=not may_export,
 )
 st.caption(
     "Exported text cells that a spreadsheet would run as formulas start with ' (CSV injection guard)."

@@ -9,6 +9,7 @@ import streamlit as st
 from core.datasets import list_datasets
 from core.jobs import launch_worker_for, request_cancel
 from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
+from pages._shared.auth import current_actor, read_only_note
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
 from pages._shared.widgets import empty_state, fmt_seconds, user_errors
@@ -16,6 +17,8 @@ from pages._shared.widgets import empty_state, fmt_seconds, user_errors
 use_app_navigation()
 
 st.title("Train")
+actor = current_actor()
+read_only_note("train")
 
 datasets = list_datasets()
 dataset = pick_dataset(datasets, key="train_dataset", empty_message="Add a dataset first.")
@@ -77,7 +80,16 @@ with st.container(border=True):
         )
     budget = st.slider("Time budget per model (seconds)", 10, 1200, 120, step=10, key="budget")
     seed = st.number_input("Seed", 0, 10_000, 0, key="seed")
-    start = st.button("Start training", type="primary", disabled=not candidates)
+    allow_pii = st.checkbox(
+        "Allow columns flagged as personal data among the features",
+        value=False,
+        key="allow_pii",
+        help="Columns that look like e-mails, phone, card or id numbers, names or addresses "
+        "are refused as features unless you opt in here.",
+    )
+    start = st.button(
+        "Start training", type="primary", disabled=not candidates or not actor.may("train")
+    )
 
 if start:
     with user_errors():
@@ -92,6 +104,8 @@ if start:
                 size=size if model == "ft-transformer" else None,
                 seed=int(seed),
                 time_budget_s=float(budget),
+                allow_pii=allow_pii,
+                actor=actor,
             )
             for model in order
         ]
@@ -99,7 +113,14 @@ if start:
             by_model = dict(zip(order, run_ids, strict=True))
             members = [by_model["text-transformer"], by_model["ft-transformer"]]
             run_ids.append(
-                create_run(dataset_id, "ensemble", seed=int(seed), members=members, rule="stack")
+                create_run(
+                    dataset_id,
+                    "ensemble",
+                    seed=int(seed),
+                    members=members,
+                    rule="stack",
+                    actor=actor,
+                )
             )
         launch_worker_for(run_ids)
         st.session_state["train_started"] = run_ids
@@ -128,7 +149,8 @@ def live_panel() -> None:
             if run.status in ("queued", "running") and top[3].button(
                 "Cancel", key=f"cancel_{run.id}"
             ):
-                request_cancel(run.id)
+                with user_errors():
+                    request_cancel(run.id, actor=actor)
             if run.status == "running" and history:
                 budget_s = run.time_budget_s or 1
                 st.progress(min(1.0, history[-1]["elapsed_s"] / budget_s), text="time budget used")
@@ -190,7 +212,9 @@ with st.expander("Ensemble of finished runs"):
                 "stack": "stack on log-odds (fitted on the validation part)",
             }[r],
         )
-        if st.button("Train ensemble", disabled=len(chosen) < 2, key="ens_start"):
+        if st.button(
+            "Train ensemble", disabled=len(chosen) < 2 or not actor.may("train"), key="ens_start"
+        ):
             with user_errors():
                 first = next(r for r in finished if r.id == chosen[0])
                 launch_worker_for(
@@ -202,6 +226,7 @@ with st.expander("Ensemble of finished runs"):
                             seed=first.seed,
                             members=chosen,
                             rule=rule,
+                            actor=actor,
                         )
                     ]
                 )

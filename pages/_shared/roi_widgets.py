@@ -16,6 +16,7 @@ from core.scenarios import format_value, money, percent
 from core.thresholds import reset_operating_threshold, set_operating_threshold
 from core.usecases import UseCase
 from core.verdict import LABELS, Evaluated, Setting, Verdict, cost_lines
+from pages._shared.auth import current_actor
 from pages._shared.widgets import user_errors
 
 POLICIES = {
@@ -252,7 +253,7 @@ def threshold_controls(ev: Evaluated) -> None:
     )
     if mid.button("Use this threshold", key=f"roi_thr_set_{ev.run.id}"):
         with user_errors():
-            set_operating_threshold(ev.run.id, chosen)
+            set_operating_threshold(ev.run.id, chosen, actor=current_actor())
             st.rerun()
     if right.button(
         "Choose on validation rows",
@@ -260,7 +261,7 @@ def threshold_controls(ev: Evaluated) -> None:
         disabled=t.chosen_on != "user",
     ):
         with user_errors():
-            reset_operating_threshold(ev.run.id)
+            reset_operating_threshold(ev.run.id, actor=current_actor())
             st.rerun()
     st.caption(f"Operating threshold {t.describe()}.")
 

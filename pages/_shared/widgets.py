@@ -25,6 +25,8 @@ def user_errors(prefix: str = "") -> Iterator[None]:
         yield
     except (IngestError, ValueError) as exc:
         st.error(f"{prefix}{exc}")
+    except PermissionError as exc:  # core.access refused the acting user's role
+        st.error(f"{prefix}{exc}")
     except Exception as exc:  # noqa: BLE001
         log.exception("unexpected error in a page")
         st.error(f"{prefix}Something went wrong: {type(exc).__name__}: {exc}")
