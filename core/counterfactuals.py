@@ -12,9 +12,10 @@ the threshold; for a row that is not flagged, changes that bring it to or above 
   training held whole numbers);
 - at most ``max_changes`` (3) columns.
 
-Search: every single-column change is scored in one batch; then pairs and triples built
-greedily from the columns (and their values) that moved the probability furthest in the
-wanted direction, again in batches. Every model kind works: candidates go through the same
+Search: every single-column change is scored in one batch; then pairs and triples: the
+BEAM combinations that moved the probability furthest in the wanted direction, each extended
+by every single change on another column, plus combinations of the columns (and values) with
+the largest single moves, again in batches. Every model kind works: candidates go through the same
 model call as ``score`` (``core.scoring.predict_typed``). The minimal counterfactual changes
 the fewest columns, then has the smallest normalised distance (numeric change / training
 range, 1 per changed category).
@@ -35,6 +36,9 @@ MAX_CHANGES = 3
 # Greedy widening: the columns with the largest single moves, and per column its best values.
 TOP_COLUMNS = 6
 TOP_VALUES = 3
+# Beam: the combinations of one level that moved the probability furthest are extended by
+# every single change at the next level.
+BEAM = 8
 # A flip must clear the threshold by this much, so that rescoring the written-out row (whose
 # float batches may differ in the last bits) gives the same decision.
 MARGIN = 1e-6
@@ -195,14 +199,16 @@ def _search_row(
     best_move: dict[str, list[tuple[float, Any]]] = {}
     found: list[tuple[int, float, tuple, float]] = []  # (changes, distance, combo, p)
     closest: tuple[float, tuple, float] | None = None
-    levels: list[list[tuple]] = [singles]
+    beam: list[tuple] = []  # the previous level's combinations that moved P furthest
     for size in range(1, max_changes + 1):
-        combos = levels[-1] if size == 1 else _widen(best_move, size)
+        combos = singles if size == 1 else _extend(beam, singles, best_move, size)
         if not combos:
             break
         probability = predict_typed(model, _variants(row, combos))
         tried += len(combos)
         hit = flips(probability)
+        moves = sign * (probability - before)
+        beam = [combos[k] for k in np.argsort(-moves, kind="stable")[:BEAM]]
         for combo, p, ok in zip(combos, probability, hit, strict=True):
             move = sign * (p - before)
             if closest is None or move > closest[0]:
@@ -230,6 +236,25 @@ def _search_row(
         f"closest reached P = {p:.3f} (changing {near})."
     )
     return Counterfactual(position, False, {}, before, None, reason, flagged, None, tried)
+
+
+def _extend(beam: list[tuple], singles: list[tuple], best_move: dict, size: int) -> list[tuple]:
+    """Combinations of ``size`` changes: the beam (best of the previous level) extended by
+    every single change on another column, plus the greedy widening of the best columns."""
+    seen: set[frozenset] = set()
+    out = []
+    extended = [
+        (*combo, single[0])
+        for combo in beam
+        for single in singles
+        if single[0][0] not in {c for c, _ in combo}
+    ]
+    for combo in extended + _widen(best_move, size):
+        key = frozenset((c, str(v)) for c, v in combo)
+        if len(combo) == size and key not in seen:
+            seen.add(key)
+            out.append(combo)
+    return out
 
 
 def _widen(best_move: dict[str, list[tuple[float, Any]]], size: int) -> list[tuple]:

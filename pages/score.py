@@ -16,6 +16,7 @@ from core.scoring import batch_predictions, list_batches, score_source, to_safe_
 from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
+from pages._shared import whatif_views as whatif
 from pages._shared.charts import waterfall
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_run
@@ -221,6 +222,7 @@ def what_if_editor() -> None:
                 value = picked.get(column)
                 if value is not None and not pd.isna(value):
                     typical[column] = str(value) if column in vocab else value
+        start_values = dict(typical)
         with st.form("whatif"):
             values = {}
             grid = st.columns(3)
@@ -243,8 +245,11 @@ def what_if_editor() -> None:
         row = pd.DataFrame({c: [v] for c, v in values.items()})
     from core.training import predict_frame
 
+    score = None
     with user_errors():
         score = predict_frame(model, row)
+        if not is_text_model(model):
+            whatif.edited_fields(start_values, values, start_from)
         if run.task == "binary":
             decision = run.positive_class if score[0] >= (threshold or 0.5) else run.classes[0]
             st.metric(
@@ -252,6 +257,7 @@ def what_if_editor() -> None:
                 f"{score[0]:.3f}",
                 help=f"Decision at the threshold: {decision}",
             )
+            whatif.decision(run, float(score[0]), threshold or 0.5)
         else:
             st.metric(
                 "Prediction",
@@ -268,6 +274,10 @@ def what_if_editor() -> None:
                 title=f"Why: contributions to the {explanation.output_space}",
             ),
             width="stretch",
+        )
+    if run.task == "binary" and score is not None:
+        whatif.counterfactual_panel(
+            run, model, row, float(score[0]), threshold or 0.5, is_text_model(model)
         )
 
 

@@ -117,3 +117,36 @@ def test_shap_download_joins_back_to_the_data(trained_ledger) -> None:
     np.testing.assert_allclose(table["Income"].astype(float), joined["Income"].astype(float))
     shap_sum = table[[f"shap_{c}" for c in exp.columns]].sum(axis=1) + table["base_value"]
     np.testing.assert_allclose(shap_sum, table["output"], atol=1e-6)
+
+
+def test_what_if_shows_edits_decision_and_the_change_that_flips_it(trained_ledger) -> None:
+    run_id = trained_ledger.run_ids["lightgbm"]
+    at = _open("score")
+    at.selectbox(key="score_run").set_value(run_id)
+    at.radio(key="score_source").set_value("A dataset in Payoff")
+    timed_run(at, "score (choose)")
+    at.selectbox(key="score_dataset").set_value(trained_ledger.dataset_id)
+    at.number_input(key="reason_rows").set_value(0)
+    timed_run(at, "score (choose dataset)")
+    [b for b in at.button if b.label == "Score"][0].click()
+    timed_run(at, "score (score)")
+    assert_no_failure(at)
+    assert any("No field changed yet" in t for t in texts(at.caption))
+    decisions = [t for t in texts(at.error) + texts(at.success) if "the threshold" in t]
+    assert len(decisions) == 1 and "lagged" in decisions[0], decisions
+    field = at.number_input(key="wi_Income_typical profile")
+    field.set_value(field.value + 250)
+    at.form_submit_button[0].click()
+    timed_run(at, "score (what-if)")
+    assert_no_failure(at)
+    assert any("1 field(s) changed" in t for t in texts(at.caption)), texts(at.caption)
+    assert "Age" in at.multiselect(key="whatif_immutable").value  # suggested, shown
+    [b for b in at.button if b.key == "whatif_counterfactual"][0].click()
+    timed_run(at, "score (counterfactual)")
+    assert_no_failure(at)
+    flipped = [t for t in texts(at.caption) if "would go from" in t]
+    reasons = [t for t in texts(at.warning) if "No change of at most" in t]
+    assert flipped or reasons, texts(at.caption) + texts(at.warning)
+    if flipped:
+        table = [d.value for d in at.dataframe if "change to" in d.value.columns][0]
+        assert 1 <= len(table) <= 3 and "Age" not in set(table["column"])
