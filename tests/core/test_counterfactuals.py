@@ -170,3 +170,26 @@ def test_candidate_grid_stays_inside_the_training_range(shared) -> None:
         assert values.min() >= training[column].min() and values.max() <= training[column].max()
     assert set(cands.values["region"]) == set(training["region"])
     assert all(float(v).is_integer() for v in cands.values["age"])  # whole years stay whole
+
+
+def test_text_rows_counterfactuals_cover_the_tabular_columns(_isolated_home, tmp_path) -> None:
+    from core.training import create_run, execute_run
+    from tests.core.test_ensembles import make_mixed_frame
+
+    frame = make_mixed_frame(300)
+    dataset = register_frame(frame, "mixed.csv")
+    text = train(dataset.id, "tfidf-logreg")
+    tabular = train(dataset.id, "logreg")
+    stack = execute_run(
+        create_run(dataset.id, "ensemble", members=[text.id, tabular.id], rule="stack")
+    )
+    rows = write_csv(tmp_path / "rows.csv", frame.drop(columns="outcome").head(12))
+    _, only_text = counterfactuals_for_file(text.id, rows, threshold=0.5, max_rows=2)
+    assert not only_text[0].found and "tabular columns" in only_text[0].reason
+    _, mixed = counterfactuals_for_file(stack.id, rows, threshold=0.5)
+    found = [r for r in mixed if r.found]
+    assert found, [r.reason for r in mixed]
+    for result in found:
+        assert set(result.changes) == {"spend"}  # the text is never edited
+        after = _rescore(stack.id, rows, result.changes, result.row, tmp_path, 0.5)
+        assert (after >= 0.5) != result.flagged_before
