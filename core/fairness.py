@@ -391,6 +391,23 @@ def fair_thresholds(
     return {g: float(per_group[i][0][best_choice[i]]) for i, g in enumerate(names)}
 
 
+def best_group_thresholds(
+    use_case: UseCase, outcomes: Outcomes, groups: pd.Series, use_money: bool = True
+) -> dict[str, float]:
+    """One threshold per group, each the value-maximising one for its group, with no parity
+    target (what group thresholds gain before fairness is asked of them)."""
+    labels = np.asarray(groups, dtype=object)
+    out = {}
+    for name in dict.fromkeys(labels):
+        thresholds, _, value = _group_candidates(
+            use_case, _subset(outcomes, labels == name), use_money
+        )
+        top = value.max()
+        tied = value >= top - 1e-9 * max(1.0, abs(top))
+        out[name] = float(thresholds[np.flatnonzero(tied)].max())
+    return out
+
+
 def _apply_thresholds(
     score: np.ndarray, groups: np.ndarray, thresholds: dict[str, float], default: float
 ) -> np.ndarray:
@@ -419,7 +436,11 @@ def price_of_fairness(
     ``report`` rows. Formulas (as on the ROI page): value per decision = total payoff of the
     decisions / rows; monthly value = (value per decision - status quo's value per decision)
     x the use case's monthly volume; price per month = monthly value at the one threshold -
-    monthly value with the group thresholds (negative: fairness costs nothing here)."""
+    monthly value with the group thresholds (negative: group thresholds gain more than the
+    target costs). Keys: ``unconstrained`` (the one threshold), ``constrained`` (group
+    thresholds under the target), ``group_best`` (each group's own best threshold, no
+    target), each with value_per_decision, monthly_value, parity_ratio, flagged_share;
+    ``group_thresholds``; ``price_per_month``; ``price_of_target_per_month``."""
     grouping = make_grouping(report_values, column, bands)
     report_groups = np.asarray(grouping.apply(report_values), dtype=object)
     in_sample = search is None or search_values is None
@@ -428,11 +449,13 @@ def price_of_fairness(
     else:
         search_groups = np.asarray(grouping.apply(search_values), dtype=object)
     group_cut = fair_thresholds(use_case, search, pd.Series(search_groups), min_ratio, use_money)
+    free_cut = best_group_thresholds(use_case, search, pd.Series(search_groups), use_money)
     single = report.score >= threshold
     fair = _apply_thresholds(report.score, report_groups, group_cut, threshold)
+    free = _apply_thresholds(report.score, report_groups, free_cut, threshold)
     volume = use_case.monthly_volume
     figures = {}
-    for name, flags in (("unconstrained", single), ("constrained", fair)):
+    for name, flags in (("unconstrained", single), ("constrained", fair), ("group_best", free)):
         model, today = _value_per_decision(use_case, report, flags, use_money)
         figures[name] = {
             "value_per_decision": model,
@@ -453,6 +476,11 @@ def price_of_fairness(
         "monthly_volume": float(volume),
         **figures,
         "price_per_month": figures["unconstrained"]["monthly_value"]
+        - figures["constrained"]["monthly_value"],
+        # Group thresholds have more freedom than one threshold, so the price above can be
+        # negative; the price of the parity target itself compares group thresholds with
+        # and without it.
+        "price_of_target_per_month": figures["group_best"]["monthly_value"]
         - figures["constrained"]["monthly_value"],
     }
 

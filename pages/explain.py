@@ -249,7 +249,7 @@ panes[0].plotly_chart(
         exp.values[row],
         exp.base_value,
         shown,
-        f"{run.label}, row {row + 1}: output {exp.output[row]:.3f} (log-odds)",
+        views.row_title(run, f"{run.label}, row {row + 1}", exp.output[row], probability),
         probability,
     ),
     width="stretch",

@@ -150,15 +150,26 @@ with price_tab, user_errors():
         search_values=val.rows[column] if searchable else None,
         bands=int(bands),
     )
-    one, fair = price["unconstrained"], price["constrained"]
+    one, fair, free = price["unconstrained"], price["constrained"], price["group_best"]
     a, b, c = st.columns(3)
-    a.metric("Value per month, one threshold", f"${one['monthly_value']:,.0f}")
+    a.metric("Value per month, one threshold", views.money(one["monthly_value"]))
     b.metric(
         f"With group thresholds (parity ≥ {target:.2f})",
-        f"${fair['monthly_value']:,.0f}",
-        delta=f"{-price['price_per_month']:,.0f} $/month",
+        views.money(fair["monthly_value"]),
+        delta=f"{views.money(-price['price_per_month'])} a month",
     )
-    c.metric("Price of fairness per month", f"${price['price_per_month']:,.0f}")
+    c.metric("Price of fairness per month", views.money(price["price_per_month"]))
+    if price["price_per_month"] < 0:
+        st.info(
+            "No price here: group thresholds have more freedom than one threshold, so they "
+            f"gain {views.money(-price['price_per_month'])} a month even with the target."
+        )
+    st.caption(
+        f"Each group's own best threshold, with no target, would give "
+        f"{views.money(free['monthly_value'])} a month (parity ratio "
+        f"{free['parity_ratio'] or 0:.2f}); the target itself costs "
+        f"{views.money(price['price_of_target_per_month'])} a month against that."
+    )
     achieved = fair["parity_ratio"]
     st.caption(
         f"Value against today's policy ({use_case.status_quo.policy.replace('_', ' ')}), "

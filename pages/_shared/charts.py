@@ -33,7 +33,7 @@ def waterfall(
     labels = [f"{columns[i]} = {shown[i]}" if shown else columns[i] for i in keep]
     deltas = [float(values[i]) for i in keep]
     if len(rest):
-        labels.append(f"{len(rest)} other {unit}")
+        labels.append(f"{len(rest)} other {unit}" if len(rest) > 1 else f"1 other {unit[:-1]}")
         deltas.append(float(values[rest].sum()))
     start, end = base_value, base_value + float(values.sum())
     if probability:

@@ -131,7 +131,7 @@ def beeswarm(values: pd.DataFrame, features: pd.DataFrame, order: list[str]) -> 
     figure.update_layout(
         title="Every row, every column: right of 0 raises the score, left lowers it",
         height=max(340, 32 * len(order)),
-        legend={"orientation": "h", "y": -0.15},
+        legend={"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0},
         xaxis_title="contribution (log-odds)",
     )
     return figure
@@ -218,6 +218,12 @@ def pick_row(exp: Explanation, key: str) -> int:
     return int(st.number_input("Row number", 1, len(exp.output), 1, key=f"{key}_number")) - 1
 
 
+def row_title(run: RunInfo, label: str, output: float, probability: bool) -> str:
+    if probability and run.task == "binary":
+        return f"{label}: P({run.positive_class}) = {1 / (1 + np.exp(-output)):.1%}"
+    return f"{label}: output {output:.3f} ({'log-odds' if run.task == 'binary' else 'value'})"
+
+
 def row_waterfall(
     run: RunInfo, columns, values, base, shown, title: str, probability: bool
 ) -> go.Figure:
@@ -243,6 +249,6 @@ def other_run_waterfall(other: RunInfo, exp: Explanation, row: int, probability:
         result.values,
         result.base_value,
         result.shown,
-        f"{other.label}: output {result.output:.3f} (log-odds)",
+        row_title(other, other.label, result.output, probability),
         probability,
     )

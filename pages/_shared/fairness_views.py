@@ -38,6 +38,11 @@ NAMES = {
 }
 
 
+def money(value: float) -> str:
+    """-$68,571 rather than $-68,571."""
+    return f"-${-value:,.0f}" if value < 0 else f"${value:,.0f}"
+
+
 def readable(table: pd.DataFrame) -> pd.DataFrame:
     """Rates as percentages, AUC with 3 decimals, money rounded, plain column names."""
     out = table.copy()
@@ -60,7 +65,8 @@ def selection_chart(report: FairnessReport) -> go.Figure:
             x=table["group"].astype(str),
             y=table["selection_rate"],
             text=[f"{v:.1%}" for v in table["selection_rate"]],
-            textposition="outside",
+            textposition="inside",
+            insidetextanchor="middle",
             marker_color=[
                 "#d62728" if top > 0 and v / top < FOUR_FIFTHS else "#1f77b4"
                 for v in table["selection_rate"]
@@ -72,7 +78,8 @@ def selection_chart(report: FairnessReport) -> go.Figure:
         y=FOUR_FIFTHS * top,
         line_dash="dash",
         annotation_text="four-fifths of the highest rate",
-        annotation_position="top left",
+        annotation_position="bottom right",
+        annotation_bgcolor="rgba(255,255,255,0.8)",
     )
     figure.update_layout(
         title=f"Share flagged per group of {report.group_column} (red: below four-fifths)",

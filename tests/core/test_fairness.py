@@ -266,6 +266,9 @@ def test_price_of_fairness_is_the_monthly_value_difference_by_hand() -> None:
     assert result["unconstrained"]["monthly_value"] == pytest.approx(monthly_single)
     assert result["group_thresholds"] and result["group_thresholds"]["a"] >= 0
     assert result["price_per_month"] == pytest.approx(monthly_single - monthly_fair)
+    # In-sample, each group's own best threshold can only beat the constrained choice.
+    assert result["price_of_target_per_month"] >= -1e-6
+    assert result["group_best"]["monthly_value"] >= result["unconstrained"]["monthly_value"] - 1e-6
     assert result["unconstrained"]["parity_ratio"] == pytest.approx(_ratio(single, labels))
 
 
