@@ -271,7 +271,10 @@ def what_if_editor() -> None:
                 explanation.values,
                 explanation.base_value,
                 explanation.shown,
-                title=f"Why: contributions to the {explanation.output_space}",
+                title=f"Why: contributions to the {explanation.output_space}"
+                + (" (shown as probability)" if run.task == "binary" else ""),
+                probability=run.task == "binary",
+                target=f"P({run.positive_class})" if run.task == "binary" else "the output",
             ),
             width="stretch",
         )

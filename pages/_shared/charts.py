@@ -40,7 +40,12 @@ def waterfall(
         grouped = np.asarray(deltas)
         start, steps, end = probability_path(base_value, grouped, np.arange(grouped.size))
         deltas = [float(d) for d in steps]
-    fmt = (lambda v: f"{v:+.1%}") if probability else (lambda v: f"{v:+.3f}")
+
+    def fmt(v: float) -> str:
+        if not probability:
+            return f"{v:+.3f}"
+        return f"{v:+.1%}" if abs(v) >= 0.001 else f"{v:+.2%}"
+
     total_fmt = (lambda v: f"{v:.1%}") if probability else (lambda v: f"{v:.3f}")
     figure = go.Figure(
         go.Waterfall(
@@ -62,7 +67,7 @@ def waterfall(
     pad = max(0.25 * (high - low), 1e-3)
     figure.update_xaxes(
         range=[low - pad, high + pad],
-        tickformat=".0%" if probability else None,
+        tickformat=(".0%" if high - low >= 0.05 else ".1%") if probability else None,
         title="probability" if probability else "log-odds",
     )
     legend = (
