@@ -164,11 +164,17 @@ with price_tab, user_errors():
             "No price here: group thresholds have more freedom than one threshold, so they "
             f"gain {views.money(-price['price_per_month'])} a month even with the target."
         )
+    target_cost = price["price_of_target_per_month"]
     st.caption(
         f"Each group's own best threshold, with no target, would give "
         f"{views.money(free['monthly_value'])} a month (parity ratio "
-        f"{free['parity_ratio'] or 0:.2f}); the target itself costs "
-        f"{views.money(price['price_of_target_per_month'])} a month against that."
+        f"{free['parity_ratio'] or 0:.2f}); "
+        + (
+            f"the target itself costs {views.money(target_cost)} a month against that."
+            if target_cost >= 0
+            else f"on these rows the thresholds under the target even do "
+            f"{views.money(-target_cost)} a month better (both were chosen on other rows)."
+        )
     )
     achieved = fair["parity_ratio"]
     st.caption(
