@@ -60,12 +60,25 @@ class Grouping:
     column: str
     edges: tuple[float, ...] | None  # quantile band edges (numeric columns), else None
     order: tuple[str, ...]  # labels in display order
+    numeric: bool = False  # unbanded numbers are labelled "1", "2.5" whether read as text or not
 
     @property
     def banded(self) -> bool:
         return self.edges is not None
 
+    def band_range(self, label: str) -> tuple[float | None, float | None]:
+        """(low, high) of a band: low <= value < high; the last band includes its high, the
+        first and last also take values beyond the edges. (None, None) for other groups."""
+        if self.edges is None or label not in _band_labels(self.edges):
+            return None, None
+        i = _band_labels(self.edges).index(label)
+        return float(self.edges[i]), float(self.edges[i + 1])
+
     def apply(self, values: pd.Series) -> pd.Series:
+        if self.edges is None and self.numeric:
+            numbers = pd.to_numeric(values, errors="coerce")
+            labels = [MISSING_GROUP if pd.isna(v) else f"{float(v):.10g}" for v in numbers]
+            return pd.Series(labels, dtype=object)
         if self.edges is None:
             labels = values.astype("string").str.strip()
             labels = labels.mask(labels.eq(""))
@@ -115,7 +128,7 @@ def make_grouping(values: pd.Series, column: str, bands: int = DEFAULT_BANDS) ->
             cut = np.unique(np.quantile(finite, np.linspace(0.0, 1.0, bands + 1)))
             if cut.size >= 2:
                 edges = tuple(float(e) for e in cut)
-    grouping = Grouping(column, edges, ())
+    grouping = Grouping(column, edges, (), numbers is not None)
     labels = grouping.apply(values)
     if edges is not None:
         order = [n for n in _band_labels(edges) if n in set(labels)]
@@ -143,7 +156,7 @@ def make_grouping(values: pd.Series, column: str, bands: int = DEFAULT_BANDS) ->
             f"Column {column!r} has {len(order)} different values; at most {MAX_GROUPS} groups "
             f"can be compared. {hint}"
         )
-    return Grouping(column, edges, tuple(order))
+    return Grouping(column, edges, tuple(order), numbers is not None)
 
 
 # ---- the group table ------------------------------------------------------------------------
@@ -279,6 +292,9 @@ def fairness_report(
         {k: (_none_if_nan(v) if k not in ("group", "n") else v) for k, v in row.items()}
         for row in table.to_dict("records")
     ]
+    if grouping.banded:  # the band's edges, so any figure can be recomputed from raw values
+        for record in records:
+            record["low"], record["high"] = grouping.band_range(record["group"])
     return FairnessReport(
         group_column=column,
         threshold=float(threshold),

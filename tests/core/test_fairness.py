@@ -176,8 +176,11 @@ def test_numeric_columns_are_banded_with_readable_labels(shared) -> None:
     assert "to under" in names[0] and names[-1] == MISSING_GROUP
     assert sum(g["n"] for g in report.groups) == data.outcomes.y.size
     income = pd.to_numeric(data.rows["income"])
-    low_band = income <= income.quantile(0.25)
-    assert abs(report.groups[0]["n"] - int(low_band.sum())) <= 2  # ties at the edge
+    for k, group in enumerate(report.groups[:4]):  # recomputed from the raw values and edges
+        inside = income.ge(group["low"]) if k else income.notna()
+        inside &= income.lt(group["high"]) if k < 3 else income.notna()
+        assert group["n"] == int(inside.sum()), group
+    assert abs(report.groups[0]["n"] - int((income < income.quantile(0.25)).sum())) <= 2
 
 
 @pytest.mark.parametrize(
@@ -323,6 +326,13 @@ def test_segments_add_up_to_the_monthly_value_and_losers_come_first(shared) -> N
     assert one["value_per_decision"] == pytest.approx(
         _total(use_case, sub, flags[mask]) / mask.sum()
     )
+
+
+def test_few_numbers_are_groups_as_they_are_whether_read_as_text_or_numbers() -> None:
+    as_text = make_grouping(pd.Series(["1", "0", "1", None]), "flag")
+    as_numbers = make_grouping(pd.Series([1.0, 0.0, 1.0, np.nan]), "flag")
+    assert as_text.order == as_numbers.order == ("0", "1", MISSING_GROUP)
+    assert list(as_text.apply(pd.Series(["1", "0"]))) == ["1", "0"]
 
 
 def test_grouping_applies_the_same_bands_to_other_rows() -> None:
