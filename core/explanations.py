@@ -403,6 +403,9 @@ def _explain_texts(
     base = float(np.mean([a.base_value for a in attributions])) if attributions else 0.0
     additivity = max((a.additivity_error for a in attributions), default=0.0)
     rows = pd.DataFrame({"row_number": np.arange(1, len(texts) + 1), "text": texts})
+    id_column = _id_column(run, frame)
+    if id_column:
+        rows.insert(1, id_column, frame[id_column].astype("string").to_numpy())
     rows["base_value"] = [a.base_value for a in attributions]
     quality = {
         "additivity_max_abs_error": float(additivity),
