@@ -26,6 +26,7 @@ PAGES = [
     st.Page("pages/score.py", title="Score", icon=":material/rule:"),
     st.Page("pages/explain.py", title="Explain", icon=":material/insights:"),
     st.Page("pages/roi.py", title="ROI & what-if", icon=":material/paid:"),
+    st.Page("pages/fairness.py", title="Fairness & segments", icon=":material/balance:"),
 ]
 if actor.may("audit"):
     PAGES.append(st.Page("pages/audit.py", title="Audit", icon=":material/policy:"))

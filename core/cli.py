@@ -298,6 +298,49 @@ def cmd_roi(args: argparse.Namespace) -> dict:
     )
 
 
+def cmd_fairness(args: argparse.Namespace) -> dict:
+    from core.fairness import run_fairness
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise CliError(f"No such file: {args.csv}")
+    report = run_fairness(
+        args.run,
+        args.group,
+        source=path,
+        source_name=path.name,
+        threshold=args.threshold,
+        bands=args.bands,
+    )
+    return report.to_dict()
+
+
+def cmd_counterfactual(args: argparse.Namespace) -> dict:
+    from core.counterfactuals import counterfactuals_for_file, suggest_immutable
+    from core.training import get_run
+
+    path = Path(args.csv)
+    if not path.is_file():
+        raise CliError(f"No such file: {args.csv}")
+    immutable = args.immutable or []
+    threshold, found = counterfactuals_for_file(
+        args.run,
+        path,
+        source_name=path.name,
+        threshold=args.threshold,
+        immutable=immutable,
+        max_rows=args.rows,
+    )
+    features = list(get_run(args.run).features)
+    return {
+        "run_id": args.run,
+        "threshold": threshold,
+        "immutable": immutable,
+        "suggested_immutable": [c for c in suggest_immutable(features) if c not in immutable],
+        "counterfactuals": [c.to_dict() for c in found],
+    }
+
+
 def cmd_worker(args: argparse.Namespace) -> dict:
     """Train queued runs in order (what the Train page starts in the background)."""
     from core.training import execute_run
@@ -392,6 +435,30 @@ def build_parser() -> argparse.ArgumentParser:
         help="champion: a run id or 'status_quo' (default: the best baseline on the same split)",
     )
     roi.set_defaults(handler=cmd_roi)
+
+    fairness = commands.add_parser(
+        "fairness", help="selection rate, TPR, FPR and AUC per group of a labelled CSV"
+    )
+    fairness.add_argument("--run", type=int, required=True)
+    fairness.add_argument("--csv", required=True, help="labelled rows (with the target column)")
+    fairness.add_argument("--group", required=True, help="the column whose groups to compare")
+    fairness.add_argument("--threshold", type=float, help="default: the run's threshold")
+    fairness.add_argument(
+        "--bands", type=int, default=4, help="quantile bands for numeric columns (0: none)"
+    )
+    fairness.set_defaults(handler=cmd_fairness)
+
+    counterfactual = commands.add_parser(
+        "counterfactual", help="the smallest change (<= 3 columns) that flips each decision"
+    )
+    counterfactual.add_argument("--run", type=int, required=True)
+    counterfactual.add_argument("--csv", required=True)
+    counterfactual.add_argument("--threshold", type=float, help="default: the run's threshold")
+    counterfactual.add_argument(
+        "--immutable", nargs="+", default=[], help="columns that must not change"
+    )
+    counterfactual.add_argument("--rows", type=int, help="only the first N rows")
+    counterfactual.set_defaults(handler=cmd_counterfactual)
 
     worker = commands.add_parser("worker", help="(internal) train queued runs")
     worker.add_argument("--run", type=int, action="append", required=True)

@@ -926,3 +926,30 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> np.ndarray:
     no_worse = (cost[:, None] <= cost[None, :]) & (score[:, None] >= score[None, :])
     better = (cost[:, None] < cost[None, :]) | (score[:, None] > score[None, :])
     return ~(no_worse & better).any(axis=0)
+
+
+# --------------------------------------------------------------------------- any decisions
+
+
+def decisions_value(
+    y_true: Any,
+    flags: Any,
+    payoff: Payoff,
+    weights: Any | None = None,
+    fixed: Payoff | None = None,
+) -> float:
+    """Total value of any set of 0/1 decisions (not only "score >= one threshold"), with the
+    same rule as ``profit_curve``: payoff.tp * (count, or sum of weights, of the true
+    positives) + ... over the four cells, plus ``fixed`` x counts when weights are given.
+    Used for group-specific thresholds (core/fairness.py)."""
+    y = _check_labels(y_true)
+    f = _check_labels(flags, "flags").astype(bool)
+    if f.size != y.size:
+        raise ValueError(f"flags has {f.size} rows but y_true has {y.size}")
+    w = _check_weights(weights, y.size)
+    _check_fixed(fixed, w)
+    money = np.ones(y.size) if w is None else w
+    masks = {"tp": f & (y == 1), "fp": f & (y == 0), "tn": ~f & (y == 0), "fn": ~f & (y == 1)}
+    cells: dict[str, float] = {cell: int(mask.sum()) for cell, mask in masks.items()}
+    cells.update({f"{cell}_w": float(money[mask].sum()) for cell, mask in masks.items()})
+    return float(_value(cells, payoff, fixed))

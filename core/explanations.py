@@ -403,6 +403,9 @@ def _explain_frame(
     }
     rows = frame[list(model.spec.columns)].reset_index(drop=True)
     rows.insert(0, "row_number", np.arange(1, len(rows) + 1))
+    id_column = _id_column(run, frame)
+    if id_column:  # kept so a row can be looked up and joined back by its id
+        rows.insert(1, id_column, frame[id_column].astype("string").to_numpy())
     return _store(
         run,
         "tabular",
@@ -456,6 +459,9 @@ def _explain_texts(
     base = float(np.mean([a.base_value for a in attributions])) if attributions else 0.0
     additivity = max((a.additivity_error for a in attributions), default=0.0)
     rows = pd.DataFrame({"row_number": np.arange(1, len(texts) + 1), "text": texts})
+    id_column = _id_column(run, frame)
+    if id_column:
+        rows.insert(1, id_column, frame[id_column].astype("string").to_numpy())
     rows["base_value"] = [a.base_value for a in attributions]
     quality = {
         "additivity_max_abs_error": float(additivity),
@@ -811,3 +817,106 @@ def explain_row(
         output_space(run, class_index),
         shown,
     )
+
+
+# ---- reading explanations -------------------------------------------------------------------
+
+
+def _id_column(run: RunInfo, frame: pd.DataFrame) -> str | None:
+    """The dataset's id column when the rows carry it (and the model does not read it)."""
+    from core.datasets import get_dataset
+
+    column = get_dataset(run.dataset_id).roles.id_column
+    if column and column in frame.columns and column not in run.features:
+        return column
+    return None
+
+
+def id_column_of(explanation: Explanation) -> str | None:
+    """The id column stored with the explained rows, if the data had one."""
+    extra = [
+        c
+        for c in explanation.rows.columns
+        if c not in ("row_number", "text", "base_value", *explanation.columns)
+    ]
+    return extra[0] if extra else None
+
+
+def shap_table(explanation: Explanation) -> pd.DataFrame:
+    """The download: row_number (1 = first explained row), the id column if the data has one,
+    the feature values, one ``shap_<column>`` per column (in the explanation's output space),
+    base_value and output. Joins back to the data on row_number or the id."""
+    rows = explanation.rows
+    keep = ["row_number"]
+    id_column = id_column_of(explanation)
+    if id_column:
+        keep.append(id_column)
+    if explanation.kind == "text":
+        table = rows[[*keep, "text"]].copy()
+        table["spans"] = [json.dumps(s) for s in explanation.spans]
+        table["span_values"] = [
+            json.dumps([round(float(v), 6) for v in explanation.values[i, : len(s)]])
+            for i, s in enumerate(explanation.spans)
+        ]
+        table["base_value"] = rows["base_value"].to_numpy()
+    else:
+        table = rows[[*keep, *explanation.columns]].copy()
+        for j, column in enumerate(explanation.columns):
+            table[f"shap_{column}"] = explanation.values[:, j]
+        table["base_value"] = explanation.base_value
+    table["output"] = explanation.output
+    return table
+
+
+def _sigmoid(x: np.ndarray | float) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+
+
+def probability_path(
+    base_value: float, values: np.ndarray, order: np.ndarray
+) -> tuple[float, np.ndarray, float]:
+    """Log-odds contributions as probability steps: (P at the base value, the change in P as
+    each column is added in ``order``, P of the output). The steps add up exactly to the
+    output's P, but each step depends on the order (the log-odds values do not): the
+    probability view is for reading, the log-odds view is the exact one."""
+    values = np.asarray(values, dtype=float)
+    path = base_value + np.concatenate(([0.0], np.cumsum(values[order])))
+    probability = _sigmoid(path)
+    return float(probability[0]), np.diff(probability), float(probability[-1])
+
+
+def partial_dependence(
+    run: RunInfo, model: Any, rows: pd.DataFrame, column: str, ice_rows: int = 30
+) -> dict[str, Any]:
+    """Partial dependence and ICE curves of ``column`` over values seen in training.
+
+    For each grid value every row gets that value (other columns kept) and is scored; ICE =
+    each row's curve (the first ``ice_rows``), partial dependence = their mean over all rows.
+    Output: P(positive) for binary runs, P(first class) for multiclass, the value for
+    regression."""
+    from core.counterfactuals import candidate_values
+
+    if is_text_model(model):
+        raise ValueError("Partial dependence covers tabular columns; this model reads text.")
+    grid = candidate_values(model, [column]).values.get(column)
+    if not grid:
+        raise ValueError(f"{column!r} is not a tabular column of this model.")
+    rows = rows.reset_index(drop=True)
+    repeated = pd.concat([rows] * len(grid), ignore_index=True)
+    repeated[column] = np.repeat(np.asarray(grid, dtype=object), len(rows))
+    if column in model.spec.numeric:
+        repeated[column] = repeated[column].astype(float)
+    from core.training import predict_frame
+
+    out = np.asarray(predict_frame(model, repeated), dtype=float)
+    if out.ndim == 2:
+        out = out[:, 0]
+    curves = out.reshape(len(grid), len(rows)).T
+    return {
+        "column": column,
+        "grid": list(grid),
+        "numeric": column in model.spec.numeric,
+        "mean": curves.mean(axis=0),
+        "ice": curves[:ice_rows],
+        "output": "probability" if run.task != "regression" else f"predicted {run.target}",
+    }

@@ -617,3 +617,48 @@ def batch_predictions(batch_id: int) -> pd.DataFrame:
             out["decision"] = frame["label"].astype("Int64")
     out = out.merge(reasons, on="row_number", how="left")
     return out
+
+
+# ---- reading scores without storing them ------------------------------------------------------
+
+
+def read_scored(
+    run_id: int,
+    source: bytes | str | Path,
+    *,
+    source_name: str = "input.csv",
+    model: Any = None,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """(rows as read, rows typed for the model, scores) of a whole CSV, computed exactly as
+    ``score_source`` computes them (same reader, same typing, same model call), but kept in
+    memory and never stored: the fairness, segment and counterfactual figures then agree
+    with the ``score`` output row for row. Both frames are indexed 0..n-1 (file order)."""
+    run = get_run(run_id)
+    model = model if model is not None else load_run_model(run_id)
+    parts = tabular_parts(model)
+    first_tabular = parts[0] if parts else None
+    raw, typed, scores = [], [], []
+    delimiter, chunks = open_chunks(source, chunk_rows, source_name)
+    for chunk in chunks:
+        check_columns(run, list(chunk.columns))
+        chunk_typed = _typed(chunk, model, delimiter)
+        if model is first_tabular:
+            out = model.predict_encoded(first_tabular.preprocessor.encode(chunk_typed))
+        else:
+            out = predict_frame(model, chunk_typed)
+        raw.append(chunk)
+        typed.append(chunk_typed)
+        scores.append(np.asarray(out, dtype=float))
+    raw_frame = pd.concat(raw).reset_index(drop=True)
+    typed_frame = pd.concat(typed).reset_index(drop=True)
+    return raw_frame, typed_frame, np.concatenate(scores)
+
+
+def predict_typed(model: Any, typed: pd.DataFrame) -> np.ndarray:
+    """Scores of rows already typed for ``model`` (``read_scored``'s second frame, or edits of
+    it), by the same call ``score_source`` makes."""
+    parts = tabular_parts(model)
+    if parts and model is parts[0]:
+        return np.asarray(model.predict_encoded(model.preprocessor.encode(typed)), dtype=float)
+    return np.asarray(predict_frame(model, typed), dtype=float)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import numpy as np
+import math
+
 import pandas as pd
 import plotly.express as px
 import streamlit as st
@@ -15,9 +16,11 @@ from core.explanations import (
     list_explanations,
     pairs_for,
     plan,
+    shap_table,
 )
 from core.scoring import to_safe_csv
 from core.training import list_runs, part_frame
+from pages._shared import explain_views as views
 from pages._shared import state
 from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import token_highlights, waterfall
@@ -30,6 +33,10 @@ use_app_navigation()
 _PICK_KEY = "explain_pick"
 
 st.title("Explain")
+st.caption(
+    "Why the model scores a row the way it does: how much each column pushed the score up or "
+    "down compared with an average case. Technical terms are explained at the bottom."
+)
 
 # Ensembles are explained through their members (one set of SHAP values per model).
 runs = [r for r in list_runs() if r.status == "succeeded" and r.model != "ensemble"]
@@ -64,22 +71,24 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
         if run.model in SAMPLED_MODELS:
             default = pairs_for(run)
             n_pairs = st.select_slider(
-                "Sampling effort (antithetic permutation pairs per game)",
+                "Accuracy vs time (higher is slower and closer to exact)",
                 sorted({1, 2, 4, 8, 32, default}),
                 value=default,
                 key="explain_pairs",
-                help="More pairs cost proportionally more model evaluations and come closer "
-                "to exact Shapley values; the quality badge below shows how close.",
+                help="Each step up costs proportionally more model evaluations; the quality "
+                "badge below shows how close the values came. (Technical: antithetic "
+                "permutation pairs per game; see the notes at the bottom.)",
             )
         background_rows = BACKGROUND_ROWS
         if run.model == "ft-transformer":
             background_rows = st.select_slider(
-                "Background rows (a k-medoid summary of the training rows)",
+                "Typical training rows to compare against",
                 [8, 16, 32, 64, 128],
                 value=BACKGROUND_ROWS,
                 key="explain_background",
                 help="Values are measured against these rows. More rows stand for the training "
-                "data better and cost proportionally more model evaluations.",
+                "data better and cost proportionally more model evaluations. (Technical: a "
+                "k-medoid background; see the notes at the bottom.)",
             )
         estimate = plan(
             run, n_rows, len(run.features), n_pairs=n_pairs, background_rows=background_rows
@@ -136,30 +145,33 @@ st.session_state[state.EXPLANATION_ID] = explanation_id
 exp = get_explanation(explanation_id)
 
 quality = exp.quality
-fidelity = quality.get("fidelity") or {}
-trusted = exp.additivity_error < 1e-4 and (
-    not fidelity
-    or (fidelity.get("spearman", 0) >= 0.95 and fidelity.get("max_abs_error", 1) <= 0.05)
-)
-badge = st.success if trusted else st.warning
-details = f"additivity error {exp.additivity_error:.1e}"
-if fidelity:
-    details += (
-        f" · Spearman {fidelity['spearman']:.3f} and max error {fidelity['max_abs_error']:.1%} of the total "
-        f"attribution on {fidelity['rows']} rows vs {fidelity.get('reference', 'a reference')}"
-    )
-elif exp.kind == "text":
-    details += " · no text had two or more spans to compare with a reference"
-badge(("Trustworthy: " if trusted else "Check before relying on it: ") + details)
-cols = st.columns(4)
-cols[0].metric("Rows", len(exp.output))
+views.quality_badge(exp)
+cols = st.columns(3)
+cols[0].metric("Rows explained", len(exp.output))
 cols[1].metric("ms per row", f"{exp.ms_per_row:.1f}")
-cols[2].metric("Base value", f"{exp.base_value:.3f}")
-cols[3].metric("Output", exp.output_space.split(" of ")[0])
+if run.task == "binary":
+    cols[2].metric(
+        f"Average case: P({run.positive_class})",
+        f"{1 / (1 + math.exp(-exp.base_value)):.1%}",
+        help=f"The start of every waterfall (base value {exp.base_value:.3f} in log-odds).",
+    )
+else:
+    cols[2].metric("Average case", f"{exp.base_value:.3f}")
 st.caption(f"Values explain the **{exp.output_space}**. Method: {exp.method}.")
+probability = run.task == "binary" and (
+    st.segmented_control(
+        "Waterfall scale",
+        ["probability", "log-odds (exact)"],
+        default="probability",
+        key="explain_scale",
+        help="Contributions add up exactly in log-odds; the probability view shows the same "
+        "path as changes in probability (largest contributions first).",
+    )
+    != "log-odds (exact)"
+)
 
 if exp.kind == "text":
-    row = st.number_input("Row", 1, len(exp.output), 1, key="text_row") - 1
+    row = views.pick_row(exp, "text_row")
     spans = exp.spans[row]
     values = exp.values[row, : len(spans)]
     st.markdown(token_highlights(spans, values), unsafe_allow_html=True)
@@ -174,8 +186,16 @@ if exp.kind == "text":
             float(exp.rows["base_value"].iloc[row]),
             title="Span contributions",
             unit="spans",
+            probability=probability,
+            target=f"P({run.positive_class})",
         ),
         width="stretch",
+    )
+    st.download_button(
+        "Download span values (CSV)",
+        to_safe_csv(shap_table(exp)),
+        f"payoff-shap-{exp.explanation_id}.csv",
+        "text/csv",
     )
     st.stop()
 
@@ -185,7 +205,7 @@ figure = px.bar(
     x="mean_abs",
     y="column",
     orientation="h",
-    title="Global importance: mean |SHAP value|",
+    title="Which columns matter most: the average size of their push (mean |SHAP value|)",
     height=max(320, 30 * len(importance)),
     labels={"mean_abs": f"mean |SHAP value| ({exp.output_space.split(' of ')[0]})", "column": ""},
 )
@@ -194,88 +214,59 @@ st.plotly_chart(figure, width="stretch")
 
 values = pd.DataFrame(exp.values, columns=exp.columns)
 features = exp.rows[exp.columns]
-
-
-def colour_scale(series: pd.Series) -> np.ndarray:
-    """Feature values as 0..1 ranks for colouring (categoricals by their order of codes)."""
-    ranked = pd.to_numeric(series, errors="coerce")
-    if ranked.isna().all():
-        ranked = series.astype("string").rank(method="dense")
-    return (ranked.rank(pct=True)).fillna(0.5).to_numpy()
-
-
-swarm = []
-rng = np.random.default_rng(0)
-for column in importance["column"].head(15):
-    swarm.append(
-        pd.DataFrame(
-            {
-                "column": column,
-                "SHAP value": values[column],
-                "feature value (rank)": colour_scale(features[column]),
-                "value": features[column].astype("string"),
-                "jitter": rng.uniform(-0.3, 0.3, len(values)),
-            }
-        )
-    )
-swarm = pd.concat(swarm, ignore_index=True)
-order = list(importance["column"].head(15))
-swarm["y"] = swarm["column"].map({c: i for i, c in enumerate(order)}) + swarm["jitter"]
-figure = px.scatter(
-    swarm,
-    x="SHAP value",
-    y="y",
-    color="feature value (rank)",
-    hover_data=["column", "value"],
-    color_continuous_scale="RdBu_r",
-    title="Every row, every column (beeswarm)",
-    height=max(320, 32 * len(order)),
+st.plotly_chart(
+    views.beeswarm(values, features, list(importance["column"].head(15))), width="stretch"
 )
-figure.update_yaxes(
-    tickvals=list(range(len(order))), ticktext=order, autorange="reversed", title=""
-)
-st.plotly_chart(figure, width="stretch")
 
 left, right = st.columns(2)
 column = left.selectbox("Dependence of", importance["column"].tolist(), key="dep_col")
 others = [c for c in exp.columns if c != column]
 colour = right.selectbox("Colour by", others or [column], key="dep_colour")
-dependence = pd.DataFrame(
-    {
-        column: features[column],
-        "SHAP value": values[column],
-        colour: features[colour].astype("string"),
-    }
-)
-st.plotly_chart(
-    px.scatter(
-        dependence,
-        x=column,
-        y="SHAP value",
-        color=colour,
-        title=f"Dependence: {column}",
-        height=360,
-    ),
-    width="stretch",
-)
+st.plotly_chart(views.dependence_chart(values, features, column, colour), width="stretch")
 
-row = st.number_input("Row for the waterfall", 1, len(exp.output), 1, key="waterfall_row") - 1
+with st.expander("What if every row had another value? (partial dependence)"):
+    pdp_column = st.selectbox("Column", importance["column"].tolist(), key="pdp_col")
+    with user_errors():
+        st.plotly_chart(views.pdp_chart(run, exp, pdp_column), width="stretch")
+
+st.subheader("One row")
+row = views.pick_row(exp, "waterfall_row")
 shown = features.iloc[row].astype("string").fillna("missing").tolist()
-st.plotly_chart(
-    waterfall(
+compare = [
+    r
+    for r in runs
+    if r.id != run.id and r.dataset_id == run.dataset_id and set(r.features) <= set(exp.rows)
+]
+other_id = st.selectbox(
+    "Side by side with another model (the same row)",
+    [None, *[r.id for r in compare]],
+    format_func=lambda i: "none" if i is None else next(r.label for r in compare if r.id == i),
+    key="explain_compare",
+)
+panes = st.columns(2) if other_id else [st.container()]
+panes[0].plotly_chart(
+    views.row_waterfall(
+        run,
         exp.columns,
         exp.values[row],
         exp.base_value,
         shown,
-        title=f"Row {row + 1}: output {exp.output[row]:.3f}",
+        views.row_title(run, f"{run.label}, row {row + 1}", exp.output[row], probability),
+        probability,
     ),
     width="stretch",
 )
+if other_id:
+    with panes[1], user_errors():
+        other = next(r for r in compare if r.id == other_id)
+        st.plotly_chart(views.other_run_waterfall(other, exp, row, probability), width="stretch")
 st.download_button(
-    "Download SHAP values (CSV)",
-    to_safe_csv(values.assign(base_value=exp.base_value, output=exp.output)),
+    "Download SHAP values (CSV: row number, id, feature values, shap_<column>)",
+    to_safe_csv(shap_table(exp)),
     f"payoff-shap-{exp.explanation_id}.csv",
     "text/csv",
     on_click=on_download("explanation", exp.explanation_id, "SHAP values (CSV)"),
     disabled=not current_actor().may("export"),
 )
+with st.expander("Technical terms"):
+    st.markdown(views.TECHNICAL_NOTES)

@@ -17,6 +17,7 @@ from core.scoring import batch_predictions, list_batches, score_source, to_safe_
 from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
+from pages._shared import whatif_views as whatif
 from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import waterfall
 from pages._shared.frame import use_app_navigation
@@ -233,6 +234,7 @@ def what_if_editor() -> None:
                 value = picked.get(column)
                 if value is not None and not pd.isna(value):
                     typical[column] = str(value) if column in vocab else value
+        start_values = dict(typical)
         with st.form("whatif"):
             values = {}
             grid = st.columns(3)
@@ -255,8 +257,11 @@ def what_if_editor() -> None:
         row = pd.DataFrame({c: [v] for c, v in values.items()})
     from core.training import predict_frame
 
+    score = None
     with user_errors():
         score = predict_frame(model, row)
+        if not is_text_model(model):
+            whatif.edited_fields(start_values, values, start_from)
         if run.task == "binary":
             decision = run.positive_class if score[0] >= (threshold or 0.5) else run.classes[0]
             st.metric(
@@ -264,6 +269,7 @@ def what_if_editor() -> None:
                 f"{score[0]:.3f}",
                 help=f"Decision at the threshold: {decision}",
             )
+            whatif.decision(run, float(score[0]), threshold or 0.5)
         else:
             st.metric(
                 "Prediction",
@@ -277,9 +283,16 @@ def what_if_editor() -> None:
                 explanation.values,
                 explanation.base_value,
                 explanation.shown,
-                title=f"Why: contributions to the {explanation.output_space}",
+                title=f"Why: contributions to the {explanation.output_space}"
+                + (" (shown as probability)" if run.task == "binary" else ""),
+                probability=run.task == "binary",
+                target=f"P({run.positive_class})" if run.task == "binary" else "the output",
             ),
             width="stretch",
+        )
+    if run.task == "binary" and score is not None:
+        whatif.counterfactual_panel(
+            run, model, row, float(score[0]), threshold or 0.5, is_text_model(model)
         )
 
 

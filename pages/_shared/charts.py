@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import plotly.graph_objects as go
 
+RAISES, LOWERS = "#d62728", "#1f77b4"
+
 
 def waterfall(
     columns: list[str],
@@ -14,32 +16,70 @@ def waterfall(
     title: str = "",
     top: int = 12,
     unit: str = "columns",
+    probability: bool = False,
+    target: str = "the output",
 ) -> go.Figure:
-    """SHAP waterfall: base value, the largest contributions, the rest summed, the output."""
+    """SHAP waterfall: base value, the largest contributions, the rest summed, the output.
+
+    Every bar carries its value; a legend says what the colours mean. ``probability``: the
+    values are log-odds and the bars show the change in probability as each column is added
+    (top to bottom), which adds up to the output's probability. The x axis spans the path of
+    the contributions, so base and output bars do not dwarf them."""
+    from core.explanations import probability_path
+
     values = np.asarray(values, dtype=float)
     order = np.argsort(-np.abs(values))
     keep, rest = order[:top], order[top:]
     labels = [f"{columns[i]} = {shown[i]}" if shown else columns[i] for i in keep]
     deltas = [float(values[i]) for i in keep]
     if len(rest):
-        labels.append(f"{len(rest)} other {unit}")
+        labels.append(f"{len(rest)} other {unit}" if len(rest) > 1 else f"1 other {unit[:-1]}")
         deltas.append(float(values[rest].sum()))
+    start, end = base_value, base_value + float(values.sum())
+    if probability:
+        grouped = np.asarray(deltas)
+        start, steps, end = probability_path(base_value, grouped, np.arange(grouped.size))
+        deltas = [float(d) for d in steps]
+
+    def fmt(v: float) -> str:
+        if not probability:
+            return f"{v:+.3f}"
+        return f"{v:+.1%}" if abs(v) >= 0.001 else f"{v:+.2%}"
+
+    total_fmt = (lambda v: f"{v:.1%}") if probability else (lambda v: f"{v:.3f}")
     figure = go.Figure(
         go.Waterfall(
             orientation="h",
             measure=["absolute", *(["relative"] * len(deltas)), "total"],
-            y=["base value", *labels, "model output"],
-            x=[base_value, *deltas, base_value + float(values.sum())],
+            y=["start (average case)", *labels, "this row"],
+            x=[start, *deltas, end],
+            text=[total_fmt(start), *(fmt(d) for d in deltas), total_fmt(end)],
+            textposition="outside",
+            cliponaxis=False,
             connector={"line": {"color": "#bbb"}},
-            increasing={"marker": {"color": "#d62728"}},
-            decreasing={"marker": {"color": "#1f77b4"}},
+            increasing={"marker": {"color": RAISES}},
+            decreasing={"marker": {"color": LOWERS}},
+            totals={"marker": {"color": "#999"}},
         )
     )
+    path = start + np.concatenate(([0.0], np.cumsum(deltas)))
+    low, high = float(path.min()), float(path.max())
+    pad = max(0.25 * (high - low), 1e-3)
+    figure.update_xaxes(
+        range=[low - pad, high + pad],
+        tickformat=(".0%" if high - low >= 0.05 else ".1%") if probability else None,
+        title="probability" if probability else "log-odds",
+    )
+    legend = (
+        f"<span style='color:{RAISES}'>■ raises {target}</span>   "
+        f"<span style='color:{LOWERS}'>■ lowers it</span>   "
+        "<span style='color:#999'>■ start and result</span>"
+    )
     figure.update_layout(
-        title=title,
-        height=max(300, 28 * (len(labels) + 2)),
+        title={"text": f"{title}<br><sup>{legend}</sup>" if title else legend},
+        height=max(320, 30 * (len(labels) + 2) + 60),
         yaxis={"autorange": "reversed"},
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        margin={"l": 10, "r": 40, "t": 70, "b": 10},
     )
     return figure
 

@@ -38,3 +38,18 @@ def parse_upload(data: bytes, name: str) -> IngestResult:
 def run_model(run_id: int, artifact_path: str):
     # The artifact path is in the key: a deleted and re-created run id reloads.
     return training.load_run_model(run_id)
+
+
+@st.cache_data(show_spinner="Scoring the labelled rows...", max_entries=4)
+def labelled_rows(run_id: int, artifact_path: str, data: bytes | None, name: str):
+    # The artifact path is in the key (a re-created run id rescoring); None = the test part.
+    from core.fairness import labelled_rows as rows_of
+
+    return rows_of(run_id, data, source_name=name, model=run_model(run_id, artifact_path))
+
+
+@st.cache_data(show_spinner="Reading the validation rows...", max_entries=4)
+def validation_rows(run_id: int, artifact_path: str):
+    from core.fairness import validation_rows as rows_of
+
+    return rows_of(run_id)

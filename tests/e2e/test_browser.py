@@ -200,7 +200,13 @@ def test_analyst_journey(streamlit_server, browser_page, tmp_path) -> None:
             page.keyboard.press("ArrowRight")
         settle(page)
         page.get_by_role("button", name="Explain", exact=True).click()
-        page.get_by_text(re.compile("additivity error")).wait_for()
+        page.get_by_text(re.compile("add up to the model's output")).wait_for()
+        settle(page)
+
+    with step(page, "fairness", server):
+        go_to(page, "Fairness & segments")
+        page.get_by_text("Demographic parity ratio").wait_for()
+        page.get_by_text(re.compile("four-fifths rule")).first.wait_for()
         settle(page)
 
     with step(page, "roi", server):

@@ -30,7 +30,7 @@ from tests.pages.conftest import (
 )
 
 FOOD_SAMPLE_NAME = "Food reviews (sample)"
-PAGES = ("home", "data", "train", "runs", "score", "explain", "roi")
+PAGES = ("home", "data", "train", "runs", "score", "explain", "roi", "fairness")
 WORKER_TIMEOUT_S = 120
 
 # What each page must say when nothing has been trained yet: (element, words in it).
@@ -39,6 +39,7 @@ EMPTY_LEDGER_TEXT = {
     "score": ("info", "Train a model first"),
     "explain": ("info", "Train a model first"),
     "roi": ("info", "ROI needs a finished binary model"),
+    "fairness": ("info", "Fairness needs a finished binary model"),
 }
 
 
@@ -110,6 +111,8 @@ def test_every_page_renders_with_runs(page: str, trained_ledger) -> None:
         assert any("No explanations for this model yet" in t for t in texts(at.info))
     elif page == "roi":
         assert 0.0 <= float(_metric(at, "Operating threshold")) <= 1.0
+    elif page == "fairness":
+        assert 0.0 <= float(_metric(at, "Demographic parity ratio")) <= 1.0
     elif page == "data":
         assert at.selectbox(key="data_dataset").value == trained_ledger.dataset_id
 
@@ -320,10 +323,12 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
     assert_no_failure(at)
     stored = list_explanations(run_id)
     assert len(stored) == 1 and stored[0]["rows"] == 5
-    badges = [t for t in texts(at.success) + texts(at.warning) if "additivity error" in t]
+    badges = [t for t in texts(at.success) + texts(at.warning) if "add up to the model" in t]
     assert len(badges) == 1, texts(at.success) + texts(at.warning)
     assert badges[0].startswith(("Trustworthy", "Check before relying on it"))
-    assert _metric(at, "Rows") == "5"
+    if model == "ft-transformer":  # sampled: the badge says how many rows were checked
+        assert "of 5 rows were checked against" in badges[0], badges[0]
+    assert _metric(at, "Rows explained") == "5"
     # A second explanation is the one shown next, though the picker already had a value.
     at.slider(key="explain_rows").set_value(7)
     if model == "ft-transformer":  # sampled: the effort slider is offered
@@ -333,7 +338,7 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
     timed_run(at, f"explain ({model})")
     assert_no_failure(at)
     assert [e["rows"] for e in list_explanations(run_id)] == [7, 5]
-    assert _metric(at, "Rows") == "7"
+    assert _metric(at, "Rows explained") == "7"
     assert at.selectbox(key="explain_pick").value == list_explanations(run_id)[0]["explanation_id"]
 
 
