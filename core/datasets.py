@@ -30,6 +30,7 @@ __all__ = [
     "DatasetInUseError",
     "Roles",
     "SAMPLES",
+    "check_target",
     "delete_dataset",
     "ensure_samples",
     "find_dataset_by_name",
@@ -80,8 +81,27 @@ class Roles:
             raise ValueError(f"These columns are not in the dataset: {', '.join(unknown)}.")
         if self.target is not None and self.target in self.features:
             raise ValueError(f"The target {self.target!r} cannot also be a feature.")
+        if self.target is not None:
+            check_target(schema, self.target)
         if self.money_column is not None and schema.column(self.money_column).kind != "numeric":
             raise ValueError(f"The money column {self.money_column!r} must be numeric.")
+
+
+def check_target(schema: DatasetSchema, target: str) -> None:
+    """A model learns to tell values of the target apart: refuse a target column without
+    values or with one value only, naming it (ValueError)."""
+    profile = schema.column(target)
+    if profile.n_unique == 0:
+        raise ValueError(
+            f"The target column {target!r} has no values (every row is missing); a model needs "
+            "at least two classes to learn from. Choose another target column."
+        )
+    if profile.n_unique == 1:
+        value = profile.example_values[0] if profile.example_values else "one value"
+        raise ValueError(
+            f"The target column {target!r} has only one class ({value!r} in every row that has "
+            "a value); a model needs at least two. Choose another target column."
+        )
 
 
 @dataclass(frozen=True)
@@ -156,8 +176,10 @@ def _clean_name(name: str) -> str:
 
 
 def _default_roles(schema: DatasetSchema, roles: Roles | None) -> Roles:
+    """Roles as given; the suggested target only when no roles were given at all (a caller
+    that gives roles without a target means no target, never another column)."""
+    target = schema.suggested_target if roles is None else roles.target
     roles = roles or Roles()
-    target = roles.target or schema.suggested_target
     features = roles.features or tuple(
         c
         for c in schema.default_features()
@@ -199,7 +221,13 @@ def register_dataset(
     with factory.begin() as session:
         existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
         if existing is not None:
-            return _to_info(existing)
+            info = _to_info(existing)
+            if roles is not None and roles.target is not None:
+                try:  # the caller's target must be usable even when the file is known
+                    Roles(target=roles.target).validate(info.schema)
+                except ValueError as exc:
+                    raise IngestError(str(exc)) from None
+            return info
     result = read_csv_bytes(data, limits=settings.limits, name=name)
     schema = result.schema
     final_roles = _default_roles(schema, roles)

@@ -351,6 +351,9 @@ def explain_frame(
         # TreeSHAP (path-dependent) uses the trees' own cover, not these rows; the rows then
         # only serve the fidelity reference.
         "background_rows": int(len(background_z)),
+        # What the Score page's reasons compute too (its time estimate reads ms_per_row).
+        "pairs": int(n_pairs),
+        "default_background": background is None and background_rows == BACKGROUND_ROWS,
         "background_used_by_explainer": method.startswith("Payoff") or run.model == "logreg",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
@@ -403,6 +406,8 @@ def _explain_texts(
     rows["base_value"] = [a.base_value for a in attributions]
     quality = {
         "additivity_max_abs_error": float(additivity),
+        "pairs": int(n_pairs),
+        "default_background": True,  # text games start from the empty text
         "fidelity": _text_fidelity(run, model.model, texts, attributions, options, fidelity_rows),
         "background": "all spans masked"
         + ("" if background is None else " (background rows apply to tabular models only)"),
@@ -600,6 +605,7 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
                 "method": r.method,
                 "ms_per_row": r.ms_per_row,
                 "created_at": r.created_at,
+                "quality": json.loads(r.quality_json or "{}"),
             }
             for r in session.scalars(query).all()
         ]
@@ -652,42 +658,203 @@ def plan(
 _TYPICAL_TEXT_TOKENS = 128  # the text models' default max_length
 
 
-def reason_codes(
-    run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, threshold: float = 0.5
-) -> list[str]:
-    """Per row, the ``top`` columns pushing hardest toward its decision, as text.
+@dataclass(frozen=True)
+class Reason:
+    """One reason of one row: a column (or a word span) and its signed contribution to the
+    explained output (log-odds of the positive class for binary targets)."""
 
-    For a flagged row (score >= threshold) the largest positive contributions; otherwise the
-    largest negative ones. Text models: the most influential words.
-    """
+    label: str  # "Income = 1200", or a quoted word span
+    value: float
+
+    def text(self, run: RunInfo) -> str:
+        raises, lowers = _directions(run)
+        unit = " log-odds" if run.task == "binary" else ""
+        return f"{self.label} ({raises if self.value > 0 else lowers}, {self.value:+.2f}{unit})"
+
+
+@dataclass(frozen=True)
+class RowReasons:
+    """The reasons of one row, chosen to agree with its decision."""
+
+    flagged: bool | None  # binary: P(positive) >= threshold; None for other tasks
+    reasons: tuple[Reason, ...]
+    unit: str  # "column" or "word"
+
+    def text(self, run: RunInfo) -> str:
+        if self.reasons:
+            return "; ".join(r.text(run) for r in self.reasons)
+        raises, lowers = _directions(run)
+        if self.flagged:
+            return f"No {self.unit} {raises} for this row: flagged on the baseline score alone"
+        return f"No {self.unit} {lowers} for this row: not flagged on the baseline score alone"
+
+
+# Reason rows measured to time them (the first of the test part), and measured rates per run.
+PROBE_ROWS = 8
+_REASON_RATES: dict[tuple[int, str], float] = {}
+
+
+def _directions(run: RunInfo) -> tuple[str, str]:
+    if run.task == "binary":
+        return f"raises risk of {run.positive_class}", f"lowers risk of {run.positive_class}"
+    if run.task == "multiclass":
+        return f"raises P({run.classes[0]})", f"lowers P({run.classes[0]})"
+    return f"raises predicted {run.target}", f"lowers predicted {run.target}"
+
+
+def _pick(values: np.ndarray, flagged: bool | None, top: int) -> np.ndarray:
+    """Indices of the reasons that agree with the decision: for a flagged row the largest
+    positive contributions, for a not-flagged row the most negative ones (never the other
+    direction); without a decision (regression, multiclass) the largest in size."""
+    values = np.asarray(values, dtype=float)
+    present = np.flatnonzero(np.isfinite(values))
+    if flagged is None:
+        order = present[np.argsort(-np.abs(values[present]), kind="stable")]
+    elif flagged:
+        agree = present[values[present] > 0]
+        order = agree[np.argsort(-values[agree], kind="stable")]
+    else:
+        agree = present[values[present] < 0]
+        order = agree[np.argsort(values[agree], kind="stable")]
+    return order[:top]
+
+
+def resolve_threshold(run: RunInfo, threshold: float | None) -> float | None:
+    """The cutoff reasons and decisions use: the given one, else the run's operating threshold
+    (binary runs); None for runs without a decision cutoff."""
+    if run.task != "binary":
+        return None
+    if threshold is not None:
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
+        return float(threshold)
+    from core.thresholds import operating_threshold
+
+    return operating_threshold(run.id).threshold
+
+
+def row_reasons(
+    run: RunInfo,
+    model: Any,
+    frame: pd.DataFrame,
+    top: int = 3,
+    threshold: float | None = None,
+    decisions: np.ndarray | None = None,
+) -> list[RowReasons]:
+    """Per row, up to ``top`` reasons that agree with its decision at ``threshold`` (the
+    run's operating threshold when None). ``decisions``: the flags already computed by the
+    caller with the same rule (P(positive) >= threshold); else computed here."""
     if len(frame) == 0:
         return []
+    if top < 1:
+        raise ValueError(f"Show at least one reason per row, got {top=}.")
+    cutoff = resolve_threshold(run, threshold)
+    if cutoff is None:
+        flags: list[bool | None] = [None] * len(frame)
+    elif decisions is not None:
+        if len(decisions) != len(frame):
+            raise ValueError(f"{len(decisions)} decisions for {len(frame)} rows.")
+        flags = [bool(d) for d in np.asarray(decisions)]
+    else:
+        from core.training import predict_frame
+
+        flags = [bool(d) for d in np.asarray(predict_frame(model, frame)) >= cutoff]
     if is_text_model(model):
         from models.text_attribution import explain_texts
 
-        out = []
         texts = texts_of(model, frame)
-        for a in explain_texts(
+        attributions = explain_texts(
             model.model, texts, n_pairs=pairs_for(run), token_budget=_token_budget(run)
-        ):
-            flagged = a.output >= _logit(threshold)
-            order = np.argsort(-a.values if flagged else a.values)[:top]
-            out.append("; ".join(f"“{a.spans[i][:40]}” ({a.values[i]:+.2f})" for i in order))
-        return out
+        )
+        return [
+            RowReasons(
+                flag,
+                tuple(
+                    Reason(f"“{a.spans[i][:40]}”", float(a.values[i]))
+                    for i in _pick(a.values, flag, top)
+                ),
+                "word",
+            )
+            for a, flag in zip(attributions, flags, strict=True)
+        ]
     z = model.preprocessor.encode(frame)
     background, weights = _background(run, model, None)
-    values, base_value, _ = tabular_values(run, model, z, background, weights, n_pairs=1)
-    output = base_value + values.sum(axis=1)
-    flagged = output >= (_logit(threshold) if run.task == "binary" else base_value)
+    values, _, _ = tabular_values(run, model, z, background, weights, n_pairs=DEFAULT_PAIRS)
     columns = list(model.spec.columns)
     shown = frame[columns].astype("string").fillna("missing")
-    reasons = []
-    for i in range(len(frame)):
-        order = np.argsort(-values[i] if flagged[i] else values[i])[:top]
-        reasons.append(
-            "; ".join(f"{columns[j]} = {shown.iat[i, j]} ({values[i, j]:+.2f})" for j in order)
+    return [
+        RowReasons(
+            flags[i],
+            tuple(
+                Reason(f"{columns[j]} = {shown.iat[i, j]}", float(values[i, j]))
+                for j in _pick(values[i], flags[i], top)
+            ),
+            "column",
         )
-    return reasons
+        for i in range(len(frame))
+    ]
+
+
+def reason_codes(
+    run: RunInfo,
+    model: Any,
+    frame: pd.DataFrame,
+    top: int = 3,
+    threshold: float | None = None,
+    decisions: np.ndarray | None = None,
+) -> list[str]:
+    """``row_reasons`` as text, one string per row: 'Income = 1200 (raises risk of bad,
+    +0.42 log-odds); ...', or a sentence saying that no column pushes toward the decision."""
+    return [r.text(run) for r in row_reasons(run, model, frame, top, threshold, decisions)]
+
+
+def measure_reason_rate(run: RunInfo, model: Any, rows: int = PROBE_ROWS) -> float:
+    """Milliseconds per row of ``reason_codes`` on the first test rows, measured now (the
+    one-off background summary is built first and not counted) and kept per run."""
+    key = (run.id, str(run.artifact_path))
+    if key not in _REASON_RATES:
+        frame = part_frame(run.id, "test").iloc[:rows]
+        if not is_text_model(model):
+            _background(run, model, None)
+        cutoff = resolve_threshold(run, None)
+        started = time.perf_counter()
+        reason_codes(run, model, frame, threshold=cutoff)
+        _REASON_RATES[key] = 1000.0 * (time.perf_counter() - started) / max(len(frame), 1)
+    return _REASON_RATES[key]
+
+
+def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
+    """Seconds that reasons for ``n_rows`` rows will take: rows x a per-row rate *measured*
+    on this run's reasons or explanations, newest first: a Score batch with reasons, an
+    explanation made with the Explain page's defaults (the same computation), else a probe of
+    PROBE_ROWS test rows timed now (needs ``model``). Inference speed alone is no guide: the
+    masked rows run in small batches, ten times slower per row here than scoring a file."""
+    from core.scoring import list_batches
+
+    basis = None
+    for batch in list_batches(run.id):
+        report = batch["report"]
+        if report.get("reasons_rows"):
+            ms = 1000.0 * report["reasons_seconds"] / report["reasons_rows"]
+            basis = (
+                f"measured on {report['reasons_rows']:,} rows of Score batch #{batch['batch_id']}"
+            )
+            break
+    if basis is None:
+        for item in list_explanations(run.id):
+            quality = item.get("quality") or {}
+            if quality.get("pairs") == pairs_for(run) and quality.get("default_background"):
+                ms = item["ms_per_row"]
+                basis = (
+                    f"measured on {item['rows']:,} rows of explanation #{item['explanation_id']}"
+                )
+                break
+    if basis is None:
+        if model is None:
+            raise ValueError("Measuring the reasons' speed needs the loaded model.")
+        ms = measure_reason_rate(run, model)
+        basis = f"measured now on {PROBE_ROWS} test rows"
+    return {"seconds": n_rows * ms / 1000.0, "ms_per_row": float(ms), "basis": basis}
 
 
 def _logit(p: float) -> float:

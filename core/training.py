@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from core.datasets import get_dataset, load_frame
+from core.datasets import check_target, get_dataset, load_frame
 from core.db import session_factory
 from core.jobs import cancel_requested
 from core.records import TrainingRunRecord, utcnow
@@ -166,6 +166,7 @@ def create_run(
         raise ValueError(f"Dataset {dataset.name!r} has no target column; choose one.")
     if target not in dataset.schema.names:
         raise ValueError(f"The target {target!r} is not a column of {dataset.name!r}.")
+    check_target(dataset.schema, target)
     chosen = [c for c in (features or dataset.roles.features) if c != target]
     kinds = {c.name: c.kind for c in dataset.schema.columns}
     extra_options: dict = {}
