@@ -175,11 +175,11 @@ def _clean_name(name: str) -> str:
     return cleaned or "dataset"
 
 
-def _default_roles(schema: DatasetSchema, roles: Roles | None) -> Roles:
-    """Roles as given; the suggested target only when no roles were given at all (a caller
-    that gives roles without a target means no target, never another column)."""
-    target = schema.suggested_target if roles is None else roles.target
+def _default_roles(schema: DatasetSchema, roles: Roles | None, suggest_target: bool) -> Roles:
+    """Roles as given, the schema's suggested target where none is given (unless
+    ``suggest_target`` is False: a page whose analyst chose no target means no target)."""
     roles = roles or Roles()
+    target = roles.target or (schema.suggested_target if suggest_target else None)
     features = roles.features or tuple(
         c
         for c in schema.default_features()
@@ -210,10 +210,12 @@ def register_dataset(
     roles: Roles | None = None,
     use_case: str | None = None,
     is_sample: bool = False,
+    suggest_target: bool = True,
 ) -> DatasetInfo:
     """Parse, store and record a CSV. The same bytes always give the same dataset.
 
-    Raises ``IngestError`` (nothing written) when the file cannot be used.
+    Raises ``IngestError`` (nothing written) when the file cannot be used, or when the
+    target (given, or suggested) has no values or one class only.
     """
     settings = load_settings()
     sha = hashlib.sha256(data).hexdigest()
@@ -230,7 +232,7 @@ def register_dataset(
             return info
     result = read_csv_bytes(data, limits=settings.limits, name=name)
     schema = result.schema
-    final_roles = _default_roles(schema, roles)
+    final_roles = _default_roles(schema, roles, suggest_target)
     try:
         final_roles.validate(schema)
     except ValueError as exc:

@@ -216,7 +216,9 @@ if source == "Upload a new CSV":
     if st.button("Save dataset", type="primary", key=f"save_{key}"):
         with user_errors():
             roles = _roles_from_table(table, positive)
-            info = register_dataset(data, name, roles=roles, use_case=use_case)
+            info = register_dataset(
+                data, name, roles=roles, use_case=use_case, suggest_target=False
+            )
             info = set_roles(info.id, roles, use_case)
             st.session_state[state.DATASET_ID] = info.id
             st.success(f"Saved dataset #{info.id} **{info.name}**. Next: train a model.")
