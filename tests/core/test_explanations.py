@@ -241,7 +241,7 @@ def test_reason_time_estimate_uses_the_measured_rate(shared) -> None:
 
     run = get_run(shared.runs["ft-transformer"].id)
     model = load_run_model(run.id)
-    assert measure_reason_rate(run, model) > 0  # the probe when nothing was measured yet
+    assert measure_reason_rate(run, model)["ms_per_row"] > 0  # the probe: nothing measured yet
     explained = explain_frame(run.id, training_module.holdout_frame(run.id), n_rows=12)
     estimate = reasons_plan(run, 200, model)
     assert estimate["ms_per_row"] == pytest.approx(explained.ms_per_row)
