@@ -1,7 +1,7 @@
 """Score-page reasons: the time estimate shown before scoring against the measured time.
 
 Per model kind, trained on the credit sample: the estimate the Score page shows (rows x a
-per-row rate measured on PROBE_ROWS test rows), the old estimate (model evaluations at the
+per-row rate measured on 8-64 test rows), the old estimate (model evaluations at the
 test-set inference speed), the measured time of the reasons inside ``score_source``, and the
 Explain page's default explanation of the same rows (ms per row, quality check excluded).
 Target: estimate within 2x of the measured time; reasons no slower per row than Explain.

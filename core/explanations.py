@@ -691,6 +691,8 @@ class RowReasons:
 
 # Reason rows measured to time them (the first of the test part), and measured rates per run.
 PROBE_ROWS = 8
+PROBE_MAX_ROWS = 64  # when PROBE_ROWS rows took under PROBE_CHEAP_MS
+PROBE_CHEAP_MS = 150.0
 PROBE_REPEATS = 5
 PROBE_REPEAT_BELOW_S = 0.5
 _REASON_RATES: dict[tuple[int, str], dict[str, float]] = {}
@@ -799,7 +801,12 @@ def row_reasons(
 
 
 def _shown(value: Any) -> str:
-    return "missing" if value is None or pd.isna(value) else str(value)
+    """A cell as the analyst typed it: whole numbers without '.0', missing as 'missing'."""
+    if value is None or pd.isna(value):
+        return "missing"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
 
 
 def reason_codes(
@@ -828,13 +835,14 @@ def _prepare_reasons(run: RunInfo, model: Any, frame: pd.DataFrame) -> None:
 
 
 def measure_reason_rate(
-    run: RunInfo, model: Any, rows: int = PROBE_ROWS, test: pd.DataFrame | None = None
+    run: RunInfo, model: Any, test: pd.DataFrame | None = None
 ) -> dict[str, float]:
-    """{"fixed_ms", "ms_per_row"} of ``reason_codes``, measured now on the first test rows
-    (1 row, then ``rows`` rows, after the one-off costs) and kept per run and process."""
+    """{"fixed_ms", "ms_per_row", "rows"} of ``reason_codes``, measured now on the first test
+    rows after the one-off costs: 1 row, then PROBE_ROWS rows, or PROBE_MAX_ROWS where that
+    is cheap (a slope over a few milliseconds is noise). Kept per run and process."""
     key = (run.id, str(run.artifact_path))
     if key not in _REASON_RATES:
-        frame = (part_frame(run.id, "test") if test is None else test).iloc[:rows]
+        frame = (part_frame(run.id, "test") if test is None else test).iloc[:PROBE_MAX_ROWS]
         _prepare_reasons(run, model, frame)
         cutoff = resolve_threshold(run, None)
         flags = None
@@ -842,25 +850,34 @@ def measure_reason_rate(
             from core.training import predict_frame
 
             flags = np.asarray(predict_frame(model, frame)) >= cutoff
-        # Repeated while cheap (at most PROBE_REPEATS times, the fastest kept): a run of a
-        # few milliseconds is mostly noise on a busy machine.
-        best = {1: math.inf, len(frame): math.inf}
-        spent = 0.0
-        for _ in range(PROBE_REPEATS):
-            for take in best:
+
+        def fastest(take: int) -> float:
+            """Milliseconds for ``take`` rows, repeated while cheap, the fastest kept."""
+            best, spent = math.inf, 0.0
+            for _ in range(PROBE_REPEATS):
                 started = time.perf_counter()
                 decided = None if flags is None else flags[:take]
                 reason_codes(run, model, frame.iloc[:take], threshold=cutoff, decisions=decided)
                 elapsed = time.perf_counter() - started
-                best[take] = min(best[take], 1000.0 * elapsed)
-                spent += elapsed
-            if spent > PROBE_REPEAT_BELOW_S:
-                break
-        one, many = best[1], best[len(frame)]
-        per_row = (many - one) / (len(frame) - 1) if len(frame) > 1 else one
+                best, spent = min(best, 1000.0 * elapsed), spent + elapsed
+                if spent > PROBE_REPEAT_BELOW_S:
+                    break
+            return best
+
+        one = fastest(1)
+        rows = min(PROBE_ROWS, len(frame))
+        many = fastest(rows)
+        if many < PROBE_CHEAP_MS and len(frame) > rows:
+            rows = len(frame)
+            many = fastest(rows)
+        per_row = (many - one) / (rows - 1) if rows > 1 else one
         if per_row <= 0:  # noise on a busy machine: no fixed part then
-            per_row = many / len(frame)
-        _REASON_RATES[key] = {"fixed_ms": max(one - per_row, 0.0), "ms_per_row": per_row}
+            per_row = many / rows
+        _REASON_RATES[key] = {
+            "fixed_ms": max(one - per_row, 0.0),
+            "ms_per_row": per_row,
+            "rows": rows,
+        }
     return _REASON_RATES[key]
 
 
@@ -877,7 +894,7 @@ def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
     key = (run.id, str(run.artifact_path))
     test = None
     if model is not None and (key not in _PREPARED or key not in _REASON_RATES):
-        test = part_frame(run.id, "test").iloc[:PROBE_ROWS]
+        test = part_frame(run.id, "test").iloc[:PROBE_MAX_ROWS]
         _prepare_reasons(run, model, test)
     fixed, basis = 0.0, None
     for batch in list_batches(run.id):
@@ -901,7 +918,7 @@ def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
             raise ValueError("Measuring the reasons' speed needs the loaded model.")
         rate = measure_reason_rate(run, model, test=test)
         fixed, ms = rate["fixed_ms"], rate["ms_per_row"]
-        basis = f"measured now on {PROBE_ROWS} test rows"
+        basis = f"measured now on {rate['rows']} test rows"
     return {
         "seconds": (fixed + n_rows * ms) / 1000.0,
         "ms_per_row": float(ms),

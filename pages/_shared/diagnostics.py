@@ -71,7 +71,12 @@ def cutoff_panel(run: RunInfo) -> float:
         view.table,
         hide_index=True,
         width="stretch",
-        column_config={"value": st.column_config.NumberColumn(format="%.4f")},
+        height=35 * (len(view.table) + 1) + 3,  # every row, no inner scrolling
+        column_config={
+            "metric": st.column_config.TextColumn(width="small"),
+            "value": st.column_config.NumberColumn(format="%.4f", width="small"),
+            "computed at": st.column_config.TextColumn(width="small"),
+        },
     )
     right.plotly_chart(
         px.imshow(
@@ -139,8 +144,15 @@ def ranking_panel(run: RunInfo) -> None:
             "title": "Score deciles (1 = highest scores)",
             "xaxis": {"title": "decile", "dtick": 1},
             "yaxis": {"title": f"{run.positive_class} rate", "tickformat": ".0%"},
-            "yaxis2": {"overlaying": "y", "side": "right", "range": [0, 1.05], "tickformat": ".0%"},
-            "height": 340,
+            "yaxis2": {
+                "overlaying": "y",
+                "side": "right",
+                "range": [0, 1.05],
+                "tickformat": ".0%",
+                "title": "cumulative capture",
+            },
+            "legend": {"orientation": "h", "y": -0.25},
+            "height": 360,
         },
     )
     st.plotly_chart(figure, width="stretch")
@@ -150,7 +162,15 @@ def ranking_panel(run: RunInfo) -> None:
         width="stretch",
         column_config={
             c: st.column_config.NumberColumn(format="%.3f")
-            for c in ("min_score", "max_score", "positive_rate", "lift", "capture", "cum_lift")
+            for c in (
+                "min_score",
+                "max_score",
+                "positive_rate",
+                "lift",
+                "cum_rows_share",
+                "capture",
+                "cum_lift",
+            )
         },
     )
     st.download_button(
