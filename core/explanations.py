@@ -787,17 +787,33 @@ def row_reasons(
     values, _, _ = tabular_values(run, model, z, background, weights, n_pairs=DEFAULT_PAIRS)
     columns = list(model.spec.columns)
     shown = frame[columns].to_numpy(dtype=object)  # only the cells named are formatted
+    picked = _pick_rows(values, flags, top)
     return [
         RowReasons(
             flags[i],
             tuple(
                 Reason(f"{columns[j]} = {_shown(shown[i, j])}", float(values[i, j]))
-                for j in _pick(values[i], flags[i], top)
+                for j in picked[i]
             ),
             "column",
         )
         for i in range(len(frame))
     ]
+
+
+def _pick_rows(values: np.ndarray, flags: list[bool | None], top: int) -> list[np.ndarray]:
+    """``_pick`` for every row of a [n, M] matrix at once (one sort for all rows)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
+    if not len(values):
+        return []
+    if flags[0] is None:
+        order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
+        return [row[values[i, row] != 0] for i, row in enumerate(order)]
+    sign = np.where(np.asarray(flags, dtype=bool), 1.0, -1.0)[:, None]
+    toward = values * sign  # > 0: pushes toward the row's decision
+    order = np.argsort(-toward, axis=1, kind="stable")[:, :top]
+    keep = np.take_along_axis(toward, order, axis=1) > 0
+    return [row[k] for row, k in zip(order, keep, strict=True)]
 
 
 def _shown(value: Any) -> str:
