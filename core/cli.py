@@ -47,16 +47,18 @@ def _read_csv_arg(path: str) -> bytes:
 
 
 def cmd_datasets_add(args: argparse.Namespace) -> dict:
-    from core.datasets import Roles, register_dataset
+    from core.datasets import get_dataset, register_dataset
 
-    data = _read_csv_arg(args.path)
-    roles = Roles(target=args.target) if args.target else None
-    info = register_dataset(data, args.name or Path(args.path).name, roles=roles)
+    if args.target:
+        info = get_dataset(_dataset_for_csv(args.path, args.target, args.name))
+    else:
+        info = register_dataset(_read_csv_arg(args.path), args.name or Path(args.path).name)
     return {
         "dataset_id": info.id,
         "name": info.name,
         "rows": info.n_rows,
         "columns": info.n_columns,
+        "target": info.roles.target,
     }
 
 
@@ -98,12 +100,15 @@ def cmd_audit_list(args: argparse.Namespace) -> dict:
 # ---- training -------------------------------------------------------------------------------
 
 
-def _dataset_for_csv(path: str, target: str) -> int:
-    """Register the CSV (or find it: the same bytes give the same dataset) with this target."""
+def _dataset_for_csv(path: str, target: str, name: str | None = None) -> int:
+    """Register the CSV (or find it: the same bytes give the same dataset) with this target.
+    A target without values or with one class is refused, naming the column."""
     from core.datasets import Roles, get_dataset, register_dataset, set_roles
 
     data = _read_csv_arg(path)
-    info = register_dataset(data, Path(path).name, roles=Roles(target=target))
+    if not target.strip():
+        raise CliError("--target needs a column name")
+    info = register_dataset(data, name or Path(path).name, roles=Roles(target=target))
     if target not in info.schema.names:
         raise CliError(
             f"Column {target!r} is not in {path}; columns: {', '.join(info.schema.names)}"
@@ -217,6 +222,13 @@ def cmd_score(args: argparse.Namespace) -> dict:
         "seconds": report.seconds,
         "rows_per_second": report.rows_per_second,
         "threshold": report.threshold,
+        # "--threshold" (given here), or the run's operating threshold: "validation" (chosen
+        # on its validation rows) or "user" (set by the analyst); null for non-binary runs.
+        "threshold_source": "--threshold"
+        if report.threshold_source == "given"
+        else report.threshold_source,
+        "reasons_rows": report.reasons_rows,
+        "reasons_seconds": report.reasons_seconds,
         "out": str(Path(args.out)),
         "extra_columns": report.extra_columns,
         "unseen_categories": report.unseen_categories,
@@ -411,7 +423,9 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument("--run", type=int, required=True)
     score.add_argument("--csv", required=True)
     score.add_argument("--out", required=True)
-    score.add_argument("--threshold", type=float)
+    score.add_argument(
+        "--threshold", type=float, help="flag P(positive) >= this; default: the run's operating one"
+    )
     score.add_argument(
         "--reasons", type=int, default=0, help="add top-3 reasons to the first N rows"
     )

@@ -42,6 +42,7 @@ __all__ = [
     "DatasetInUseError",
     "Roles",
     "SAMPLES",
+    "check_target",
     "delete_dataset",
     "ensure_samples",
     "find_dataset_by_name",
@@ -93,8 +94,27 @@ class Roles:
             raise ValueError(f"These columns are not in the dataset: {', '.join(unknown)}.")
         if self.target is not None and self.target in self.features:
             raise ValueError(f"The target {self.target!r} cannot also be a feature.")
+        if self.target is not None:
+            check_target(schema, self.target)
         if self.money_column is not None and schema.column(self.money_column).kind != "numeric":
             raise ValueError(f"The money column {self.money_column!r} must be numeric.")
+
+
+def check_target(schema: DatasetSchema, target: str) -> None:
+    """A model learns to tell values of the target apart: refuse a target column without
+    values or with one value only, naming it (ValueError)."""
+    profile = schema.column(target)
+    if profile.n_unique == 0:
+        raise ValueError(
+            f"The target column {target!r} has no values (every row is missing); a model needs "
+            "at least two classes to learn from. Choose another target column."
+        )
+    if profile.n_unique == 1:
+        value = profile.example_values[0] if profile.example_values else "one value"
+        raise ValueError(
+            f"The target column {target!r} has only one class ({value!r} in every row that has "
+            "a value); a model needs at least two. Choose another target column."
+        )
 
 
 @dataclass(frozen=True)
@@ -168,9 +188,11 @@ def _clean_name(name: str) -> str:
     return cleaned or "dataset"
 
 
-def _default_roles(schema: DatasetSchema, roles: Roles | None) -> Roles:
+def _default_roles(schema: DatasetSchema, roles: Roles | None, suggest_target: bool) -> Roles:
+    """Roles as given, the schema's suggested target where none is given (unless
+    ``suggest_target`` is False: a page whose analyst chose no target means no target)."""
     roles = roles or Roles()
-    target = roles.target or schema.suggested_target
+    target = roles.target or (schema.suggested_target if suggest_target else None)
     features = roles.features or tuple(
         c
         for c in schema.default_features()
@@ -201,12 +223,14 @@ def register_dataset(
     roles: Roles | None = None,
     use_case: str | None = None,
     is_sample: bool = False,
+    suggest_target: bool = True,
     actor: Actor | None = None,
 ) -> DatasetInfo:
     """Parse, store and record a CSV. The same bytes always give the same dataset.
 
-    Raises ``IngestError`` (nothing written) when the file cannot be used, AccessDenied when
-    the actor may not upload. The upload is written to the audit trail with the new row.
+    Raises ``IngestError`` (nothing written) when the file cannot be used, or when the
+    target (given, or suggested) has no values or one class only; AccessDenied when the
+    actor may not upload. The upload is written to the audit trail with the new row.
     """
     actor = audit.authorize(actor, "upload", "dataset")
     settings = load_settings()
@@ -215,12 +239,18 @@ def register_dataset(
     with factory.begin() as session:
         existing = session.scalar(select(DatasetRecord).where(DatasetRecord.sha256 == sha))
         if existing is not None:
+            info = _to_info(existing)
+            if roles is not None and roles.target is not None:
+                try:  # the caller's target must be usable even when the file is known
+                    Roles(target=roles.target).validate(info.schema)
+                except ValueError as exc:
+                    raise IngestError(str(exc)) from None
             if not is_sample:
                 audit.record(session, actor, "upload", "dataset", existing.id, "ok", "same bytes")
-            return _to_info(existing)
+            return info
     with audit.failures_recorded(actor, "upload", "dataset"):
         schema = read_csv_bytes(data, limits=settings.limits, name=name).schema
-        final_roles = _default_roles(schema, roles)
+        final_roles = _default_roles(schema, roles, suggest_target)
         try:
             final_roles.validate(schema)
         except ValueError as exc:

@@ -396,6 +396,9 @@ def _explain_frame(
         # TreeSHAP (path-dependent) uses the trees' own cover, not these rows; the rows then
         # only serve the fidelity reference.
         "background_rows": int(len(background_z)),
+        # What the Score page's reasons compute too (its time estimate reads ms_per_row).
+        "pairs": int(n_pairs),
+        "default_background": background is None and background_rows == BACKGROUND_ROWS,
         "background_used_by_explainer": method.startswith("Payoff") or run.model == "logreg",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
@@ -465,6 +468,8 @@ def _explain_texts(
     rows["base_value"] = [a.base_value for a in attributions]
     quality = {
         "additivity_max_abs_error": float(additivity),
+        "pairs": int(n_pairs),
+        "default_background": True,  # text games start from the empty text
         "fidelity": _text_fidelity(run, model.model, texts, attributions, options, fidelity_rows),
         "background": "all spans masked"
         + ("" if background is None else " (background rows apply to tabular models only)"),
@@ -668,6 +673,7 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
                 "method": r.method,
                 "ms_per_row": r.ms_per_row,
                 "created_at": r.created_at,
+                "quality": json.loads(r.quality_json or "{}"),
             }
             for r in session.scalars(query).all()
         ]
@@ -720,42 +726,289 @@ def plan(
 _TYPICAL_TEXT_TOKENS = 128  # the text models' default max_length
 
 
-def reason_codes(
-    run: RunInfo, model: Any, frame: pd.DataFrame, top: int = 3, threshold: float = 0.5
-) -> list[str]:
-    """Per row, the ``top`` columns pushing hardest toward its decision, as text.
+@dataclass(frozen=True)
+class Reason:
+    """One reason of one row: a column (or a word span) and its signed contribution to the
+    explained output (log-odds of the positive class for binary targets)."""
 
-    For a flagged row (score >= threshold) the largest positive contributions; otherwise the
-    largest negative ones. Text models: the most influential words.
-    """
+    label: str  # "Income = 1200", or a quoted word span
+    value: float
+
+    def text(self, run: RunInfo) -> str:
+        raises, lowers = _directions(run)
+        unit = " log-odds" if run.task == "binary" else ""
+        return f"{self.label} ({raises if self.value > 0 else lowers}, {self.value:+.2f}{unit})"
+
+
+@dataclass(frozen=True)
+class RowReasons:
+    """The reasons of one row, chosen to agree with its decision."""
+
+    flagged: bool | None  # binary: P(positive) >= threshold; None for other tasks
+    reasons: tuple[Reason, ...]
+    unit: str  # "column" or "word"
+
+    def text(self, run: RunInfo) -> str:
+        if self.reasons:
+            return "; ".join(r.text(run) for r in self.reasons)
+        raises, lowers = _directions(run)
+        if self.flagged:
+            return f"No {self.unit} {raises} for this row: flagged on the baseline score alone"
+        return f"No {self.unit} {lowers} for this row: not flagged on the baseline score alone"
+
+
+# Reason rows measured to time them (the first of the test part), and measured rates per run.
+PROBE_ROWS = 8
+PROBE_MAX_ROWS = 64  # when PROBE_ROWS rows took under PROBE_CHEAP_MS
+PROBE_CHEAP_MS = 150.0
+PROBE_REPEATS = 5
+PROBE_REPEAT_BELOW_S = 0.5
+_REASON_RATES: dict[tuple[int, str], dict[str, float]] = {}
+_PREPARED: set[tuple[int, str]] = set()
+
+
+def _directions(run: RunInfo) -> tuple[str, str]:
+    if run.task == "binary":
+        return f"raises risk of {run.positive_class}", f"lowers risk of {run.positive_class}"
+    if run.task == "multiclass":
+        return f"raises P({run.classes[0]})", f"lowers P({run.classes[0]})"
+    return f"raises predicted {run.target}", f"lowers predicted {run.target}"
+
+
+def _pick(values: np.ndarray, flagged: bool | None, top: int) -> np.ndarray:
+    """Indices of the reasons that agree with the decision: for a flagged row the largest
+    positive contributions, for a not-flagged row the most negative ones (never the other
+    direction); without a decision (regression, multiclass) the largest in size."""
+    values = np.asarray(values, dtype=float)
+    present = np.flatnonzero(np.isfinite(values))
+    if flagged is None:
+        order = present[np.argsort(-np.abs(values[present]), kind="stable")]
+    elif flagged:
+        agree = present[values[present] > 0]
+        order = agree[np.argsort(-values[agree], kind="stable")]
+    else:
+        agree = present[values[present] < 0]
+        order = agree[np.argsort(values[agree], kind="stable")]
+    return order[:top]
+
+
+def resolve_threshold(run: RunInfo, threshold: float | None) -> float | None:
+    """The cutoff reasons and decisions use: the given one, else the run's operating threshold
+    (binary runs); None for runs without a decision cutoff."""
+    if run.task != "binary":
+        return None
+    if threshold is not None:
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
+        return float(threshold)
+    from core.thresholds import operating_threshold
+
+    return operating_threshold(run.id).threshold
+
+
+def row_reasons(
+    run: RunInfo,
+    model: Any,
+    frame: pd.DataFrame,
+    top: int = 3,
+    threshold: float | None = None,
+    decisions: np.ndarray | None = None,
+) -> list[RowReasons]:
+    """Per row, up to ``top`` reasons that agree with its decision at ``threshold`` (the
+    run's operating threshold when None). ``decisions``: the flags already computed by the
+    caller with the same rule (P(positive) >= threshold); else computed here."""
     if len(frame) == 0:
         return []
+    if top < 1:
+        raise ValueError(f"Show at least one reason per row, got {top=}.")
+    cutoff = resolve_threshold(run, threshold)
+    if cutoff is None:
+        flags: list[bool | None] = [None] * len(frame)
+    elif decisions is not None:
+        if len(decisions) != len(frame):
+            raise ValueError(f"{len(decisions)} decisions for {len(frame)} rows.")
+        flags = [bool(d) for d in np.asarray(decisions)]
+    else:
+        from core.training import predict_frame
+
+        flags = [bool(d) for d in np.asarray(predict_frame(model, frame)) >= cutoff]
     if is_text_model(model):
         from models.text_attribution import explain_texts
 
-        out = []
         texts = texts_of(model, frame)
-        for a in explain_texts(
+        attributions = explain_texts(
             model.model, texts, n_pairs=pairs_for(run), token_budget=_token_budget(run)
-        ):
-            flagged = a.output >= _logit(threshold)
-            order = np.argsort(-a.values if flagged else a.values)[:top]
-            out.append("; ".join(f"“{a.spans[i][:40]}” ({a.values[i]:+.2f})" for i in order))
-        return out
+        )
+        return [
+            RowReasons(
+                flag,
+                tuple(
+                    Reason(f"“{a.spans[i][:40]}”", float(a.values[i]))
+                    for i in _pick(a.values, flag, top)
+                ),
+                "word",
+            )
+            for a, flag in zip(attributions, flags, strict=True)
+        ]
     z = model.preprocessor.encode(frame)
     background, weights = _background(run, model, None)
-    values, base_value, _ = tabular_values(run, model, z, background, weights, n_pairs=1)
-    output = base_value + values.sum(axis=1)
-    flagged = output >= (_logit(threshold) if run.task == "binary" else base_value)
+    values, _, _ = tabular_values(run, model, z, background, weights, n_pairs=DEFAULT_PAIRS)
     columns = list(model.spec.columns)
-    shown = frame[columns].astype("string").fillna("missing")
-    reasons = []
-    for i in range(len(frame)):
-        order = np.argsort(-values[i] if flagged[i] else values[i])[:top]
-        reasons.append(
-            "; ".join(f"{columns[j]} = {shown.iat[i, j]} ({values[i, j]:+.2f})" for j in order)
+    shown = frame[columns].to_numpy(dtype=object)  # only the cells named are formatted
+    picked = _pick_rows(values, flags, top)
+    return [
+        RowReasons(
+            flags[i],
+            tuple(
+                Reason(f"{columns[j]} = {_shown(shown[i, j])}", float(values[i, j]))
+                for j in picked[i]
+            ),
+            "column",
         )
-    return reasons
+        for i in range(len(frame))
+    ]
+
+
+def _pick_rows(values: np.ndarray, flags: list[bool | None], top: int) -> list[np.ndarray]:
+    """``_pick`` for every row of a [n, M] matrix at once (one sort for all rows)."""
+    values = np.nan_to_num(np.asarray(values, dtype=float), nan=0.0)
+    if not len(values):
+        return []
+    if flags[0] is None:
+        order = np.argsort(-np.abs(values), axis=1, kind="stable")[:, :top]
+        return [row[values[i, row] != 0] for i, row in enumerate(order)]
+    sign = np.where(np.asarray(flags, dtype=bool), 1.0, -1.0)[:, None]
+    toward = values * sign  # > 0: pushes toward the row's decision
+    order = np.argsort(-toward, axis=1, kind="stable")[:, :top]
+    keep = np.take_along_axis(toward, order, axis=1) > 0
+    return [row[k] for row, k in zip(order, keep, strict=True)]
+
+
+def _shown(value: Any) -> str:
+    """A cell as the analyst typed it: whole numbers without '.0', missing as 'missing'."""
+    if value is None or pd.isna(value):
+        return "missing"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return str(value)
+
+
+def reason_codes(
+    run: RunInfo,
+    model: Any,
+    frame: pd.DataFrame,
+    top: int = 3,
+    threshold: float | None = None,
+    decisions: np.ndarray | None = None,
+) -> list[str]:
+    """``row_reasons`` as text, one string per row: 'Income = 1200 (raises risk of bad,
+    +0.42 log-odds); ...', or a sentence saying that no column pushes toward the decision."""
+    return [r.text(run) for r in row_reasons(run, model, frame, top, threshold, decisions)]
+
+
+def _prepare_reasons(run: RunInfo, model: Any, frame: pd.DataFrame) -> None:
+    """Pay the one-off costs of a run's first reasons in this process (the background
+    summary, lazy imports, the first forward pass) on one row, once per run and process."""
+    key = (run.id, str(run.artifact_path))
+    if key in _PREPARED:
+        return
+    if not is_text_model(model):
+        _background(run, model, None)
+    reason_codes(run, model, frame.iloc[:1], threshold=resolve_threshold(run, None))
+    _PREPARED.add(key)
+
+
+def measure_reason_rate(
+    run: RunInfo, model: Any, test: pd.DataFrame | None = None
+) -> dict[str, float]:
+    """{"fixed_ms", "ms_per_row", "rows"} of ``reason_codes``, measured now on the first test
+    rows after the one-off costs: 1 row, then PROBE_ROWS rows, or PROBE_MAX_ROWS where that
+    is cheap (a slope over a few milliseconds is noise). Kept per run and process."""
+    key = (run.id, str(run.artifact_path))
+    if key not in _REASON_RATES:
+        frame = (part_frame(run.id, "test") if test is None else test).iloc[:PROBE_MAX_ROWS]
+        _prepare_reasons(run, model, frame)
+        cutoff = resolve_threshold(run, None)
+        flags = None
+        if cutoff is not None:  # decided beforehand, as scoring does
+            from core.training import predict_frame
+
+            flags = np.asarray(predict_frame(model, frame)) >= cutoff
+
+        def fastest(take: int) -> float:
+            """Milliseconds for ``take`` rows, repeated while cheap, the fastest kept."""
+            best, spent = math.inf, 0.0
+            for _ in range(PROBE_REPEATS):
+                started = time.perf_counter()
+                decided = None if flags is None else flags[:take]
+                reason_codes(run, model, frame.iloc[:take], threshold=cutoff, decisions=decided)
+                elapsed = time.perf_counter() - started
+                best, spent = min(best, 1000.0 * elapsed), spent + elapsed
+                if spent > PROBE_REPEAT_BELOW_S:
+                    break
+            return best
+
+        one = fastest(1)
+        rows = min(PROBE_ROWS, len(frame))
+        many = fastest(rows)
+        if many < PROBE_CHEAP_MS and len(frame) > rows:
+            rows = len(frame)
+            many = fastest(rows)
+        per_row = (many - one) / (rows - 1) if rows > 1 else one
+        if per_row <= 0:  # noise on a busy machine: no fixed part then
+            per_row = many / rows
+        _REASON_RATES[key] = {
+            "fixed_ms": max(one - per_row, 0.0),
+            "ms_per_row": per_row,
+            "rows": rows,
+        }
+    return _REASON_RATES[key]
+
+
+def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
+    """Seconds that reasons for ``n_rows`` rows will take: rows x a per-row rate *measured*
+    on this run, newest first: a Score batch with reasons, an explanation made with the
+    Explain page's defaults (the same computation: its ms per row), else a probe timed now
+    (a fixed part per call plus a per-row part). With ``model``, the one-off costs of the
+    first reasons in this process (background summary, first forward pass) are paid here,
+    so the estimate is for the work that is left. Inference speed alone is no guide: masked
+    rows run in small batches, and each call has a fixed cost."""
+    from core.scoring import list_batches
+
+    key = (run.id, str(run.artifact_path))
+    test = None
+    if model is not None and (key not in _PREPARED or key not in _REASON_RATES):
+        test = part_frame(run.id, "test").iloc[:PROBE_MAX_ROWS]
+        _prepare_reasons(run, model, test)
+    fixed, basis = 0.0, None
+    for batch in list_batches(run.id):
+        report = batch["report"]
+        if report.get("reasons_rows"):
+            ms = 1000.0 * report["reasons_seconds"] / report["reasons_rows"]
+            rows = report["reasons_rows"]
+            basis = f"measured on {rows:,} rows of Score batch #{batch['batch_id']}"
+            break
+    if basis is None:
+        for item in list_explanations(run.id):
+            quality = item.get("quality") or {}
+            if quality.get("pairs") == pairs_for(run) and quality.get("default_background"):
+                ms = item["ms_per_row"]
+                basis = (
+                    f"measured on {item['rows']:,} rows of explanation #{item['explanation_id']}"
+                )
+                break
+    if basis is None:
+        if model is None:
+            raise ValueError("Measuring the reasons' speed needs the loaded model.")
+        rate = measure_reason_rate(run, model, test=test)
+        fixed, ms = rate["fixed_ms"], rate["ms_per_row"]
+        basis = f"measured now on {rate['rows']} test rows"
+    return {
+        "seconds": (fixed + n_rows * ms) / 1000.0,
+        "ms_per_row": float(ms),
+        "fixed_ms": float(fixed),
+        "basis": basis,
+    }
 
 
 def _logit(p: float) -> float:

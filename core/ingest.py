@@ -902,6 +902,14 @@ def _suggest_target(
         p = profiles[j]
         if _can_be_target(p, 50) and _tokens(p.name) & _TARGET_WORDS:
             return p.name, f"'{p.name}' has a target-like name and {_class_summary(df.iloc[:, j])}."
+    for p in reversed(profiles):
+        if p.pii is None and p.n_unique < 2 and _tokens(p.name) & _TARGET_WORDS:
+            # Never put another column in its place silently: name it and let the analyst pick.
+            what = "no values" if p.n_unique == 0 else f"one class only ('{p.example_values[0]}')"
+            return None, (
+                f"'{p.name}' looks like the target but has {what}; a model needs two classes "
+                "or more. Choose the column to predict."
+            )
     for j in reversed(range(len(profiles))):
         p = profiles[j]
         if p.kind == "categorical" and _can_be_target(p, 20):

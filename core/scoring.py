@@ -54,6 +54,11 @@ class ScoreReport:
     output_columns: list[str]
     reasons: bool
     warnings: list[str] = field(default_factory=list)
+    # "given" (the caller's), "validation" or "user" (the run's operating threshold); None
+    # for runs without a decision cutoff.
+    threshold_source: str | None = None
+    reasons_rows: int = 0
+    reasons_seconds: float = 0.0
 
     @property
     def rows_per_second(self) -> float:
@@ -67,11 +72,14 @@ class ScoreReport:
             "seconds": self.seconds,
             "rows_per_second": self.rows_per_second,
             "threshold": self.threshold,
+            "threshold_source": self.threshold_source,
             "extra_columns": self.extra_columns,
             "unseen_categories": self.unseen_categories,
             "drift": self.drift,
             "output_columns": self.output_columns,
             "reasons": self.reasons,
+            "reasons_rows": self.reasons_rows,
+            "reasons_seconds": self.reasons_seconds,
             "warnings": self.warnings,
         }
 
@@ -389,7 +397,10 @@ def score_source(
 ) -> ScoreReport:
     """Score a CSV with the model of ``run_id``; see the module docstring for guarantees.
 
-    ``reasons_for_rows``: add the top three reasons (SHAP) to the first N rows (0 = none).
+    ``threshold``: binary runs flag P(positive) >= threshold; None takes the run's operating
+    threshold (core.thresholds), and the report says which one was used and where it came from.
+    ``reasons_for_rows``: add the top three reasons (SHAP) to the first N rows (0 = none),
+    chosen to agree with each row's decision at that same threshold.
     ``out_path``: also write a CSV with the input columns plus the outputs (formula-safe).
     """
     actor = audit.authorize(actor, "score", "run", run_id)
@@ -399,6 +410,7 @@ def score_source(
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}.")
     run = get_run(run_id)
     pii = pii_columns(run.dataset_id)
+    threshold, threshold_source = _resolve_threshold(run, threshold)
     model = model if model is not None else load_run_model(run_id)
     if run.model == "ensemble":
         reasons_for_rows = 0  # reasons come from one model's SHAP values; see its members
@@ -422,7 +434,8 @@ def score_source(
         out_path.parent.mkdir(parents=True, exist_ok=True)
         tmp_out = out_path.with_name(f".{out_path.name}.{os.getpid()}.partial")
     try:
-        rows = 0
+        rows = reasons_rows = 0
+        reasons_seconds = 0.0
         extra: list[str] | None = None
         unseen: dict[str, int] = {}
         drift = DriftCounter(model)
@@ -441,12 +454,22 @@ def score_source(
             else:
                 scores = predict_frame(model, typed)
             outputs = prediction_columns(run, scores, typed.index, threshold)
-            reasons = None
             if reasons_for_rows > rows:
                 from core.explanations import reason_codes
 
                 take = min(len(typed), reasons_for_rows - rows)
-                reasons = reason_codes(run, model, typed.iloc[:take])
+                reasons_started = time.perf_counter()
+                reasons = reason_codes(
+                    run,
+                    model,
+                    typed.iloc[:take],
+                    threshold=threshold,
+                    decisions=outputs["decision"].to_numpy()[:take]
+                    if "decision" in outputs
+                    else None,
+                )
+                reasons_seconds += time.perf_counter() - reasons_started
+                reasons_rows += take
                 outputs["reasons"] = pd.Series(reasons, index=typed.index[:take])
             for column, count in _unseen_counts(first_tabular, typed, z).items():
                 unseen[column] = unseen.get(column, 0) + count
@@ -471,6 +494,9 @@ def score_source(
             drift=drift.summary(),
             output_columns=output_columns,
             reasons=reasons_for_rows > 0,
+            threshold_source=threshold_source,
+            reasons_rows=reasons_rows,
+            reasons_seconds=reasons_seconds,
         )
         report.warnings = _plain_warnings(report)
         if tmp_out is not None:
@@ -495,6 +521,18 @@ def score_source(
         if tmp_out is not None:
             tmp_out.unlink(missing_ok=True)
         raise
+
+
+def _resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | None, str | None]:
+    """(cutoff, where it came from): the caller's, else the run's operating threshold."""
+    if run.task != "binary":
+        return None, None
+    if threshold is not None:
+        return float(threshold), "given"
+    from core.thresholds import operating_threshold
+
+    chosen = operating_threshold(run.id)
+    return chosen.threshold, chosen.source
 
 
 def _nullable(values: np.ndarray) -> list:

@@ -178,3 +178,136 @@ def _calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> dict[str, li
         "observed_rate": (sum_y[filled] / counts[filled]).tolist(),
         "count": counts[filled].astype(int).tolist(),
     }
+
+
+# ---- a binary model at one cutoff, and the credit-risk standard views -----------------------
+
+
+def _binary_inputs(y_true_idx: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true_idx, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    if y.size == 0 or p.ndim != 1 or y.shape != p.shape:
+        raise ValueError(f"need binary labels and P(positive) of one shape, {y.shape=} {p.shape=}")
+    if not np.isin(y, (0, 1)).all():
+        raise ValueError("binary labels must be 0 (negative) or 1 (positive)")
+    return y, p
+
+
+def metrics_at_cutoff(y_true_idx: np.ndarray, proba: np.ndarray, cutoff: float) -> dict:
+    """What flagging P(positive) >= ``cutoff`` does on these rows (scikit-learn metrics).
+
+    accuracy, precision, recall, f1 (0 where undefined), flagged_share, the counts tn, fp, fn,
+    tp, and ``confusion`` [[tn, fp], [fn, tp]] (rows actual, columns predicted).
+    """
+    from sklearn.metrics import confusion_matrix, precision_score, recall_score
+
+    y, p = _binary_inputs(y_true_idx, proba)
+    if not 0.0 <= float(cutoff) <= 1.0:
+        raise ValueError(f"The cutoff must be between 0 and 1, got {cutoff}.")
+    predicted = (p >= cutoff).astype(np.int64)
+    matrix = confusion_matrix(y, predicted, labels=[0, 1])
+    tn, fp, fn, tp = (int(v) for v in matrix.ravel())
+    return {
+        "cutoff": float(cutoff),
+        "accuracy": float(accuracy_score(y, predicted)),
+        "precision": float(precision_score(y, predicted, zero_division=0.0)),
+        "recall": float(recall_score(y, predicted, zero_division=0.0)),
+        "f1": float(f1_score(y, predicted, zero_division=0.0)),
+        "flagged_share": float(predicted.mean()),
+        "tn": tn,
+        "fp": fp,
+        "fn": fn,
+        "tp": tp,
+        "confusion": matrix.tolist(),
+    }
+
+
+def ks_statistic(y_true_idx: np.ndarray, proba: np.ndarray) -> dict[str, float]:
+    """Kolmogorov-Smirnov: the largest distance between the score CDFs of the two classes.
+
+    ``ks`` = max over cutoffs of (share of positives at or above it) - (share of negatives at
+    or above it) = max(TPR - FPR) on the ROC curve; ``at`` is the score where it is reached.
+    """
+    y, p = _binary_inputs(y_true_idx, proba)
+    if np.unique(y).size != 2:
+        return {"ks": float("nan"), "at": float("nan")}
+    fpr, tpr, thresholds = roc_curve(y, p)
+    gap = tpr - fpr
+    best = int(np.argmax(gap))
+    return {"ks": float(gap[best]), "at": float(min(thresholds[best], 1.0))}
+
+
+def gini(y_true_idx: np.ndarray, proba: np.ndarray) -> float:
+    """Gini coefficient (accuracy ratio) = 2 * ROC-AUC - 1; NaN with one class."""
+    y, p = _binary_inputs(y_true_idx, proba)
+    if np.unique(y).size != 2:
+        return float("nan")
+    return float(2.0 * roc_auc_score(y, p) - 1.0)
+
+
+def score_bands(y_true_idx: np.ndarray, proba: np.ndarray, n_bands: int = 10) -> list[dict]:
+    """Equal-count score bands, riskiest first (deciles for ``n_bands=10``).
+
+    Rows are ordered by P(positive), highest first (ties keep their input order), and cut
+    into ``n_bands`` parts whose sizes differ by at most one row. Per band: rows, its score
+    range, positives, positive_rate, lift (rate / overall rate), and cumulatively from the
+    top: cum_rows_share, cum_positives, capture (share of all positives in this band and the
+    ones above it) and cum_lift.
+    """
+    y, p = _binary_inputs(y_true_idx, proba)
+    if n_bands < 1:
+        raise ValueError(f"n_bands must be at least 1, got {n_bands}")
+    n_bands = min(n_bands, y.size)
+    order = np.argsort(-p, kind="stable")
+    total_pos = int(y.sum())
+    base_rate = total_pos / y.size
+    bands, cum_rows, cum_pos = [], 0, 0
+    for band, index in enumerate(np.array_split(order, n_bands), start=1):
+        rows, positives = int(index.size), int(y[index].sum())
+        cum_rows += rows
+        cum_pos += positives
+        rate = positives / rows
+        cum_rate = cum_pos / cum_rows
+        bands.append(
+            {
+                "band": band,
+                "rows": rows,
+                "min_score": float(p[index].min()),
+                "max_score": float(p[index].max()),
+                "positives": positives,
+                "positive_rate": rate,
+                "lift": rate / base_rate if base_rate > 0 else float("nan"),
+                "cum_rows_share": cum_rows / y.size,
+                "cum_positives": cum_pos,
+                "capture": cum_pos / total_pos if total_pos else float("nan"),
+                "cum_lift": cum_rate / base_rate if base_rate > 0 else float("nan"),
+            }
+        )
+    return bands
+
+
+def gains_curve(
+    y_true_idx: np.ndarray, proba: np.ndarray, max_points: int = 200
+) -> dict[str, list[float]]:
+    """Cumulative gains and lift: target the highest scores first; after a share ``x`` of the
+    rows, ``gain`` is the share of all positives found and ``lift`` = gain / x.
+
+    Points sit where the score changes (tied rows are taken together), starting at (0, 0).
+    """
+    y, p = _binary_inputs(y_true_idx, proba)
+    total_pos = int(y.sum())
+    if total_pos == 0:
+        raise ValueError("A gains chart needs at least one positive row.")
+    order = np.argsort(-p, kind="stable")
+    sorted_p, sorted_y = p[order], y[order]
+    last_of_tie = np.r_[np.flatnonzero(np.diff(sorted_p) != 0), y.size - 1]
+    rows = last_of_tie + 1
+    found = np.cumsum(sorted_y)[last_of_tie]
+    keep = _thin(rows.size, max_points)
+    x = rows[keep] / y.size
+    gain = found[keep] / total_pos
+    return {
+        "x": [0.0, *x.tolist()],
+        "gain": [0.0, *gain.tolist()],
+        "lift": [float("nan"), *(gain / x).tolist()],
+    }

@@ -11,6 +11,7 @@ import streamlit as st
 from core.datasets import (
     DatasetInUseError,
     Roles,
+    check_target,
     delete_dataset,
     list_datasets,
     register_dataset,
@@ -138,6 +139,8 @@ def _roles_form(
         st.caption(
             f"Suggested target: **{schema.suggested_target}**: {schema.suggested_target_reason}"
         )
+    else:
+        st.info(schema.suggested_target_reason)
     table = st.data_editor(
         _role_table(schema, roles),
         column_config={
@@ -151,6 +154,8 @@ def _roles_form(
     targets = table.loc[table["role"] == "target", "column"].tolist()
     positive = None
     if len(targets) == 1:
+        with user_errors():  # said now; saving refuses it too
+            check_target(schema, targets[0])
         values = sorted(frame[targets[0]].dropna().astype(str).str.strip().unique().tolist())
         if 2 <= len(values) <= 50:
             default = roles.positive_class if roles.positive_class in values else None
@@ -215,7 +220,9 @@ if source == "Upload a new CSV":
     if st.button("Save dataset", type="primary", key=f"save_{key}"):
         with user_errors():
             roles = _roles_from_table(table, positive)
-            info = register_dataset(data, name, roles=roles, use_case=use_case, actor=actor)
+            info = register_dataset(
+                data, name, roles=roles, use_case=use_case, suggest_target=False, actor=actor
+            )
             info = set_roles(info.id, roles, use_case, actor=actor)
             st.session_state[state.DATASET_ID] = info.id
             st.success(f"Saved dataset #{info.id} **{info.name}**. Next: train a model.")

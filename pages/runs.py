@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.express as px
-import plotly.graph_objects as go
 import streamlit as st
 from sklearn.metrics import confusion_matrix
 
@@ -13,6 +12,8 @@ from core.datasets import list_datasets
 from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
 from pages._shared import state
 from pages._shared.auth import current_actor
+from pages._shared.charts import curve_figures
+from pages._shared.diagnostics import cutoff_panel, ranking_panel
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
@@ -109,78 +110,15 @@ stored = holdout_predictions(run.id)
 
 if run.task == "binary":
     curves = run.metrics.get("curves", {})
-    left, right = st.columns(2)
     if curves:
-        roc = curves["roc"]
-        left.plotly_chart(
-            go.Figure(
-                [
-                    go.Scatter(x=roc["fpr"], y=roc["tpr"], name="model"),
-                    go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"}),
-                ],
-                layout={
-                    "title": f"ROC (AUC {run.metrics.get('roc_auc', float('nan')):.3f})",
-                    "xaxis_title": "false positive rate",
-                    "yaxis_title": "true positive rate",
-                    "height": 340,
-                },
-            ),
-            width="stretch",
+        nan = float("nan")
+        figures = curve_figures(
+            curves, run.metrics.get("roc_auc", nan), run.metrics.get("pr_auc", nan)
         )
-        pr = curves["pr"]
-        right.plotly_chart(
-            go.Figure(
-                [go.Scatter(x=pr["recall"], y=pr["precision"], name="model")],
-                layout={
-                    "title": f"Precision–recall (AP {run.metrics.get('pr_auc', float('nan')):.3f})",
-                    "xaxis_title": "recall",
-                    "yaxis_title": "precision",
-                    "height": 340,
-                },
-            ),
-            width="stretch",
-        )
-    y = np.asarray(stored["y"])
-    proba = np.asarray(stored["proba"], dtype=float)
-    cutoff = st.slider(
-        "Cutoff: flag when P(" + str(run.positive_class) + ") ≥", 0.0, 1.0, 0.5, 0.01, key="cutoff"
-    )
-    matrix = confusion_matrix(y, (proba >= cutoff).astype(int), labels=[0, 1])
-    left, right = st.columns(2)
-    left.plotly_chart(
-        px.imshow(
-            matrix,
-            x=[f"predicted {c}" for c in run.classes],
-            y=[f"actual {c}" for c in run.classes],
-            text_auto=True,
-            color_continuous_scale="Blues",
-            title="Confusion matrix at the cutoff",
-            height=340,
-        ),
-        width="stretch",
-    )
-    if curves.get("calibration"):
-        cal = curves["calibration"]
-        right.plotly_chart(
-            go.Figure(
-                [
-                    go.Scatter(
-                        x=cal["mean_predicted"],
-                        y=cal["observed_rate"],
-                        mode="lines+markers",
-                        name="model",
-                    ),
-                    go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"}),
-                ],
-                layout={
-                    "title": "Calibration",
-                    "xaxis_title": "mean predicted",
-                    "yaxis_title": "observed rate",
-                    "height": 340,
-                },
-            ),
-            width="stretch",
-        )
+        for column, figure in zip(st.columns(len(figures)), figures, strict=True):
+            column.plotly_chart(figure, width="stretch")
+    with user_errors():
+        cutoff_panel(run)
 elif run.task == "regression":
     truth = np.asarray(stored["y"], dtype=float)
     predicted = np.asarray(stored["prediction"], dtype=float)
@@ -216,10 +154,14 @@ else:
         width="stretch",
     )
 
-metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
-st.dataframe(
-    pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True
-)
+if run.task == "binary":
+    with user_errors():
+        ranking_panel(run)
+else:
+    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    st.dataframe(
+        pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True
+    )
 
 if run.task in ("binary", "multiclass"):
     with st.expander("Most confidently wrong test rows"):

@@ -12,9 +12,10 @@ import streamlit as st
 
 from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
-from core.explanations import explain_row, plan
+from core.explanations import explain_row, reasons_plan
 from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
 from core.settings import load_settings
+from core.thresholds import operating_threshold
 from core.training import list_runs
 from pages._shared import state
 from pages._shared import whatif_views as whatif
@@ -26,6 +27,11 @@ from pages._shared.resources import run_model
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
 
 REASON_ROWS_DEFAULT = 200
+THRESHOLD_SOURCES = {
+    "validation": ", the run's operating threshold chosen on validation rows",
+    "user": ", the run's operating threshold set by the user",
+    "given": ", chosen on this page",
+}
 
 use_app_navigation()
 
@@ -68,16 +74,24 @@ else:
     info = next(d for d in datasets if d.id == chosen)
     data, name = info.stored_path.read_bytes(), info.name
 
-threshold = None
+threshold = operating = None
 if run.task == "binary":
+    with user_errors():
+        operating = operating_threshold(run.id)
+    if operating is None:
+        st.stop()
+    threshold_key = f"score_threshold_{run.id}"
+    if threshold_key not in st.session_state:  # starts at the run's operating threshold
+        st.session_state[threshold_key] = operating.threshold
     threshold = st.slider(
         f"Decision threshold: flag as {run.positive_class} when P ≥",
         0.0,
         1.0,
-        0.5,
-        0.01,
-        key="score_threshold",
-        help="The ROI page finds the threshold that maximises value for your use case.",
+        step=0.001,
+        format="%.3f",
+        key=threshold_key,
+        help=f"Starts at this run's operating threshold ({operating.describe()}); "
+        "save another one on the Runs page.",
     )
 reason_rows = st.number_input(
     "Add the top three reasons to the first N rows (SHAP; 0 for none)",
@@ -88,11 +102,13 @@ reason_rows = st.number_input(
     key="reason_rows",
 )
 if reason_rows and run.model != "ensemble":
-    estimate = plan(run, int(reason_rows), len(run.features), n_pairs=1)
-    st.caption(
-        f"Reasons: about {estimate['evaluations']:,} model evaluations, "
-        f"~{fmt_seconds(estimate['seconds'])} at this model's measured speed."
-    )
+    with user_errors("Reasons: "), st.spinner("Timing reasons on a few rows..."):
+        estimate = reasons_plan(run, int(reason_rows), model)
+        st.caption(
+            f"Reasons: ~{fmt_seconds(estimate['seconds'])} for {int(reason_rows):,} rows "
+            f"({estimate['ms_per_row']:.1f} ms per row, {estimate['basis']}). Each row lists "
+            "what pushes it toward its own decision at the threshold above."
+        )
 
 if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
     total = max(1, data.count(b"\n") - 1)
@@ -104,7 +120,10 @@ if st.button("Score", type="primary", disabled=data is None or not current_actor
             run.id,
             data,
             source_name=name,
-            threshold=threshold,
+            # Unchanged: the operating threshold, so the batch records where it came from.
+            threshold=None
+            if operating and abs(threshold - operating.threshold) < 1e-12
+            else threshold,
             out_path=out,
             chunk_rows=20_000,
             reasons_for_rows=int(reason_rows),
@@ -149,6 +168,8 @@ if run.task == "binary":
     )
     if batch["threshold"] is not None:
         figure.add_vline(x=batch["threshold"], line_dash="dash", annotation_text="threshold")
+        source = THRESHOLD_SOURCES.get(report.get("threshold_source"), "")
+        st.caption(f"Decisions and reasons at threshold {batch['threshold']:.3f}{source}.")
     st.plotly_chart(figure, width="stretch")
 else:
     counts = predictions["prediction"].value_counts().reset_index()

@@ -345,3 +345,37 @@ def test_explain_zero_rows_is_refused(in_cli_home, capsys) -> None:
     argv = ["explain", "--run", str(in_cli_home.run_id), "--csv", str(in_cli_home.new_loans)]
     result = _main([*argv, "--rows", "0", "--out", str(out)], capsys)
     _assert_one_line_error(result, "row")
+
+
+def test_score_defaults_to_the_operating_threshold(results, in_cli_home, capsys) -> None:
+    from core.thresholds import operating_threshold
+
+    payload = _ok(results["score"])
+    chosen = operating_threshold(in_cli_home.run_id)
+    assert payload["threshold"] == pytest.approx(chosen.threshold)
+    assert payload["threshold_source"] == "validation"
+    scored = pd.read_csv(in_cli_home.out.scored)
+    assert (
+        scored["decision"].tolist()
+        == (scored["probability"] >= chosen.threshold).astype(int).tolist()
+    )
+    out = in_cli_home.files / "scored_at_03.csv"
+    argv = ["score", "--run", str(in_cli_home.run_id), "--csv", str(in_cli_home.new_loans)]
+    given = _ok(_main([*argv, "--out", str(out), "--threshold", "0.3"], capsys))
+    assert (given["threshold"], given["threshold_source"]) == (0.3, "--threshold")
+    multi = _ok(results["score_multi"])
+    assert multi["threshold"] is None and multi["threshold_source"] is None
+
+
+@pytest.mark.parametrize("value", ["good", ""], ids=["one-class", "all-missing"])
+def test_a_flat_target_is_refused_by_add_and_train(in_cli_home, capsys, value: str) -> None:
+    from core.datasets import list_datasets
+
+    frame = make_tabular_frame(100, seed=9).assign(**{TARGET: value})
+    path = write_csv(in_cli_home.files / f"flat_{value or 'missing'}.csv", frame)
+    before = [d.id for d in list_datasets()]
+    add = _main(["datasets", "add", str(path), "--target", TARGET], capsys)
+    _assert_one_line_error(add, f"target column '{TARGET}'")
+    train = _main(["train", "--csv", str(path), "--target", TARGET, "--model", "logreg"], capsys)
+    _assert_one_line_error(train, f"target column '{TARGET}'")
+    assert [d.id for d in list_datasets()] == before

@@ -100,3 +100,52 @@ def token_highlights(spans: list[str], values: np.ndarray) -> str:
             f"{html.escape(span)}</span>"
         )
     return " ".join(parts)
+
+
+def curve_figures(curves: dict, roc_auc: float, pr_auc: float) -> list[go.Figure]:
+    """ROC, precision-recall and calibration charts of a binary run's stored curves."""
+    roc, pr = curves["roc"], curves["pr"]
+    figures = [
+        go.Figure(
+            [
+                go.Scatter(x=roc["fpr"], y=roc["tpr"], name="model"),
+                go.Scatter(x=[0, 1], y=[0, 1], name="chance", line={"dash": "dot"}),
+            ],
+            layout={
+                "title": f"ROC (AUC {roc_auc:.3f})",
+                "xaxis_title": "false positive rate",
+                "yaxis_title": "true positive rate",
+            },
+        ),
+        go.Figure(
+            [go.Scatter(x=pr["recall"], y=pr["precision"], name="model")],
+            layout={
+                "title": f"Precision–recall (AP {pr_auc:.3f})",
+                "xaxis_title": "recall",
+                "yaxis_title": "precision",
+            },
+        ),
+    ]
+    if curves.get("calibration"):
+        cal = curves["calibration"]
+        figures.append(
+            go.Figure(
+                [
+                    go.Scatter(
+                        x=cal["mean_predicted"],
+                        y=cal["observed_rate"],
+                        mode="lines+markers",
+                        name="model",
+                    ),
+                    go.Scatter(x=[0, 1], y=[0, 1], name="perfect", line={"dash": "dot"}),
+                ],
+                layout={
+                    "title": "Calibration",
+                    "xaxis_title": "mean predicted",
+                    "yaxis_title": "observed rate",
+                },
+            )
+        )
+    for figure in figures:
+        figure.update_layout(height=340, showlegend=False)
+    return figures

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -261,3 +262,53 @@ def test_concurrent_uploads_of_the_same_bytes_give_one_dataset(monkeypatch) -> N
     assert first and second.id == first[0].id
     assert len(list_datasets()) == 1
     assert len(load_frame(second.id)) == 120
+
+
+# ---- a target a model can learn from ----------------------------------------------------------
+
+
+def _with_target(values: list) -> bytes:
+    frame = make_tabular_frame(120, seed=3)
+    frame[TARGET] = (values * len(frame))[: len(frame)]
+    return csv_bytes(frame)
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [(["good"], "has only one class ('good'"), ([""], "has no values (every row is missing)")],
+    ids=["one-class", "all-missing"],
+)
+def test_an_unlearnable_target_is_refused_at_save_naming_it(values: list, message: str) -> None:
+    data = _with_target(values)
+    with pytest.raises(IngestError, match=rf"target column '{TARGET}' {re.escape(message)}"):
+        register_dataset(data, "flat.csv", roles=Roles(target=TARGET))
+    assert _count(DatasetRecord) == 0
+    assert _files_under(load_settings().datasets_dir) == []
+    # Known bytes with another usable target: choosing the flat column is refused as well.
+    info = register_dataset(data, "flat.csv", roles=Roles(target="region"))
+    with pytest.raises(IngestError, match=TARGET):
+        register_dataset(data, "flat.csv", roles=Roles(target=TARGET))
+    with pytest.raises(ValueError, match=re.escape(message)):
+        set_roles(info.id, Roles(target=TARGET, features=("age",)))
+    assert get_dataset(info.id).roles.target == "region"  # nothing changed
+    # Training a run on it is refused before anything is queued.
+    with pytest.raises(ValueError, match=TARGET):
+        create_run(info.id, "logreg", target=TARGET)
+    assert list_runs(info.id) == []
+
+
+def test_a_flat_target_like_column_is_named_not_replaced() -> None:
+    """The file's 'outcome' column has one class: nothing else is suggested in its place."""
+    info = register_dataset(_with_target(["good"]), "flat.csv", roles=Roles(target="region"))
+    assert info.schema.suggested_target is None
+    assert f"'{TARGET}' looks like the target but has one class only" in (
+        info.schema.suggested_target_reason
+    )
+
+
+def test_a_page_save_without_a_target_keeps_none() -> None:
+    """The Data page saves the analyst's roles as chosen: no target means no target, never
+    the suggested column put in behind their back."""
+    roles = Roles(target=None, features=("age", "income", TARGET))
+    info = register_dataset(DATA, "loans.csv", roles=roles, suggest_target=False)
+    assert info.roles.target is None and TARGET in info.roles.features

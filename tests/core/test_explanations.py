@@ -17,6 +17,7 @@ from core.explanations import (
     get_explanation,
     list_explanations,
     reason_codes,
+    row_reasons,
 )
 from core.training import create_run, get_run, load_run_model
 from tests.fixtures import TARGET, make_tabular_frame, payoff_home, register_frame, train
@@ -151,23 +152,104 @@ def test_explicit_background_for_lightgbm_is_used_or_refused(shared) -> None:
     assert result.base_value == pytest.approx(_logit(run.id, background).mean(), abs=1e-6)
 
 
+_REASON = re.compile(r"^(\w+) = .+ \((raises|lowers) risk of bad, ([-+][\d.]+) log-odds\)$")
+
+
+def _parsed(text: str) -> list[tuple[str, str, float]]:
+    """(column, direction, value) per listed reason; [] when the row says it has none."""
+    if text.startswith("No column"):
+        return []
+    found = [_REASON.match(part) for part in text.split("; ")]
+    assert all(found), text
+    return [(m.group(1), m.group(2), float(m.group(3))) for m in found]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_reason_codes_name_the_strongest_columns(shared, kind: str) -> None:
     run = get_run(shared.runs[kind].id)
     model = load_run_model(run.id)
     rows = _rows(run.id)
-    reasons = reason_codes(run, model, rows)
+    reasons = reason_codes(run, model, rows, threshold=0.5)
     assert len(reasons) == N_ROWS and all(isinstance(r, str) for r in reasons)
     flagged = model.predict_frame(rows) >= 0.5
     for text, is_flagged in zip(reasons, flagged, strict=True):
-        parts = text.split("; ")
-        assert len(parts) == 3
-        assert {p.split(" = ")[0] for p in parts} <= set(COLUMNS)
-        values = [float(re.search(r"\(([-+][\d.]+)\)$", p).group(1)) for p in parts]
-        # Flagged rows list what pushed them up first; others what pushed them down.
+        parsed = _parsed(text)
+        assert len(parsed) <= 3
+        assert {column for column, _, _ in parsed} <= set(COLUMNS)
+        values = [value for _, _, value in parsed]
+        # Flagged rows list what pushed them up, largest first; others what pushed them down.
         assert values == sorted(values, reverse=bool(is_flagged))
-    assert len(reason_codes(run, model, rows, top=1)[0].split("; ")) == 1
+        assert all((value > 0) == bool(is_flagged) for value in values), text
+    assert len(_parsed(reason_codes(run, model, rows, top=1, threshold=0.0)[0])) <= 1
     assert reason_codes(run, model, rows.iloc[:0]) == []
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_reasons_agree_with_the_decision_at_the_users_threshold(shared, kind: str) -> None:
+    """At 0.1 most rows are flagged, at 0.9 few: every listed reason of a flagged row raises
+    the risk, every one of a not-flagged row lowers it, or the row says it has none. Rows
+    whose decision differs between the two thresholds get reasons of opposite signs."""
+    run = get_run(shared.runs[kind].id)
+    model = load_run_model(run.id)
+    rows = training_module.holdout_frame(run.id).head(40)
+    proba = model.predict_frame(rows)
+    seen = {}
+    for threshold in (0.1, 0.9):
+        structured = row_reasons(run, model, rows, threshold=threshold)
+        texts = reason_codes(run, model, rows, threshold=threshold)
+        for i, (item, text) in enumerate(zip(structured, texts, strict=True)):
+            assert item.flagged == bool(proba[i] >= threshold)
+            parsed = _parsed(text)
+            assert [round(v, 2) for _, _, v in parsed] == [round(r.value, 2) for r in item.reasons]
+            if item.flagged:
+                assert all(r.value > 0 for r in item.reasons), text
+                assert all(d == "raises" for _, d, _ in parsed), text
+                assert item.reasons or text.startswith("No column raises risk of bad"), text
+            else:
+                assert all(r.value < 0 for r in item.reasons), text
+                assert all(d == "lowers" for _, d, _ in parsed), text
+                assert item.reasons or text.startswith("No column lowers risk of bad"), text
+        seen[threshold] = structured
+    assert sum(r.flagged for r in seen[0.1]) > sum(r.flagged for r in seen[0.9])
+    switched = [i for i in range(len(rows)) if seen[0.1][i].flagged and not seen[0.9][i].flagged]
+    assert switched, proba
+    assert any(seen[0.1][i].reasons and seen[0.9][i].reasons for i in switched)
+
+
+def test_reasons_default_to_the_operating_threshold(shared) -> None:
+    from core.thresholds import operating_threshold, set_operating_threshold
+
+    run = get_run(shared.runs["logreg"].id)
+    model = load_run_model(run.id)
+    rows = training_module.holdout_frame(run.id).head(20)
+    chosen = operating_threshold(run.id).threshold
+    assert reason_codes(run, model, rows) == reason_codes(run, model, rows, threshold=chosen)
+    try:
+        set_operating_threshold(run.id, 0.05)
+        flags = [r.flagged for r in row_reasons(run, model, rows)]
+        assert flags == list(model.predict_frame(rows) >= 0.05)
+    finally:
+        from core.thresholds import reset_operating_threshold
+
+        reset_operating_threshold(run.id)
+
+
+def test_reason_time_estimate_uses_the_measured_rate(shared) -> None:
+    """The Score page's estimate is rows x a measured per-row rate: the Explain page's own
+    measurement when one exists with its defaults (the same computation), else a probe."""
+    from core.explanations import measure_reason_rate, reasons_plan
+
+    run = get_run(shared.runs["ft-transformer"].id)
+    model = load_run_model(run.id)
+    assert measure_reason_rate(run, model)["ms_per_row"] > 0  # the probe: nothing measured yet
+    explained = explain_frame(run.id, training_module.holdout_frame(run.id), n_rows=12)
+    estimate = reasons_plan(run, 200, model)
+    assert estimate["ms_per_row"] == pytest.approx(explained.ms_per_row)
+    assert f"explanation #{explained.explanation_id}" in estimate["basis"]
+    assert estimate["seconds"] == pytest.approx(200 * explained.ms_per_row / 1000)
+    # Explanations with other settings time another computation: not used.
+    other = explain_frame(run.id, training_module.holdout_frame(run.id), n_rows=4, n_pairs=2)
+    assert f"#{other.explanation_id}" not in reasons_plan(run, 200, model)["basis"]
 
 
 @pytest.mark.parametrize("n_rows", [0, -1, MAX_EXPLAIN_ROWS + 1])

@@ -91,7 +91,10 @@ def test_stored_rows_equal_the_export_and_the_model(run, tmp_path: Path) -> None
     pd.testing.assert_frame_equal(export[list(NEW_ROWS.columns)], NEW_ROWS, check_dtype=False)
     expected = training_module.predict_frame(training_module.load_run_model(run.id), NEW_ROWS)
     np.testing.assert_allclose(stored["probability"], expected, rtol=0, atol=1e-12)
-    assert stored["prediction"].tolist() == np.where(expected >= 0.5, POSITIVE, "good").tolist()
+    # No threshold given: the run's operating threshold decides (no longer a fixed 0.5).
+    cutoff = report.threshold
+    assert report.threshold_source == "validation" and 0.0 <= cutoff <= 1.0
+    assert stored["prediction"].tolist() == np.where(expected >= cutoff, POSITIVE, "good").tolist()
     assert stored["reasons"].isna().all()
     listed = [b for b in list_batches(run.id) if b["batch_id"] == report.batch_id]
     assert listed and listed[0]["rows"] == 60
@@ -182,8 +185,52 @@ def test_reasons_for_the_first_rows(run) -> None:
     reasons = batch_predictions(report.batch_id)["reasons"]
     assert reasons.head(3).notna().all() and reasons.iloc[3:].isna().all()
     for text in reasons.head(3):
-        assert len(text.split("; ")) == 3
-        assert all(part.split(" = ")[0] in run.features for part in text.split("; "))
+        # Up to three reasons, each pushing toward the row's decision (or a sentence saying
+        # no column does): fewer than three when fewer columns push that way.
+        if not text.startswith("No column"):
+            assert 1 <= len(text.split("; ")) <= 3
+            assert all(part.split(" = ")[0] in run.features for part in text.split("; "))
+
+
+def test_reasons_agree_with_the_decision_at_the_given_threshold(run) -> None:
+    report = score_source(run.id, csv_bytes(NEW_ROWS), threshold=0.1, reasons_for_rows=60)
+    table = batch_predictions(report.batch_id)
+    assert report.threshold == 0.1 and report.threshold_source == "given"
+    assert table["decision"].sum() > 0
+    for decision, text in zip(table["decision"], table["reasons"], strict=True):
+        words = "raises" if decision else "lowers"
+        other = "lowers" if decision else "raises"
+        assert text.startswith(f"No column {words}") or (words in text and other not in text)
+    # The Score page's time estimate reads this batch's measured rate.
+    from core.explanations import reasons_plan
+
+    plan = reasons_plan(run, 100)
+    assert f"Score batch #{report.batch_id}" in plan["basis"]
+    assert report.reasons_rows == 60 and report.reasons_seconds > 0
+    assert plan["ms_per_row"] == pytest.approx(1000 * report.reasons_seconds / 60)
+
+
+def test_no_threshold_means_the_operating_threshold(run) -> None:
+    from core.thresholds import (
+        operating_threshold,
+        reset_operating_threshold,
+        set_operating_threshold,
+    )
+
+    chosen = operating_threshold(run.id)
+    report = score_source(run.id, csv_bytes(NEW_ROWS))
+    assert report.threshold == pytest.approx(chosen.threshold)
+    assert report.threshold_source == "validation"
+    decisions = batch_predictions(report.batch_id)
+    expected = (decisions["probability"] >= chosen.threshold).astype(int)
+    assert decisions["decision"].tolist() == expected.tolist()
+    try:
+        set_operating_threshold(run.id, 0.2)
+        report = score_source(run.id, csv_bytes(NEW_ROWS))
+        assert (report.threshold, report.threshold_source) == (0.2, "user")
+        assert list_batches(run.id)[0]["threshold"] == 0.2
+    finally:
+        reset_operating_threshold(run.id)
 
 
 def test_drift_is_near_zero_on_training_data_and_large_when_shifted(run) -> None:

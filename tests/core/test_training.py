@@ -214,11 +214,14 @@ def test_cancel_during_training_stops_after_the_epoch(dataset, monkeypatch) -> N
 
 
 def test_a_failing_run_is_recorded_with_a_readable_error() -> None:
-    frame = make_tabular_frame(100, seed=2).assign(**{TARGET: "good"})  # one class only
-    info = register_frame(frame, positive_class=None)
-    run = execute_run(create_run(info.id, "logreg", target=TARGET))
+    # A one-class target is now refused before a run is queued (core.datasets.check_target);
+    # a stored file that vanished between queueing and training still fails the run.
+    info = register_frame(make_tabular_frame(100, seed=2))
+    run_id = create_run(info.id, "logreg", target=TARGET)
+    info.stored_path.unlink()
+    run = execute_run(run_id)
     assert run.status == "failed" and run.finished_at is not None
-    assert "one class" in run.error and "Traceback" not in run.error
+    assert "missing" in run.error and "Traceback" not in run.error
     assert run.progress["stage"] == "failed" and "Traceback" in run.progress["trace"]
     assert run.artifact_path is None and _artifact_entries() == []
     with pytest.raises(ValueError, match="no trained model"):

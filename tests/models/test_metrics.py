@@ -132,3 +132,102 @@ def test_matmul_throughput_is_positive_and_restores_threads() -> None:
     before = torch.get_num_threads()
     assert matmul_flops_per_second(threads=1, n=128) > 1e6
     assert torch.get_num_threads() == before
+
+
+# ---- cutoff metrics, KS, Gini, score bands, gains (hand-checked on ten rows) -------------------
+
+# Ten rows already in score order: positives at ranks 1, 3 and 6.
+HAND_Y = np.array([1, 0, 1, 0, 0, 1, 0, 0, 0, 0])
+HAND_P = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2, 0.1, 0.05])
+
+
+def test_metrics_at_cutoff_by_hand() -> None:
+    from models.metrics import metrics_at_cutoff
+
+    # P >= 0.55 flags the top four rows: 2 true positives, 2 false positives.
+    m = metrics_at_cutoff(HAND_Y, HAND_P, 0.55)
+    assert (m["tn"], m["fp"], m["fn"], m["tp"]) == (5, 2, 1, 2)
+    assert m["confusion"] == [[5, 2], [1, 2]]
+    assert m["accuracy"] == pytest.approx(0.7)
+    assert m["precision"] == pytest.approx(0.5)
+    assert m["recall"] == pytest.approx(2 / 3)
+    assert m["f1"] == pytest.approx(2 * 0.5 * (2 / 3) / (0.5 + 2 / 3))
+    assert m["flagged_share"] == pytest.approx(0.4)
+    # The rule is >=: a cutoff equal to a score flags that row.
+    assert (
+        metrics_at_cutoff(HAND_Y, HAND_P, 0.6)["tp"] + metrics_at_cutoff(HAND_Y, HAND_P, 0.6)["fp"]
+        == 4
+    )
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        metrics_at_cutoff(HAND_Y, HAND_P, 1.5)
+
+
+@pytest.mark.parametrize("cutoff", [0.0, 0.05, 0.3, 0.5, 0.77, 1.0])
+def test_metrics_at_cutoff_match_scikit_learn(cutoff: float) -> None:
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    from models.metrics import metrics_at_cutoff
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(500) < 0.1).astype(int)
+    p = np.clip(0.1 + 0.3 * y + rng.normal(0, 0.2, 500), 0, 1)
+    predicted = (p >= cutoff).astype(int)
+    m = metrics_at_cutoff(y, p, cutoff)
+    assert m["accuracy"] == pytest.approx(accuracy_score(y, predicted))
+    assert m["precision"] == pytest.approx(precision_score(y, predicted, zero_division=0))
+    assert m["recall"] == pytest.approx(recall_score(y, predicted, zero_division=0))
+    assert m["f1"] == pytest.approx(f1_score(y, predicted, zero_division=0))
+    assert m["flagged_share"] == pytest.approx(predicted.mean())
+
+
+def test_ks_and_gini_by_hand_and_against_scipy() -> None:
+    from scipy.stats import ks_2samp
+    from sklearn.metrics import roc_auc_score
+
+    from models.metrics import gini, ks_statistic
+
+    # TPR - FPR is largest after the sixth row (score 0.4): 3/3 - 3/7 = 4/7.
+    ks = ks_statistic(HAND_Y, HAND_P)
+    assert ks["ks"] == pytest.approx(4 / 7)
+    assert ks["at"] == pytest.approx(0.4)
+    # 17 of the 21 (positive, negative) pairs are ranked right: AUC 17/21, Gini 13/21.
+    assert gini(HAND_Y, HAND_P) == pytest.approx(13 / 21)
+    rng = np.random.default_rng(5)
+    y = (rng.random(400) < 0.2).astype(int)
+    p = rng.random(400) * 0.6 + 0.3 * y
+    assert ks_statistic(y, p)["ks"] == pytest.approx(ks_2samp(p[y == 1], p[y == 0]).statistic)
+    assert gini(y, p) == pytest.approx(2 * roc_auc_score(y, p) - 1)
+    assert np.isnan(gini(np.zeros(5, int), np.linspace(0, 1, 5)))
+
+
+def test_score_bands_by_hand() -> None:
+    from models.metrics import score_bands
+
+    bands = score_bands(HAND_Y, HAND_P, n_bands=5)
+    assert [b["rows"] for b in bands] == [2] * 5
+    assert [b["positives"] for b in bands] == [1, 1, 1, 0, 0]
+    assert [b["positive_rate"] for b in bands] == pytest.approx([0.5, 0.5, 0.5, 0, 0])
+    assert [b["capture"] for b in bands] == pytest.approx([1 / 3, 2 / 3, 1, 1, 1])
+    assert bands[0]["lift"] == pytest.approx(0.5 / 0.3)
+    assert [b["cum_lift"] for b in bands] == pytest.approx([5 / 3, 5 / 3, 5 / 3, 1.25, 1.0])
+    assert (bands[0]["max_score"], bands[0]["min_score"]) == (0.9, 0.8)
+    deciles = score_bands(HAND_Y, HAND_P)
+    assert len(deciles) == 10 and sum(b["rows"] for b in deciles) == 10
+    # Uneven counts differ by one row at most and still cover every row.
+    uneven = score_bands(np.r_[HAND_Y, 1, 0, 0], np.r_[HAND_P, 0.95, 0.01, 0.02], n_bands=5)
+    assert sorted({b["rows"] for b in uneven}) == [2, 3] and sum(b["rows"] for b in uneven) == 13
+
+
+def test_gains_curve_by_hand_with_ties() -> None:
+    from models.metrics import gains_curve
+
+    gains = gains_curve(HAND_Y, HAND_P)
+    assert gains["x"] == pytest.approx([0.0, *np.arange(1, 11) / 10])
+    found = [1, 1, 2, 2, 2, 3, 3, 3, 3, 3]
+    assert gains["gain"] == pytest.approx([0.0, *(np.array(found) / 3)])
+    assert gains["lift"][1] == pytest.approx((1 / 3) / 0.1)
+    assert gains["lift"][-1] == pytest.approx(1.0)
+    # Tied scores are taken together: one point for the two rows at 0.5.
+    tied = gains_curve(np.array([1, 0, 1, 0]), np.array([0.9, 0.5, 0.5, 0.1]))
+    assert tied["x"] == pytest.approx([0.0, 0.25, 0.75, 1.0])
+    assert tied["gain"] == pytest.approx([0.0, 0.5, 1.0, 1.0])

@@ -169,6 +169,39 @@ def test_data_bad_csv_shows_the_problem_and_saves_nothing(name, data, words) -> 
     assert sorted(load_settings().datasets_dir.rglob("*")) == stored_before
 
 
+def test_data_flat_target_is_named_never_replaced_and_refused_at_save() -> None:
+    import hashlib
+
+    data = csv_bytes(make_tabular_frame(120).assign(outcome="good"))
+    at = _open("data")
+    before = [d.id for d in list_datasets()]
+    stored_before = sorted(load_settings().datasets_dir.rglob("*"))
+    _upload(at, "flat.csv", data)
+    assert_no_failure(at)
+    assert any(
+        "'outcome' looks like the target but has one class only" in t for t in texts(at.info)
+    )
+    table = at.data_editor[0].value
+    assert "target" not in set(table["role"])  # no other column put in its place
+    row = list(table["column"]).index("outcome")
+    key = f"roles_{hashlib.sha256(data).hexdigest()[:12]}"
+    at.session_state[key] = {
+        "edited_rows": {row: {"role": "target"}},
+        "added_rows": [],
+        "deleted_rows": [],
+    }
+    timed_run(at, "data (choose a flat target)")
+    message = "The target column 'outcome' has only one class ('good'"
+    assert any(message in t for t in texts(at.error)), texts(at.error)
+    _button(at, "Save dataset").click()
+    timed_run(at, "data (save)")
+    assert_no_failure(at)
+    assert any(message in t for t in texts(at.error)), texts(at.error)
+    assert not [t for t in texts(at.success) if "Saved dataset" in t]
+    assert [d.id for d in list_datasets()] == before
+    assert sorted(load_settings().datasets_dir.rglob("*")) == stored_before
+
+
 # ---- Train -------------------------------------------------------------------------------------
 
 
@@ -237,22 +270,87 @@ def test_runs_leaderboard_and_diagnostics(trained_ledger) -> None:
     board = at.dataframe[0].value
     assert sorted(board["run"]) == sorted(r.label for r in list_runs(trained_ledger.dataset_id))
     assert list(board["value"]) == sorted(board["value"], reverse=True)
-    at.selectbox(key="runs_run").set_value(trained_ledger.run_ids["logreg"])
-    at.slider(key="cutoff").set_value(0.2)
+    run_id = trained_ledger.run_ids["logreg"]
+    at.selectbox(key="runs_run").set_value(run_id)
+    timed_run(at, "runs (choose run)")
+    at.slider(key=f"cutoff_{run_id}").set_value(0.2)
     timed_run(at, "runs (cutoff)")
     assert_no_failure(at)
     assert len(at.get("plotly_chart")) >= 4  # accuracy/time, ROC, PR, confusion (+ calibration)
+
+
+def _cutoff_table(at):
+    tables = [t.value for t in at.dataframe if "computed at" in t.value.columns]
+    assert len(tables) == 1, [list(t.value.columns) for t in at.dataframe]
+    return tables[0].set_index("metric")
+
+
+def test_runs_metrics_follow_the_cutoff_and_it_can_be_saved(trained_ledger) -> None:
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
+
+    from core.diagnostics import holdout_outcomes
+    from core.thresholds import operating_threshold
+
+    run_id = trained_ledger.run_ids["logreg"]
+    at = _open("runs")
+    at.selectbox(key="runs_run").set_value(run_id)
+    timed_run(at, "runs (choose run)")
+    assert_no_failure(at)
+    chosen = operating_threshold(run_id)
+    assert chosen.source == "validation"
+    key = f"cutoff_{run_id}"
+    assert at.slider(key=key).value == pytest.approx(chosen.threshold)  # starts at it
+    y, proba = holdout_outcomes(get_run(run_id))
+    for cutoff in (chosen.threshold, 0.1, 0.6):
+        at.slider(key=key).set_value(cutoff)
+        timed_run(at, "runs (cutoff)")
+        assert_no_failure(at)
+        table = _cutoff_table(at)
+        predicted = (proba >= cutoff).astype(int)
+        expected = {
+            "accuracy": accuracy_score(y, predicted),
+            "precision": precision_score(y, predicted, zero_division=0),
+            "recall": recall_score(y, predicted, zero_division=0),
+            "f1": f1_score(y, predicted, zero_division=0),
+            "flagged_share": predicted.mean(),
+        }
+        for name, value in expected.items():
+            assert table.loc[name, "value"] == pytest.approx(value), (cutoff, name)
+            assert table.loc[name, "computed at"] == f"cutoff {cutoff:.3f}"
+        assert table.loc["roc_auc", "computed at"] == "any cutoff"
+        titles = [c.proto.spec for c in at.get("plotly_chart")]
+        assert any(f"Confusion matrix at cutoff {cutoff:.3f}" in t for t in titles)
+    # Ranking views: KS and Gini, deciles with a CSV download.
+    assert 0 < float(_metric(at, "KS")) < 1 and 0 < float(_metric(at, "Gini")) < 1
+    deciles = [t.value for t in at.dataframe if "capture" in t.value.columns]
+    assert len(deciles) == 1 and len(deciles[0]) == 10
+    assert deciles[0]["capture"].iloc[-1] == pytest.approx(1.0)
+    # Save the slider's value as the run's threshold, then go back to the validation choice.
+    _button(at, "Save as operating threshold").click()
+    timed_run(at, "runs (save threshold)")
+    assert_no_failure(at)
+    saved = operating_threshold(run_id)
+    assert (saved.source, saved.threshold) == ("user", pytest.approx(0.6))
+    _button(at, "Reset to the validation choice").click()
+    timed_run(at, "runs (reset threshold)")
+    assert_no_failure(at)
+    assert operating_threshold(run_id).source == "validation"
+    assert at.slider(key=key).value == pytest.approx(chosen.threshold)
 
 
 # ---- Score -------------------------------------------------------------------------------------
 
 
 def test_score_a_dataset_then_edit_a_record(trained_ledger) -> None:
+    from core.thresholds import operating_threshold
+
     run_id = trained_ledger.run_ids["logreg"]
     at = _open("score")
     at.selectbox(key="score_run").set_value(run_id)
     at.radio(key="score_source").set_value("A dataset in Payoff")
     timed_run(at, "score (choose)")
+    chosen = operating_threshold(run_id).threshold
+    assert at.slider(key=f"score_threshold_{run_id}").value == pytest.approx(chosen)
     at.selectbox(key="score_dataset").set_value(trained_ledger.dataset_id)
     at.number_input(key="reason_rows").set_value(20)
     timed_run(at, "score (choose dataset)")
@@ -264,9 +362,16 @@ def test_score_a_dataset_then_edit_a_record(trained_ledger) -> None:
     assert batches[0]["rows"] == 4454
     assert _metric(at, "Rows") == "4,454"
     assert any(f"Batch #{batches[0]['batch_id']}" in t for t in texts(at.subheader))
+    assert batches[0]["threshold"] == pytest.approx(chosen)
+    assert batches[0]["report"]["threshold_source"] == "validation"
+    assert any("operating threshold chosen on validation rows" in t for t in texts(at.caption))
+    assert any("ms per row" in t for t in texts(at.caption)), texts(at.caption)
     table = at.dataframe[0].value
     assert table["probability"].between(0, 1).all()
     assert table["reasons"].iloc[:20].str.len().gt(0).all()
+    for decision, reasons in zip(table["decision"][:20], table["reasons"][:20], strict=True):
+        assert ("raises" if decision else "lowers") in reasons, reasons
+        assert ("lowers" if decision else "raises") not in reasons, reasons
     assert (load_settings().exports_dir).is_dir()
     assert any(load_settings().exports_dir.glob(f"score-run{run_id}-*.csv"))
 
