@@ -23,7 +23,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-
 # 64-bit on PostgreSQL (its INTEGER is 32-bit); SQLite integers are 64-bit already.
 Count64 = BigInteger().with_variant(Integer(), "sqlite")
 
