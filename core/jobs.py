@@ -118,9 +118,10 @@ def _pid_from_temp_name(name: str) -> int | None:
     return int(match.group(1)) if match else None
 
 
-def launch_worker_for(run_ids: list[int]) -> int:
+def launch_worker_for(run_ids: list[int]) -> int | None:
     """Queue a training job for each run (in this order) and make sure a local worker runs;
-    returns the pid of the worker process started for them.
+    returns the pid of the worker process started for them (None with PAYOFF_LOCAL_WORKER=0:
+    the jobs then wait for the team's workers).
 
     One local worker, not one per run: on a 2-core machine parallel trainings only slow each
     other down (shared/STACK.md). Workers on other machines may claim the jobs as well.
@@ -128,6 +129,8 @@ def launch_worker_for(run_ids: list[int]) -> int:
     if not run_ids:
         raise ValueError("No runs to start.")
     submit_training(run_ids)
+    if not local_workers_enabled():
+        return None
     pid = start_local_worker(log_name=f"run-{run_ids[0]}.log")
     with session_factory().begin() as session:
         for run_id in run_ids:
