@@ -256,3 +256,47 @@ def test_an_unreachable_database_is_named_in_one_line(tmp_path: Path, monkeypatc
     assert "secret" not in result.stderr
     assert result.stdout == ""
     assert not (home / "datasets").exists() or not any((home / "datasets").iterdir())
+
+
+def test_copy_as_a_plain_database_user_still_checks_foreign_keys(pg_server) -> None:
+    """Without the right to skip triggers (not a superuser), COPY falls back to checked rows."""
+    import psycopg
+
+    from core.db import bulk_insert
+    from core.records import PredictionRecord
+
+    name = "plain_user_db"
+    with psycopg.connect(
+        host=str(pg_server.socket_dir), port=pg_server.port, user="postgres", autocommit=True
+    ) as admin:
+        admin.execute("DROP DATABASE IF EXISTS plain_user_db")
+        admin.execute("DROP ROLE IF EXISTS analyst")
+        admin.execute("CREATE ROLE analyst LOGIN")
+        admin.execute(f"CREATE DATABASE {name} OWNER analyst")
+    url = pg_server.url(name).replace("postgres@", "analyst@")
+    engine = make_engine(url)
+    try:
+        upgrade_to_head(engine)
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO dataset (id, name, sha256, stored_path, n_rows, n_columns, "
+                    "schema_json, roles_json, is_sample, created_at) VALUES (1, 'd', 'abc', 'p', "
+                    "1, 1, '{}', '{}', false, now()); INSERT INTO training_run (id, dataset_id, "
+                    "model, target, features_json, options_json, seed, status, cancel_requested, "
+                    "progress_json, classes_json, metrics_json, test_json, created_at) VALUES (1, "
+                    "1, 'logreg', 'y', '[]', '{}', 0, 'succeeded', false, '{}', '[]', '{}', '{}', "
+                    "now()); INSERT INTO score_batch (id, run_id, source_name, n_rows, seconds, "
+                    "status, report_json, created_at) VALUES (7, 1, 'x', 0, 0, 'w', '{}', now())"
+                )
+            )
+        bulk_insert(PredictionRecord.__table__, [(7, 1, 0.25, 0), (7, 2, None, 1)], engine,
+                    parent_checked=True)  # fmt: skip
+        with pytest.raises(psycopg.errors.ForeignKeyViolation):
+            bulk_insert(PredictionRecord.__table__, [(8, 1, 0.5, 1)], engine, parent_checked=True)
+        with engine.connect() as connection:
+            rows = connection.execute(text("SELECT * FROM prediction ORDER BY row_number")).all()
+        assert [tuple(r) for r in rows] == [(7, 1, 0.25, 0), (7, 2, None, 1)]
+    finally:
+        engine.dispose()
+        pg_server.drop_database(url)
