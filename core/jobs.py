@@ -448,7 +448,10 @@ def claim_next(
                 return None
             lost = False
             for record in candidates:
-                if not _dependencies_done(session, record.params or {}):
+                params = record.params or {}
+                if params.get("inline") and job_ids is None:
+                    continue  # a CLI process runs this one itself
+                if not _dependencies_done(session, params):
                     continue
                 claimed = session.execute(
                     update(JobRecord)
@@ -493,7 +496,8 @@ def reap_dead_jobs(timeout_s: float | None = None) -> list[int]:
                 f"Worker {record.worker} stopped sending heartbeats (none for {timeout_s:.0f} s):"
                 " it was killed or its machine went away."
             )
-            again = record.attempts < MAX_ATTEMPTS
+            # A CLI command's own job (inline) has no one to take it over.
+            again = record.attempts < MAX_ATTEMPTS and not (record.params or {}).get("inline")
             done = session.execute(
                 update(JobRecord)
                 .where(
@@ -728,8 +732,10 @@ def work(
 
 def run_inline(kind: str, params: dict, *, run_id: int | None = None) -> JobInfo:
     """Submit a job and run it in this process at once (the CLI's own commands): the work is
-    recorded, heartbeated and cancellable like any other job."""
-    job_id = submit(kind, params, run_id=run_id)
+    recorded, heartbeated and cancellable like any other job, but no other worker takes it
+    (params "inline"; only such jobs may name files outside PAYOFF_HOME, e.g. the CLI's
+    --out) and it is not re-queued when this process dies."""
+    job_id = submit(kind, {**params, "inline": True}, run_id=run_id)
     job = claim_next(worker_name(), job_ids=[job_id])
     if job is None:  # another worker took it first: wait for its end
         while (job := get_job(job_id)).active:
@@ -806,7 +812,9 @@ def ensure_worker() -> int | None:
     Returns the new worker's pid, or None when nothing was started."""
     if not local_workers_enabled() or local_worker_running():
         return None
-    if not list_jobs(active=True, limit=1):
+    with session_factory().begin() as session:
+        waiting = session.scalar(select(JobRecord.id).where(JobRecord.status == "queued").limit(1))
+    if waiting is None:
         return None
     return start_local_worker()
 

@@ -503,6 +503,8 @@ def score_job(params: dict, context) -> dict:
             raise ValueError(f"An export name is a plain file name, got {name!r}.")
         out = load_settings().exports_dir / name
     elif params.get("out_path"):
+        if not params.get("inline"):
+            raise ValueError("Only a job run by its own CLI command may write outside PAYOFF_HOME.")
         out = Path(str(params["out_path"]))
     total = params.get("total_rows")
 

@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import list_datasets
-from core.jobs import ensure_worker, launch_worker_for, request_cancel
+from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
 from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
@@ -113,6 +113,8 @@ def live_panel() -> None:
         st.info("No runs for this dataset yet.")
         return
     active = [r for r in runs if r.status in ("queued", "running")]
+    if active:
+        reap_dead_jobs()  # a worker that died is noticed here too
     if any(r.status == "queued" for r in active):
         ensure_worker()  # zero set-up: a local worker when none runs (PAYOFF_LOCAL_WORKER)
     recent = active or runs[:3]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.jobs import JobInfo, cancel_job, ensure_worker, get_job, list_jobs
+from core.jobs import JobInfo, cancel_job, ensure_worker, get_job, list_jobs, reap_dead_jobs
 from pages._shared.widgets import fmt_seconds
 
 POLL_S = 1.0
@@ -58,6 +58,7 @@ def _fraction(progress: dict) -> tuple[float, str]:
 
 @st.fragment(run_every=POLL_S)
 def _live_panel(job_id: int, title: str) -> None:
+    reap_dead_jobs()  # a worker that died is noticed here too, not only by other workers
     job = get_job(job_id)
     if not job.active:
         st.rerun()  # the whole page, which now shows the result

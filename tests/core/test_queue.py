@@ -262,3 +262,23 @@ def test_job_parameters_are_plain_values_and_inputs_stay_home(tmp_path: Path) ->
     assert input_path(relative).read_bytes() == b"a,b\n1,2\n"
     assert store_input(b"a,b\n1,2\n") == relative  # content-addressed
     assert list_jobs() == []
+
+
+def test_a_cli_command_s_own_job_is_not_taken_by_workers_nor_requeued() -> None:
+    own = submit("score", {"run_id": 1, "inline": True})
+    assert claim_next("other:1") is None
+    assert claim_next("cli:2", job_ids=[own]).id == own
+    with session_factory().begin() as session:
+        session.get(JobRecord, own).heartbeat_at = utcnow() - timedelta(minutes=5)
+    assert reap_dead_jobs() == [own]
+    assert get_job(own).status == "interrupted"  # no second attempt: nobody would run it
+
+
+def test_only_a_cli_command_s_own_job_may_write_outside_home(dataset, tmp_path: Path) -> None:
+    run = train(dataset.id, "logreg")
+    data = csv_bytes(make_tabular_frame(30, seed=2)[list(FEATURES)])
+    outside = tmp_path / "elsewhere.csv"
+    submit("score", {"run_id": run.id, "input": store_input(data), "out_path": str(outside)})
+    [job] = work(max_jobs=1, idle_exit_s=0)
+    assert job.status == "failed" and "outside PAYOFF_HOME" in job.error
+    assert not outside.exists()
