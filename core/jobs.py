@@ -215,7 +215,7 @@ HANDLERS = {
     "score": "core.scoring:score_job",
     "explain": "core.explanations:explain_job",
 }
-LOCAL_WORKER_IDLE_S = 60
+LOCAL_WORKER_IDLE_S = 120
 PROGRESS_EVERY_S = 0.5
 
 
