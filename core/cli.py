@@ -9,6 +9,7 @@ written to the audit trail under that name.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -129,7 +130,8 @@ def _dataset_for_csv(path: str, target: str, name: str | None = None) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> dict:
-    from core.training import create_run, execute_run, get_run
+    from core.jobs import run_inline
+    from core.training import create_run, get_run
 
     if args.model == "ensemble":
         if not args.members or len(args.members) < 2:
@@ -153,7 +155,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
         text_columns=args.text_column,
         allow_pii=args.allow_pii,
     )
-    run = execute_run(run_id)
+    # Trained here, as a job of this process: heartbeated, so no other machine takes it for dead.
+    run_inline("train", {"run_id": run_id}, run_id=run_id)
+    run = get_run(run_id)
     if run.status != "succeeded":
         raise CliError(f"run {run.id} {run.status}: {run.error or 'no model was trained'}")
     metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
@@ -199,41 +203,54 @@ def cmd_runs_list(args: argparse.Namespace) -> dict:
     return {"runs": runs}
 
 
+def _job_result(job) -> dict:
+    """A finished inline job's result, or its error as the CLI's one line."""
+    if job.status != "succeeded":
+        raise CliError(f"job {job.id} {job.status}: {job.error or 'no result'}")
+    return job.result or {}
+
+
 def cmd_score(args: argparse.Namespace) -> dict:
-    from core.scoring import score_source
+    from core.jobs import run_inline, store_input
+    from core.training import get_run
 
     path = Path(args.csv)
     if not path.is_file():
         raise CliError(f"No such file: {args.csv}")
-    report = score_source(
-        args.run,
-        path,
-        source_name=path.name,
-        threshold=args.threshold,
-        out_path=Path(args.out),
-        reasons_for_rows=args.reasons,
-    )
+    get_run(args.run)  # an unknown run is refused before the file is copied
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise ValueError(f"The threshold must be between 0 and 1, got {args.threshold}.")
+    params = {
+        "run_id": args.run,
+        "input": store_input(path.read_bytes()),
+        "source_name": path.name,
+        "threshold": args.threshold,
+        "out_path": str(Path(args.out).resolve()),
+        "reasons_for_rows": args.reasons,
+    }
+    result = _job_result(run_inline("score", params, run_id=args.run))
+    report = result["report"]
     from core.audit import record_download
 
-    record_download(None, "score_batch", report.batch_id, "csv file")
+    record_download(None, "score_batch", result["batch_id"], "csv file")
     return {
-        "batch_id": report.batch_id,
-        "rows": report.rows,
-        "seconds": report.seconds,
-        "rows_per_second": report.rows_per_second,
-        "threshold": report.threshold,
+        "batch_id": result["batch_id"],
+        "rows": result["rows"],
+        "seconds": report["seconds"],
+        "rows_per_second": report["rows_per_second"],
+        "threshold": report["threshold"],
         # "--threshold" (given here), or the run's operating threshold: "validation" (chosen
         # on its validation rows) or "user" (set by the analyst); null for non-binary runs.
         "threshold_source": "--threshold"
-        if report.threshold_source == "given"
-        else report.threshold_source,
-        "reasons_rows": report.reasons_rows,
-        "reasons_seconds": report.reasons_seconds,
+        if report.get("threshold_source") == "given"
+        else report.get("threshold_source"),
+        "reasons_rows": report.get("reasons_rows"),
+        "reasons_seconds": report.get("reasons_seconds"),
         "out": str(Path(args.out)),
-        "extra_columns": report.extra_columns,
-        "unseen_categories": report.unseen_categories,
-        "drift": report.drift,
-        "warnings": report.warnings,
+        "extra_columns": report["extra_columns"],
+        "unseen_categories": report["unseen_categories"],
+        "drift": report["drift"],
+        "warnings": report["warnings"],
     }
 
 
@@ -247,17 +264,22 @@ def _csv_frame(path: str):
 
 
 def cmd_explain(args: argparse.Namespace) -> dict:
-    from core.explanations import explain_frame
+    from core.explanations import get_explanation
+    from core.jobs import run_inline, store_input
     from core.scoring import to_safe_csv
 
-    frame = _csv_frame(args.csv)
-    background = _csv_frame(args.background) if args.background else None
-    result = explain_frame(
-        args.run,
-        frame,
-        background=background,
-        n_rows=None if args.rows is None else min(args.rows, len(frame)),
-        source_name=Path(args.csv).name,
+    frame = _csv_frame(args.csv)  # read here first: a bad file is refused before any job
+    params = {
+        "run_id": args.run,
+        "input": store_input(_read_csv_arg(args.csv)),
+        "n_rows": None if args.rows is None else min(args.rows, len(frame)),
+        "source_name": Path(args.csv).name,
+    }
+    if args.background:
+        _csv_frame(args.background)
+        params["background_input"] = store_input(_read_csv_arg(args.background))
+    result = get_explanation(
+        _job_result(run_inline("explain", params, run_id=args.run))["explanation_id"]
     )
     if args.out:
         out = Path(args.out)
@@ -354,14 +376,43 @@ def cmd_counterfactual(args: argparse.Namespace) -> dict:
 
 
 def cmd_worker(args: argparse.Namespace) -> dict:
-    """Train queued runs in order (what the Train page starts in the background)."""
-    from core.training import execute_run
+    """Claim and run queued jobs from the ledger (train, score, explain) until stopped, or
+    until a bound: --once, --max-jobs N, --idle-exit SECONDS. --run ID trains those runs (in
+    this order) and stops. --local: the one local worker of this PAYOFF_HOME (what pages
+    start); it exits at once when another holds that role."""
+    from core.jobs import local_worker_lock, submit_training, work, worker_name
 
-    results = []
-    for run_id in args.run:
-        run = execute_run(run_id)
-        results.append({"run_id": run.id, "status": run.status})
-    return {"runs": results}
+    def report(job) -> None:
+        line = {"job_id": job.id, "kind": job.kind, "status": job.status, "attempts": job.attempts}
+        print(json.dumps(line), flush=True)
+
+    max_jobs = 1 if args.once else args.max_jobs
+    idle_exit = args.idle_exit if args.idle_exit is not None or not args.once else 0.0
+    with contextlib.ExitStack() as stack:
+        if args.local and not stack.enter_context(local_worker_lock()):
+            return {"worker": worker_name(), "jobs": [], "note": "another local worker runs"}
+        if args.run:
+            job_ids = submit_training(args.run)
+            done = work(job_ids=job_ids, on_job=report)
+        else:
+            done = work(max_jobs=max_jobs, idle_exit_s=idle_exit, on_job=report)
+    return {
+        "worker": worker_name(),
+        "jobs": [
+            {
+                "job_id": job.id,
+                "kind": job.kind,
+                "status": job.status,
+                "run_id": job.run_id,
+                "attempts": job.attempts,
+                "error": job.error,
+            }
+            for job in done
+        ],
+        "runs": [
+            {"run_id": job.run_id, "status": job.status} for job in done if job.kind == "train"
+        ],
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -474,8 +525,16 @@ def build_parser() -> argparse.ArgumentParser:
     counterfactual.add_argument("--rows", type=int, help="only the first N rows")
     counterfactual.set_defaults(handler=cmd_counterfactual)
 
-    worker = commands.add_parser("worker", help="(internal) train queued runs")
-    worker.add_argument("--run", type=int, action="append", required=True)
+    worker = commands.add_parser(
+        "worker", help="run queued jobs (train, score, explain) from the ledger"
+    )
+    worker.add_argument("--run", type=int, action="append", help="train these runs, then stop")
+    worker.add_argument("--once", action="store_true", help="run one job, then stop")
+    worker.add_argument("--max-jobs", type=int, dest="max_jobs", help="stop after N jobs")
+    worker.add_argument(
+        "--idle-exit", type=float, dest="idle_exit", help="stop after SECONDS without a job"
+    )
+    worker.add_argument("--local", action="store_true", help=argparse.SUPPRESS)
     worker.set_defaults(handler=cmd_worker)
     return parser
 

@@ -2,6 +2,8 @@
 
 SQLite gets WAL (readers never block the one writer), foreign keys on, and a busy timeout so
 concurrent sessions wait for the write lock instead of failing with "database is locked".
+PostgreSQL (``postgresql+psycopg://``, psycopg 3) is the team ledger: migrations take an
+advisory lock, bulk writes use COPY, workers claim jobs with ``FOR UPDATE SKIP LOCKED``.
 """
 
 from __future__ import annotations
@@ -14,12 +16,17 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import REPO_ROOT, load_settings
 
 BUSY_TIMEOUT_MS = 30_000
+CONNECT_TIMEOUT_S = 10
+# Any constant works: it names the one advisory lock that serialises schema upgrades.
+MIGRATION_LOCK_KEY = 0x7061796F6666  # "payoff"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
@@ -47,7 +54,16 @@ def make_engine(url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def describe_url(url: str) -> str:
+    """The URL as it may be shown to a user: the password hidden."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url.split("@")[-1] if "@" in url else url
 
 
 @contextlib.contextmanager
@@ -67,22 +83,45 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
 
 
 def upgrade_to_head(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision (idempotent, one process at a time)."""
+    """Bring the schema to the newest Alembic revision (idempotent, one process at a time).
+
+    SQLite: a file lock next to the database. PostgreSQL: a transaction-level advisory lock,
+    so workers on several machines starting against a new database migrate it once."""
     config = Config(str(REPO_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
     with _migration_lock(engine), engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+            )
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
 
 
 def get_engine(url: str | None = None) -> Engine:
-    """One migrated engine per URL and process."""
+    """One migrated engine per URL and process.
+
+    A database that cannot be reached (or a URL that cannot be used) raises ValueError with one
+    line naming it (password hidden), before anything is written anywhere."""
     url = url or load_settings().db_url
     with _lock:
         engine = _engines.get(url)
         if engine is None:
-            engine = make_engine(url)
-            upgrade_to_head(engine)
+            engine = None
+            try:
+                engine = make_engine(url)
+                upgrade_to_head(engine)
+            except (ArgumentError, NoSuchModuleError) as exc:
+                raise ValueError(
+                    f"PAYOFF_DB_URL is not a usable database URL: {describe_url(url)} ({exc})"
+                ) from None
+            except DBAPIError as exc:
+                if engine is not None:
+                    engine.dispose()
+                reason = " ".join(str(exc.orig or exc).split())
+                raise ValueError(
+                    f"Cannot reach the database {describe_url(url)}: {reason}"
+                ) from None
             _engines[url] = engine
         return engine
 
@@ -104,13 +143,20 @@ def bulk_insert(table, rows, engine: Engine | None = None, *, parent_checked: bo
     """Insert many tuples (in ``table``'s column order) in one transaction.
 
     On SQLite this goes straight to the driver's executemany, the fastest path measured here
-    (shared/STACK.md: 1.5M rows/s for tuples against 0.22M for the ORM bulk path); elsewhere
-    through a Core insert of dicts. ``parent_checked``: the caller has just created the one
-    parent row every tuple points to, so SQLite may skip the per-row foreign-key lookup
-    (0.79M -> 0.93M prediction rows/s here); deletes still cascade on every connection.
+    (shared/STACK.md: 1.5M rows/s for tuples against 0.22M for the ORM bulk path); on
+    PostgreSQL through COPY (psycopg 3, see ``_copy_rows``); elsewhere through a Core insert of
+    dicts. ``parent_checked``: the caller has just created the one parent row every tuple
+    points to, so SQLite may skip the per-row foreign-key lookup (0.79M -> 0.93M prediction
+    rows/s here); deletes still cascade on every connection. On PostgreSQL the same skip is
+    ``SET LOCAL session_replication_role = replica`` for the COPY's transaction, which needs a
+    superuser or ``GRANT SET ON PARAMETER session_replication_role``; without it every row is
+    checked (about 4x slower here, see README Performance).
     """
     engine = engine or get_engine()
     names = [c.name for c in table.columns]
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        _copy_rows(engine, table, names, rows, parent_checked=parent_checked)
+        return
     if engine.dialect.name == "sqlite":
         placeholders = ", ".join("?" for _ in names)
         raw = engine.raw_connection()
@@ -152,3 +198,53 @@ def scrub_deleted_pages(engine: Engine | None = None, attempts: int = 20) -> boo
             return True
         time.sleep(0.25)
     return False
+
+
+# Engines (by URL) whose database user may not set session_replication_role.
+_no_trigger_skip: set[str] = set()
+
+
+def _copy_rows(engine: Engine, table, names: list[str], rows, *, parent_checked: bool) -> None:
+    """COPY ... FROM STDIN in PostgreSQL's binary format, one transaction (nothing is visible
+    before the commit, nothing is left after an error)."""
+    import psycopg
+
+    quote = engine.dialect.identifier_preparer.quote
+    types = [_COPY_TYPES[type(c.type).__name__] for c in table.columns]
+    statement = (
+        f"COPY {quote(table.name)} ({', '.join(quote(n) for n in names)}) "
+        "FROM STDIN (FORMAT BINARY)"
+    )
+    key = str(engine.url)
+    raw = engine.raw_connection()
+    try:
+        connection = raw.driver_connection
+        if parent_checked and key not in _no_trigger_skip:
+            try:
+                # Only this transaction: the per-row foreign-key triggers are skipped, as
+                # SQLite's PRAGMA foreign_keys=OFF does above.
+                connection.execute("SET LOCAL session_replication_role = replica")
+            except psycopg.errors.InsufficientPrivilege:
+                connection.rollback()
+                _no_trigger_skip.add(key)
+        with connection.cursor() as cursor, cursor.copy(statement) as copy:
+            copy.set_types(types)
+            for row in rows:
+                copy.write_row(row)
+        raw.commit()
+    except BaseException:
+        raw.rollback()
+        raise
+    finally:
+        raw.close()
+
+
+# SQLAlchemy column types of the bulk-written tables -> PostgreSQL type names for binary COPY.
+_COPY_TYPES = {
+    "Integer": "int4",
+    "BigInteger": "int8",
+    "Float": "float8",
+    "Text": "text",
+    "String": "text",
+    "Boolean": "bool",
+}

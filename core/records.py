@@ -1,4 +1,4 @@
-"""The SQLite ledger: typed SQLAlchemy 2.x ORM tables.
+"""The ledger (SQLite or PostgreSQL): typed SQLAlchemy 2.x ORM tables.
 
 The schema itself is owned by Alembic (``alembic/versions``); these classes must match the
 latest migration (``tests/core/test_db.py`` checks that they do). ORM objects never leave
@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Float,
     ForeignKey,
@@ -21,6 +22,9 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# 64-bit on PostgreSQL (its INTEGER is 32-bit); SQLite integers are 64-bit already.
+Count64 = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utcnow() -> datetime:
@@ -94,12 +98,43 @@ class TrainingRunRecord(Base):
     train_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     train_rows_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     infer_rows_per_s: Mapped[float | None] = mapped_column(Float, nullable=True)
-    params: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    params: Mapped[int | None] = mapped_column(Count64, nullable=True)
     flops_per_row: Mapped[float | None] = mapped_column(Float, nullable=True)
-    peak_rss_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    cuda_peak_bytes: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    peak_rss_bytes: Mapped[int | None] = mapped_column(Count64, nullable=True)
+    cuda_peak_bytes: Mapped[int | None] = mapped_column(Count64, nullable=True)
     energy_joules: Mapped[float | None] = mapped_column(Float, nullable=True)
     artifact_path: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(nullable=True)
+
+
+class JobRecord(Base):
+    """A long task (train | score | explain) that any worker reaching the ledger may claim.
+
+    params: plain ids and values only (what the job function takes). progress / result: what
+    pages show while it runs and once it is done. worker: "host:pid" of the claimer, which
+    refreshes heartbeat_at every few seconds; a job whose heartbeat stopped is re-queued once,
+    then marked interrupted. attempts: how many times it was claimed.
+    """
+
+    __tablename__ = "job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("training_run.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    params: Mapped[dict] = mapped_column(JSON, default=dict)
+    progress: Mapped[dict] = mapped_column(JSON, default=dict)
+    result: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    heartbeat_at: Mapped[datetime | None] = mapped_column(nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(nullable=True)

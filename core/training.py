@@ -14,6 +14,7 @@ import shutil
 import time
 import traceback
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -487,8 +488,24 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
     }
 
 
-def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo:
-    """Train the queued run ``run_id`` to a terminal status; returns the final run."""
+def train_job(params: dict, context) -> dict:
+    """The "train" job (core/jobs.py): params {"run_id"}; the run's row keeps the results."""
+    run = execute_run(int(params["run_id"]), should_stop=context.cancelled)
+    result: dict = {"run_id": run.id, "run_status": run.status}
+    if run.status != "succeeded":
+        result.update(_status=run.status, error=run.error)
+    return result
+
+
+def execute_run(
+    run_id: int,
+    *,
+    device_preference: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> RunInfo:
+    """Train the queued run ``run_id`` to a terminal status; returns the final run.
+
+    ``should_stop``: checked with the cancel flag after every epoch (a job's cancel check)."""
     from models.measure import PeakMemory, device_name, resolve_device
     from models.tasks import TargetEncoder
 
@@ -523,7 +540,7 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
             }
         )
         _set_progress(run_id, {"stage": "training", "history": history, "eta_s": report.eta_s})
-        return not cancel_requested(run_id)
+        return not (cancel_requested(run_id) or (should_stop is not None and should_stop()))
 
     try:
         data = _prepare_data(run)
@@ -536,7 +553,7 @@ def execute_run(run_id: int, *, device_preference: str | None = None) -> RunInfo
             fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch)
         if fit.loop is not None and fit.loop.stopped_by == "cancelled":
             raise RunCancelled()
-        if cancel_requested(run_id):
+        if cancel_requested(run_id) or (should_stop is not None and should_stop()):
             raise RunCancelled()
         _set_progress(run_id, {"stage": "evaluating", "history": history})
         evaluation = _evaluate(fit.model, run, parts["test"], target_encoder)

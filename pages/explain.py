@@ -11,13 +11,13 @@ import streamlit as st
 from core.explanations import (
     BACKGROUND_ROWS,
     SAMPLED_MODELS,
-    explain_frame,
     get_explanation,
     list_explanations,
     pairs_for,
     plan,
     shap_table,
 )
+from core.jobs import store_input, submit_and_start
 from core.scoring import to_safe_csv
 from core.training import list_runs, part_frame
 from pages._shared import explain_views as views
@@ -25,12 +25,14 @@ from pages._shared import state
 from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import token_highlights, waterfall
 from pages._shared.frame import use_app_navigation
+from pages._shared.jobs import pending_job, show_outcome
 from pages._shared.pickers import pick_run
-from pages._shared.resources import parse_upload, run_model
+from pages._shared.resources import parse_upload
 from pages._shared.widgets import fmt_seconds, user_errors
 
 use_app_navigation()
 _PICK_KEY = "explain_pick"
+EXPLAIN_JOB = "explain_job"
 
 st.title("Explain")
 st.caption(
@@ -50,12 +52,14 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
         key="explain_source",
     )
     frame = None
+    upload_bytes = None
     name = "test part"
     with user_errors():
         if source == "Upload a CSV":
             upload = st.file_uploader("CSV", type=["csv", "txt", "tsv"], key="explain_upload")
             if upload is not None:
-                frame, name = parse_upload(upload.getvalue(), upload.name).frame, upload.name
+                upload_bytes, name = upload.getvalue(), upload.name
+                frame = parse_upload(upload_bytes, name).frame
         else:
             frame = part_frame(run.id, "test")
     if frame is not None:
@@ -101,27 +105,31 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
             "(usually much less: values the rows share with the background cost nothing)."
         )
         if st.button("Explain", type="primary"):
-            bar = st.progress(0.0, text="Explaining...")
             with user_errors():
-                model = run_model(run.id, str(run.artifact_path))
-                result = explain_frame(
-                    run.id,
-                    frame,
-                    n_rows=n_rows,
-                    n_pairs=n_pairs,
-                    background_rows=background_rows,
-                    source_name=name,
-                    model=model,
-                    actor=current_actor(),
-                    on_progress=lambda done, total: bar.progress(
-                        min(1.0, done / max(total, 1)), text=f"{done} of {total} rows"
-                    ),
+                params = {
+                    "run_id": run.id,
+                    "n_rows": int(n_rows),
+                    "n_pairs": n_pairs,
+                    "background_rows": int(background_rows),
+                    "source_name": name,
+                }
+                if upload_bytes is not None:
+                    params["input"] = store_input(upload_bytes)
+                else:
+                    params["part"] = "test"
+                st.session_state[EXPLAIN_JOB] = submit_and_start(
+                    "explain", params, run_id=run.id, actor=current_actor()
                 )
-                st.session_state[state.EXPLANATION_ID] = result.explanation_id
-                # The picker below is a keyed widget: it keeps its own value over a changed
-                # `index`, so the new explanation is selected through its key.
-                st.session_state[_PICK_KEY] = result.explanation_id
-            bar.empty()
+
+finished = pending_job(EXPLAIN_JOB, "explain", run.id, "Explaining")
+if finished is not None:
+    if finished.status == "succeeded":
+        st.session_state[state.EXPLANATION_ID] = finished.result["explanation_id"]
+        # The picker below is a keyed widget: it keeps its own value over a changed `index`,
+        # so the new explanation is selected through its key.
+        st.session_state[_PICK_KEY] = finished.result["explanation_id"]
+    else:
+        show_outcome(finished, "The explanation")
 
 stored = list_explanations(run.id)
 if not stored:

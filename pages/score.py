@@ -1,4 +1,5 @@
-"""Score: run a trained model over a file, read decisions and reasons, try what-ifs."""
+"""Score: run a trained model over a file (as a background job), read decisions and reasons,
+try what-ifs."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import streamlit as st
 from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
 from core.explanations import explain_row, reasons_plan
-from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
+from core.jobs import store_input, submit_and_start
+from core.scoring import batch_predictions, list_batches, to_safe_csv
 from core.settings import load_settings
 from core.thresholds import operating_threshold
 from core.training import list_runs
@@ -22,6 +24,7 @@ from pages._shared import whatif_views as whatif
 from pages._shared.auth import current_actor, on_download
 from pages._shared.charts import waterfall
 from pages._shared.frame import use_app_navigation
+from pages._shared.jobs import pending_job, show_outcome
 from pages._shared.pickers import pick_run
 from pages._shared.resources import run_model
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
@@ -32,6 +35,7 @@ THRESHOLD_SOURCES = {
     "user": ", the run's operating threshold set by the user",
     "given": ", chosen on this page",
 }
+SCORE_JOB = "score_job"
 
 use_app_navigation()
 
@@ -58,6 +62,7 @@ source = st.radio(
     "Rows to score", ["Upload a CSV", "A dataset in Payoff"], horizontal=True, key="score_source"
 )
 data: bytes | None = None
+dataset_path = None
 name = ""
 if source == "Upload a CSV":
     upload = st.file_uploader("CSV to score", type=["csv", "txt", "tsv"], key="score_upload")
@@ -72,7 +77,7 @@ else:
         key="score_dataset",
     )
     info = next(d for d in datasets if d.id == chosen)
-    data, name = info.stored_path.read_bytes(), info.name
+    data, name, dataset_path = info.stored_path.read_bytes(), info.name, info.stored_path
 
 threshold = operating = None
 if run.task == "binary":
@@ -111,31 +116,39 @@ if reason_rows and run.model != "ensemble":
         )
 
 if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
-    total = max(1, data.count(b"\n") - 1)
-    bar = st.progress(0.0, text="Scoring...")
     with user_errors(f"{name}: "):
         digest = hashlib.sha256(data).hexdigest()[:12]
-        out = load_settings().exports_dir / f"score-run{run.id}-{digest}.csv"
-        report = score_source(
-            run.id,
-            data,
-            source_name=name,
-            # Unchanged: the operating threshold, so the batch records where it came from.
-            threshold=None
-            if operating and abs(threshold - operating.threshold) < 1e-12
-            else threshold,
-            out_path=out,
-            chunk_rows=20_000,
-            reasons_for_rows=int(reason_rows),
-            on_progress=lambda done: bar.progress(
-                min(1.0, done / total), text=f"Scored {done:,} of ~{total:,} rows"
-            ),
-            model=model,
+        home = load_settings().home.resolve()
+        stored = dataset_path.resolve() if dataset_path is not None else None
+        st.session_state[SCORE_JOB] = submit_and_start(
+            "score",
+            {
+                "run_id": run.id,
+                # A dataset's stored file is read where it lies; an upload is kept for the job.
+                "input": str(stored.relative_to(home))
+                if stored is not None and stored.is_relative_to(home)
+                else store_input(data),
+                "source_name": name,
+                # Unchanged: the operating threshold, so the batch records where it came from.
+                "threshold": None
+                if operating and abs(threshold - operating.threshold) < 1e-12
+                else threshold,
+                "chunk_rows": 20_000,
+                "reasons_for_rows": int(reason_rows),
+                "export": f"score-run{run.id}-{digest}.csv",
+                "total_rows": max(1, data.count(b"\n") - 1),
+            },
+            run_id=run.id,
             actor=current_actor(),
         )
-        st.session_state[state.SCORE_BATCH_ID] = report.batch_id
-        st.session_state["score_export"] = str(out)
-    bar.empty()
+
+finished = pending_job(SCORE_JOB, "score", run.id, "Scoring")
+if finished is not None:
+    if finished.status == "succeeded":
+        st.session_state[state.SCORE_BATCH_ID] = finished.result["batch_id"]
+        st.session_state["score_export"] = finished.result["export"]
+    else:
+        show_outcome(finished, f"Scoring {finished.params.get('source_name', '')}")
 
 batch_id = st.session_state.get(state.SCORE_BATCH_ID)
 batches = {b["batch_id"]: b for b in list_batches(run.id)}

@@ -1,4 +1,4 @@
-"""Train: pick a dataset and candidate models, start them in the background, watch them."""
+"""Train: pick a dataset and candidate models, queue them as training jobs, watch them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import list_datasets
-from core.jobs import launch_worker_for, request_cancel
+from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
 from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
 from pages._shared.auth import current_actor, read_only_note
 from pages._shared.frame import use_app_navigation
@@ -134,6 +134,10 @@ def live_panel() -> None:
         st.info("No runs for this dataset yet.")
         return
     active = [r for r in runs if r.status in ("queued", "running")]
+    if active:
+        reap_dead_jobs()  # a worker that died is noticed here too
+    if any(r.status == "queued" for r in active):
+        ensure_worker()  # zero set-up: a local worker when none runs (PAYOFF_LOCAL_WORKER)
     recent = active or runs[:3]
     st.subheader("Training now" if active else "Latest runs")
     for run in recent:

@@ -125,8 +125,9 @@ def train(dataset_id: int, model: str, **options: object) -> RunInfo:
 
 
 @contextmanager
-def payoff_home(home: Path) -> Iterator[Path]:
-    """Point PAYOFF_HOME at ``home`` for the block, then restore the environment.
+def payoff_home(home: Path, db_url: str | None = None) -> Iterator[Path]:
+    """Point PAYOFF_HOME at ``home`` (and PAYOFF_DB_URL at ``db_url``, or the SQLite file in
+    ``home`` when None) for the block, then restore the environment.
 
     Module-scoped fixtures use it to train once into a ledger that several tests then read
     (conftest gives every test a fresh home; such tests point PAYOFF_HOME back at ``home``).
@@ -134,6 +135,8 @@ def payoff_home(home: Path) -> Iterator[Path]:
     saved = {key: os.environ.get(key) for key in ("PAYOFF_HOME", "PAYOFF_DB_URL")}
     os.environ["PAYOFF_HOME"] = str(home)
     os.environ.pop("PAYOFF_DB_URL", None)
+    if db_url:
+        os.environ["PAYOFF_DB_URL"] = db_url
     try:
         yield home
     finally:

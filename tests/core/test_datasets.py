@@ -34,6 +34,9 @@ from tests.fixtures import POSITIVE, TARGET, csv_bytes, make_tabular_frame
 DATA = csv_bytes(make_tabular_frame(120, seed=3))
 ROLES = Roles(target=TARGET, positive_class=POSITIVE, money_column="amount")
 
+# Every test here runs on a SQLite file and on a real PostgreSQL database.
+pytestmark = pytest.mark.usefixtures("ledger")
+
 
 def _files_under(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.is_file()) if folder.exists() else []

@@ -1,5 +1,7 @@
 """Background workers: real subprocesses, dead workers detected, a kill -9 leaves no damage.
 
+The worker tests run on a SQLite file and on a real PostgreSQL database.
+
 These tests start ``python -m core.cli`` processes. Polls use generous timeouts (the machine
 is shared and slow) and never assert on timing.
 """
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,13 +24,21 @@ import pytest
 
 from core import training as training_module
 from core.db import get_engine, session_factory
-from core.jobs import launch_worker_for, mark_dead_runs_interrupted
+from core.jobs import (
+    get_job,
+    launch_worker_for,
+    list_jobs,
+    mark_dead_runs_interrupted,
+    reap_dead_jobs,
+    submit_training,
+    work,
+)
 from core.records import TrainingRunRecord, utcnow
 from core.settings import REPO_ROOT, load_settings
 from core.startup import start
 from core.training import create_run, get_run, load_run_model, predict_frame
 from models.artifacts import write_artifact
-from tests.fixtures import make_tabular_frame, payoff_home, register_frame, train, write_csv
+from tests.fixtures import make_tabular_frame, payoff_home, register_frame, write_csv
 
 POLL_TIMEOUT_S = 120.0
 
@@ -162,62 +173,153 @@ def test_artifact_temp_folder_names_its_writer(monkeypatch, tmp_path: Path) -> N
 # ---- real worker processes --------------------------------------------------------------------
 
 
+HEARTBEAT_S = 1
+TIMEOUT_S = 3
+FAST_HEARTBEATS = {
+    "PAYOFF_JOB_HEARTBEAT_S": str(HEARTBEAT_S),
+    "PAYOFF_JOB_TIMEOUT_S": str(TIMEOUT_S),
+}
+
+
+@contextmanager
+def _environment(**values: str):
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _kill_when_training(run_id: int, pid: int) -> None:
+    def training() -> bool:
+        run = get_run(run_id)
+        assert run.status in ("queued", "running"), f"run ended {run.status}: {run.error}"
+        return run.status == "running" and bool(run.progress.get("history"))
+
+    try:
+        _wait_for(training, "the FT-Transformer's first epoch")
+    finally:
+        os.kill(pid, signal.SIGKILL)
+        _reap(pid)
+
+
+def _worker(*arguments: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "worker", *arguments],
+        cwd=REPO_ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
 @pytest.fixture(scope="module")
-def killed_worker(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
-    """One real worker for two queued runs: a logreg (left to succeed), then an FT-Transformer
-    killed with SIGKILL once its first epoch is recorded. One process serves both checks
-    below because each worker start costs seconds of imports on this machine."""
+def killed_worker(tmp_path_factory: pytest.TempPathFactory, module_ledger) -> SimpleNamespace:
+    """Real workers on one ledger (SQLite and PostgreSQL): a logreg (left to succeed), then an
+    FT-Transformer whose worker is killed with SIGKILL once its first epoch is recorded; the
+    job is re-queued, claimed by a second worker, killed again, and then given up. A third
+    run queued behind it must survive all this. Heartbeats every second, dead after 3 s."""
     home = tmp_path_factory.mktemp("worker_home")
-    with payoff_home(home):
+    with payoff_home(home, module_ledger), _environment(**FAST_HEARTBEATS):
         info = register_frame(make_tabular_frame(5_000, seed=6), money_column="amount")
         logreg = create_run(info.id, "logreg")
-        ft = create_run(info.id, "ft-transformer", size="tiny", time_budget_s=30)
+        ft = create_run(info.id, "ft-transformer", size="tiny", time_budget_s=60)
         pid = launch_worker_for([logreg, ft])
-        try:
+        _kill_when_training(ft, pid)
+        pids = {"logreg": _row_pid(logreg), "ft": _row_pid(ft)}
+        later = create_run(info.id, "logreg", seed=1)
+        [later_job] = submit_training([later])
+        time.sleep(TIMEOUT_S + 1)
+        first_reap = reap_dead_jobs()
+        requeued = get_job(_train_job(ft))
+        run_after_first = get_run(ft)
+        # A second worker takes the job again (the FT job is older, so it comes first).
+        second = _worker("--max-jobs", "1")
+        _kill_when_training(ft, second.pid)
+        second.wait()
+        time.sleep(TIMEOUT_S + 1)
+        second_reap = reap_dead_jobs()
+    return SimpleNamespace(
+        home=home,
+        db_url=module_ledger,
+        dataset=info,
+        logreg=logreg,
+        ft=ft,
+        later=later,
+        later_job=later_job,
+        pid=pid,
+        pids=pids,
+        first_reap=first_reap,
+        requeued=requeued,
+        run_after_first=run_after_first,
+        second_reap=second_reap,
+    )
 
-            def ft_training() -> bool:
-                run = get_run(ft)
-                assert run.status in ("queued", "running"), f"run ended {run.status}: {run.error}"
-                return run.status == "running" and bool(run.progress.get("history"))
 
-            _wait_for(ft_training, "the FT-Transformer's first epoch")
-        finally:
-            os.kill(pid, signal.SIGKILL)
-            _reap(pid)
-    return SimpleNamespace(home=home, dataset=info, logreg=logreg, ft=ft, pid=pid)
+def _train_job(run_id: int) -> int:
+    [job] = [j for j in list_jobs("train", run_id=run_id)]
+    return job.id
 
 
 @pytest.fixture
 def after_kill(killed_worker, monkeypatch: pytest.MonkeyPatch, _isolated_home: Path):
     monkeypatch.setenv("PAYOFF_HOME", str(killed_worker.home))
+    if killed_worker.db_url:
+        monkeypatch.setenv("PAYOFF_DB_URL", killed_worker.db_url)
     return killed_worker
 
 
 def test_launched_worker_trains_the_queued_runs_in_order(after_kill) -> None:
     run = get_run(after_kill.logreg)
     assert run.status == "succeeded", run.error
-    assert _row_pid(after_kill.logreg) == _row_pid(after_kill.ft) == after_kill.pid
+    assert after_kill.pids["logreg"] == after_kill.pids["ft"] == after_kill.pid
     assert (load_settings().home / "logs" / f"run-{after_kill.logreg}.log").is_file()
     scores = predict_frame(load_run_model(run.id), training_module.holdout_frame(run.id))
     assert scores.shape == (1000,)
+    job = get_job(_train_job(after_kill.logreg))
+    assert job.status == "succeeded" and job.attempts == 1
+    assert job.result == {"run_id": after_kill.logreg, "run_status": "succeeded"}
 
 
-def test_kill_9_during_training_leaves_a_healthy_ledger(after_kill) -> None:
-    """SIGKILL mid-epoch: the run is interrupted at the next start, nothing else is harmed."""
-    assert get_run(after_kill.ft).status == "running"  # nobody has looked yet
-    start()
+def test_a_killed_worker_s_job_is_requeued_once_then_interrupted(after_kill) -> None:
+    """kill -9 mid-epoch, twice: the stale heartbeat (not a pid) gives the job back to the
+    queue once, then marks it interrupted with the reason; nothing else is harmed."""
+    ft_job = _train_job(after_kill.ft)
+    assert after_kill.first_reap == [ft_job]
+    assert after_kill.requeued.status == "queued" and after_kill.requeued.attempts == 1
+    assert after_kill.run_after_first.status == "queued"
+    assert after_kill.second_reap == [ft_job]
+    job = get_job(ft_job)
+    assert job.status == "interrupted" and job.attempts == 2
+    assert "stopped sending heartbeats" in job.error
     run = get_run(after_kill.ft)
     assert run.status == "interrupted" and run.artifact_path is None
-    with get_engine().connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+    assert "heartbeats" in run.error
+    start()  # a later start changes nothing
+    assert get_job(ft_job).status == "interrupted"
+
+
+def test_after_the_kills_the_ledger_is_healthy_and_work_goes_on(after_kill) -> None:
+    if after_kill.db_url is None:
+        with get_engine().connect() as connection:
+            assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     earlier = get_run(after_kill.logreg)
     assert earlier.status == "succeeded"
     stored = training_module.holdout_predictions(earlier.id)["proba"]
     reloaded = predict_frame(load_run_model(earlier.id), training_module.holdout_frame(earlier.id))
     np.testing.assert_allclose(reloaded, stored, rtol=0, atol=1e-12)
+    start()
     assert _temp_artifacts() == []
-    again = train(after_kill.dataset.id, "logreg")
-    assert again.status == "succeeded"
+    # The run queued behind the killed one was never lost: a worker now trains it.
+    assert get_job(after_kill.later_job).status == "queued"
+    [done] = work(max_jobs=1, idle_exit_s=0)
+    assert done.id == after_kill.later_job and done.status == "succeeded", done.error
+    assert get_run(after_kill.later).status == "succeeded"
 
 
 def test_launch_refuses_an_empty_batch() -> None:

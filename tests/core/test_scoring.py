@@ -33,17 +33,20 @@ NEW_ROWS = make_tabular_frame(60, seed=11)
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+def trained(tmp_path_factory: pytest.TempPathFactory, module_ledger) -> SimpleNamespace:
+    """One trained run per backend: the tests using it run on SQLite and on PostgreSQL."""
     home = tmp_path_factory.mktemp("scoring_home")
-    with payoff_home(home):
+    with payoff_home(home, module_ledger):
         dataset = register_frame(make_tabular_frame(), money_column="amount")
         run = train(dataset.id, "logreg")
-    return SimpleNamespace(home=home, run=run)
+    return SimpleNamespace(home=home, run=run, db_url=module_ledger)
 
 
 @pytest.fixture
 def run(trained: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, _isolated_home: Path):
     monkeypatch.setenv("PAYOFF_HOME", str(trained.home))
+    if trained.db_url:
+        monkeypatch.setenv("PAYOFF_DB_URL", trained.db_url)
     return trained.run
 
 

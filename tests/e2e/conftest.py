@@ -76,7 +76,18 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 def _stop_workers(home: Path) -> None:
-    """Kill the training workers this server started that are still active, by their pid."""
+    """Kill the workers this server started that are still alive: those of active training
+    runs, and the local job worker (which would idle a while before exiting), by their pid."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"core.cli\0worker" in cmdline and f"PAYOFF_HOME={home}".encode() in environ:
+            os.kill(int(proc.name), signal.SIGTERM)
     database = home / "payoff.db"
     if not database.exists():
         return

@@ -175,7 +175,8 @@ def test_analyst_journey(streamlit_server, browser_page, tmp_path) -> None:
         reasons.press("Enter")
         settle(page)
         page.get_by_role("button", name="Score", exact=True).click()
-        page.get_by_text(re.compile(r"Batch #\d+")).wait_for()
+        # Scoring is a background job: a worker may have to start first.
+        page.get_by_text(re.compile(r"Batch #\d+")).wait_for(timeout=TRAIN_TIMEOUT_MS)
         settle(page)
         with page.expect_download() as download:
             page.get_by_role("button", name="Download CSV").click()
@@ -200,7 +201,9 @@ def test_analyst_journey(streamlit_server, browser_page, tmp_path) -> None:
             page.keyboard.press("ArrowRight")
         settle(page)
         page.get_by_role("button", name="Explain", exact=True).click()
-        page.get_by_text(re.compile("add up to the model's output")).wait_for()
+        page.get_by_text(re.compile("add up to the model's output")).wait_for(
+            timeout=TRAIN_TIMEOUT_MS
+        )
         settle(page)
 
     with step(page, "fairness", server):

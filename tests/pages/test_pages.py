@@ -341,7 +341,26 @@ def test_runs_metrics_follow_the_cutoff_and_it_can_be_saved(trained_ledger) -> N
 # ---- Score -------------------------------------------------------------------------------------
 
 
-def test_score_a_dataset_then_edit_a_record(trained_ledger) -> None:
+def _worker_runs_the_queued_jobs(at, label: str, kind: str) -> None:
+    """The page queued a job and shows its live panel; a worker (here this process, so the
+    test needs no subprocess) runs it, and the page's next run shows the outcome."""
+    from core.jobs import list_jobs, work
+
+    queued = list_jobs(kind, active=True)
+    assert len(queued) == 1, queued
+    assert any(f"job #{queued[0].id}" in t for t in texts(at.markdown)), texts(at.markdown)
+    done = work(idle_exit_s=0)
+    assert [j.id for j in done] == [queued[0].id]
+    timed_run(at, label)
+
+
+@pytest.fixture
+def no_local_worker(monkeypatch) -> None:
+    """Pages only queue jobs; the test runs them (see _worker_runs_the_queued_jobs)."""
+    monkeypatch.setenv("PAYOFF_LOCAL_WORKER", "0")
+
+
+def test_score_a_dataset_then_edit_a_record(trained_ledger, no_local_worker) -> None:
     from core.thresholds import operating_threshold
 
     run_id = trained_ledger.run_ids["logreg"]
@@ -356,6 +375,8 @@ def test_score_a_dataset_then_edit_a_record(trained_ledger) -> None:
     timed_run(at, "score (choose dataset)")
     _button(at, "Score").click()
     timed_run(at, "score (score)")
+    assert_no_failure(at)
+    _worker_runs_the_queued_jobs(at, "score (scored)", "score")
     assert_no_failure(at)
     batches = list_batches(run_id)
     assert len(batches) == 1
@@ -387,7 +408,7 @@ def test_score_a_dataset_then_edit_a_record(trained_ledger) -> None:
     assert after != pytest.approx(before, abs=1e-6)
 
 
-def test_score_upload_missing_a_column_is_refused(trained_ledger) -> None:
+def test_score_upload_missing_a_column_is_refused(trained_ledger, no_local_worker) -> None:
     run_id = trained_ledger.run_ids["logreg"]
     at = _open("score")
     at.selectbox(key="score_run").set_value(run_id)
@@ -403,6 +424,8 @@ def test_score_upload_missing_a_column_is_refused(trained_ledger) -> None:
     _button(at, "Score").click()
     timed_run(at, "score (score)")
     assert_no_failure(at)
+    _worker_runs_the_queued_jobs(at, "score (failed)", "score")
+    assert_no_failure(at)
     errors = texts(at.error)
     assert any("missing 1 column" in e and "Income" in e for e in errors), errors
     assert list_batches(run_id) == []
@@ -414,7 +437,9 @@ def test_score_upload_missing_a_column_is_refused(trained_ledger) -> None:
 
 
 @pytest.mark.parametrize("model", ["logreg", "ft-transformer"])
-def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) -> None:
+def test_explain_few_rows_shows_the_quality_badge(
+    model: str, trained_ledger, no_local_worker
+) -> None:
     from core.explanations import list_explanations
 
     run_id = trained_ledger.run_ids[model]
@@ -425,6 +450,8 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
     timed_run(at, "explain (rows)")
     _button(at, "Explain").click()
     timed_run(at, f"explain ({model})")
+    assert_no_failure(at)
+    _worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
     assert_no_failure(at)
     stored = list_explanations(run_id)
     assert len(stored) == 1 and stored[0]["rows"] == 5
@@ -441,6 +468,8 @@ def test_explain_few_rows_shows_the_quality_badge(model: str, trained_ledger) ->
     timed_run(at, "explain (rows)")
     _button(at, "Explain").click()
     timed_run(at, f"explain ({model})")
+    assert_no_failure(at)
+    _worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
     assert_no_failure(at)
     assert [e["rows"] for e in list_explanations(run_id)] == [7, 5]
     assert _metric(at, "Rows explained") == "7"
