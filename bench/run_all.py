@@ -27,12 +27,14 @@ BENCHMARKS = {
     "text": ["text_bench.py"],
     "text_explain": ["text_explain_bench.py"],
     "whatif": ["whatif_bench.py"],
+    "scale": ["scale_bench.py"],
 }
 QUICK_ARGS = {
     "score": ["--sizes", "10000", "100000"],
     "train": ["--seeds", "0"],
     "text": ["--quick"],
     "text_explain": ["--texts", "4", "--train-budget", "60"],
+    "scale": ["--quick"],
 }
 
 

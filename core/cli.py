@@ -175,19 +175,26 @@ def cmd_runs_list(args: argparse.Namespace) -> dict:
     return {"runs": runs}
 
 
+def _engine_options(args: argparse.Namespace) -> dict:
+    if args.workers is not None and args.engine != "ray":
+        raise CliError("--workers applies to --engine ray only")
+    return {"workers": args.workers} if args.engine == "ray" else {}
+
+
 def cmd_score(args: argparse.Namespace) -> dict:
-    from core.scoring import score_source
+    from core.engines import get_engine
 
     path = Path(args.csv)
-    if not path.is_file():
+    if not path.exists():
         raise CliError(f"No such file: {args.csv}")
-    report = score_source(
+    report = get_engine(args.engine).score(
         args.run,
         path,
         source_name=path.name,
         threshold=args.threshold,
         out_path=Path(args.out),
         reasons_for_rows=args.reasons,
+        **_engine_options(args),
     )
     return {
         "batch_id": report.batch_id,
@@ -200,6 +207,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
         "unseen_categories": report.unseen_categories,
         "drift": report.drift,
         "warnings": report.warnings,
+        "engine": report.engine,
     }
 
 
@@ -213,17 +221,19 @@ def _csv_frame(path: str):
 
 
 def cmd_explain(args: argparse.Namespace) -> dict:
-    from core.explanations import explain_frame
+    from core.engines import get_engine
     from core.scoring import to_safe_csv
 
+    options = _engine_options(args)
     frame = _csv_frame(args.csv)
     background = _csv_frame(args.background) if args.background else None
-    result = explain_frame(
+    result = get_engine(args.engine).explain(
         args.run,
         frame,
         background=background,
         n_rows=None if args.rows is None else min(args.rows, len(frame)),
         source_name=Path(args.csv).name,
+        **options,
     )
     if args.out:
         out = Path(args.out)
@@ -253,6 +263,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
             "rows": fidelity.get("rows"),
             "reference": fidelity.get("reference"),
         },
+        "engine": args.engine,
     }
 
 
@@ -280,6 +291,18 @@ def cmd_worker(args: argparse.Namespace) -> dict:
         run = execute_run(run_id)
         results.append({"run_id": run.id, "status": run.status})
     return {"runs": results}
+
+
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.engines import ENGINES
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this process; ray: a Ray cluster (PAYOFF_RAY_ADDRESS) or a local Ray",
+    )
+    parser.add_argument("--workers", type=int, help="Ray actors (default: one per CPU)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -314,7 +337,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs_list.add_argument("--dataset", type=int)
     runs_list.set_defaults(handler=cmd_runs_list)
 
-    score = commands.add_parser("score", help="score a CSV with a trained run")
+    score = commands.add_parser(
+        "score", help="score a CSV, a Parquet file or a folder of them with a trained run"
+    )
     score.add_argument("--run", type=int, required=True)
     score.add_argument("--csv", required=True)
     score.add_argument("--out", required=True)
@@ -322,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--reasons", type=int, default=0, help="add top-3 reasons to the first N rows"
     )
+    _engine_arguments(score)
     score.set_defaults(handler=cmd_score)
 
     explain = commands.add_parser("explain", help="SHAP values for rows of a CSV")
@@ -330,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--background")
     explain.add_argument("--rows", type=int)
     explain.add_argument("--out")
+    _engine_arguments(explain)
     explain.set_defaults(handler=cmd_explain)
 
     roi = commands.add_parser("roi", help="ROI of a run for a use case")

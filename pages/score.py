@@ -11,8 +11,9 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import list_datasets
+from core.engines import cluster_configured, get_engine
 from core.explanations import explain_row, plan
-from core.scoring import batch_predictions, list_batches, score_source, to_safe_csv
+from core.scoring import batch_predictions, list_batches, to_safe_csv
 from core.settings import load_settings
 from core.training import list_runs
 from pages._shared import state
@@ -91,13 +92,24 @@ if reason_rows and run.model != "ensemble":
         f"~{fmt_seconds(estimate['seconds'])} at this model's measured speed."
     )
 
+engine = "local"
+if cluster_configured():
+    engine = st.radio(
+        "Run on",
+        ["local", "ray"],
+        format_func={"local": "this server", "ray": "the Ray cluster"}.get,
+        horizontal=True,
+        key="score_engine",
+        help="PAYOFF_RAY_ADDRESS names a Ray cluster: its workers score blocks of the file.",
+    )
+
 if st.button("Score", type="primary", disabled=data is None):
     total = max(1, data.count(b"\n") - 1)
     bar = st.progress(0.0, text="Scoring...")
     with user_errors(f"{name}: "):
         digest = hashlib.sha256(data).hexdigest()[:12]
         out = load_settings().exports_dir / f"score-run{run.id}-{digest}.csv"
-        report = score_source(
+        report = get_engine(engine).score(
             run.id,
             data,
             source_name=name,
