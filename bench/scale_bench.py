@@ -38,7 +38,9 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def child_score(engine: str, run_id: int, csv: str, out: str, workers: int | None) -> dict:
+def child_score(
+    engine: str, run_id: int, csv: str, out: str, workers: int | None, block_rows: int
+) -> dict:
     from core.engines import get_engine
     from core.startup import start
 
@@ -53,7 +55,12 @@ def child_score(engine: str, run_id: int, csv: str, out: str, workers: int | Non
     load_before = os.getloadavg()
     started = time.perf_counter()
     report = get_engine(engine).score(
-        run_id, Path(csv), source_name=Path(csv).name, out_path=Path(out), **options
+        run_id,
+        Path(csv),
+        source_name=Path(csv).name,
+        out_path=Path(out),
+        chunk_rows=block_rows,
+        **options,
     )
     seconds = time.perf_counter() - started
     figures = {
@@ -68,13 +75,27 @@ def child_score(engine: str, run_id: int, csv: str, out: str, workers: int | Non
     }
     if engine == "ray":
         peaks = report.engine_details["worker_peak_rss_mb"]
+        details = report.engine_details
+        # Once the pool is up (actors started, models loaded): the rate a long job settles at.
+        steady = (report.rows - details["rows_in_first_block"]) / max(
+            1e-9, report.seconds - details["seconds_to_first_block"]
+        )
         figures.update(
             ray_start_seconds=ray_start_s,
+            seconds_to_first_block=details["seconds_to_first_block"],
+            rows_per_second_after_first_block=steady
+            if report.rows > details["rows_in_first_block"]
+            else None,
             blocks=report.engine_details["blocks"],
             worker_peak_rss_mb=sorted(peaks.values()),
             workers_seen=len(peaks),
         )
     return figures
+
+
+def _save(path: str, results: dict) -> None:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(results, indent=2))
 
 
 def _child(args: list[str], env: dict) -> dict:
@@ -92,7 +113,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--models", nargs="+", default=["lightgbm"])
     parser.add_argument("--write-rows", type=int, default=1_000_000, dest="write_rows")
-    parser.add_argument("--quick", action="store_true", help="20,000 rows, 100,000 writes")
+    parser.add_argument(
+        "--block-rows", type=int, default=50_000, dest="block_rows", help="rows per chunk/block"
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="20,000 rows in blocks of 5,000; 100,000 writes"
+    )
     parser.add_argument("--json", default=str(DEFAULT_OUT))
     parser.add_argument("--child", choices=["score", "write"])
     parser.add_argument("--engine", default="local")
@@ -103,13 +129,16 @@ def main() -> None:
     parser.add_argument("--n-workers", type=int, dest="n_workers")
     args = parser.parse_args()
     if args.child == "score":
-        print(json.dumps(child_score(args.engine, args.run, args.csv, args.out, args.n_workers)))
+        figures = child_score(
+            args.engine, args.run, args.csv, args.out, args.n_workers, args.block_rows
+        )
+        print(json.dumps(figures))
         return
     if args.child == "write":
         print(json.dumps(child_write_rate(args.rows)))
         return
     if args.quick:
-        args.sizes, args.write_rows = [20_000], 100_000
+        args.sizes, args.write_rows, args.block_rows = [20_000], 100_000, 5_000
 
     home = Path(tempfile.mkdtemp(prefix="payoff-scale-bench-"))
     env = {**os.environ, "PAYOFF_HOME": str(home), "PAYOFF_THREADS": "1"}
@@ -137,8 +166,9 @@ def main() -> None:
             "python": platform.python_version(),
             "load_average_at_start": os.getloadavg(),
         },
-        "setup": "a local Ray started per measurement (num_cpus=2, one CPU per worker); blocks "
-        "of 50,000 rows; predictions written to SQLite and a formula-safe CSV by the driver",
+        "setup": "a local Ray started per measurement (num_cpus=2, one CPU per worker); "
+        f"chunks/blocks of {args.block_rows:,} rows; predictions written to SQLite and a "
+        "formula-safe CSV by the driver",
         "scoring": [],
     }
     for n in args.sizes:
@@ -149,18 +179,31 @@ def main() -> None:
             for engine, workers in plans:
                 out = home / f"scored-{kind}-{engine}-{workers}-{n}.csv"
                 child = ["--child", "score", "--engine", engine, "--run", str(run_id)]
-                child += ["--csv", str(csv), "--out", str(out)]
+                child += [
+                    "--csv",
+                    str(csv),
+                    "--out",
+                    str(out),
+                    "--block-rows",
+                    str(args.block_rows),
+                ]
                 if workers:
                     child += ["--n-workers", str(workers)]
                 figures = _child(child, env)
                 figures.update(model=kind, size=n)
                 results["scoring"].append(figures)
+                _save(args.json, results)  # a long run keeps what it measured so far
                 label = engine if engine == "local" else f"ray x{workers}"
                 workers_mb = figures.get("worker_peak_rss_mb")
                 print(
                     f"{kind:10s} {label:8s} {n:>10,} rows {figures['rows_per_second']:>10,.0f} "
                     f"rows/s  driver {figures['driver_peak_rss_mb']:,.0f} MB"
                     + (f"  workers {[round(m) for m in workers_mb]} MB" if workers_mb else "")
+                    + (
+                        f"  after first block {figures['rows_per_second_after_first_block']:,.0f} rows/s"
+                        if figures.get("rows_per_second_after_first_block")
+                        else ""
+                    )
                     + f"  load {figures['load_average_before'][0]:.1f}",
                     flush=True,
                 )
@@ -190,8 +233,7 @@ def main() -> None:
         )
     results["worker_rss_ratio"] = ratios
     results["load_average_at_end"] = os.getloadavg()
-    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(results, indent=2))
+    _save(args.json, results)
     print(f"wrote {args.json}")
 
 

@@ -25,6 +25,7 @@ import logging
 import os
 import resource
 import socket
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,7 @@ class BlockScorer:
             result = score_chunk(self.run, self.model, chunk, block.delimiter, self.threshold)
             stats = {
                 "delimiter": block.delimiter,
+                "rows": len(chunk),
                 "unseen": result.unseen,
                 "drift": result.drift.state(),
                 "pid": os.getpid(),
@@ -305,6 +307,8 @@ def score(
         num_gpus=gpus,
     )
     peaks: dict[str, float] = {}
+    first: dict[str, float] = {}  # when the first block came back: the pool's start-up cost
+    started = time.perf_counter()
     loaded: list[Any] = [model] if model is not None else []
 
     def reasons_model() -> Any:
@@ -318,6 +322,9 @@ def score(
                 if row["error"]:
                     raise ValueError(" ".join(row["error"].split()))
                 stats = json.loads(row["stats"])
+                if not first:
+                    first["seconds"] = time.perf_counter() - started
+                    first["rows"] = stats["rows"]
                 key = f"{stats['node']}:{stats['pid']}"
                 peaks[key] = max(peaks.get(key, 0.0), stats["peak_rss_mb"])
                 yield ScoredChunk(
@@ -345,6 +352,8 @@ def score(
             "gpus_per_worker": gpus,
             "blocks": len(plan.blocks),
             "worker_peak_rss_mb": peaks,
+            "seconds_to_first_block": first.get("seconds"),
+            "rows_in_first_block": first.get("rows"),
         },
     )
 
