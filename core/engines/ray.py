@@ -72,10 +72,10 @@ def _process_env() -> dict[str, str]:
 def _payoff_env() -> dict[str, str]:
     """This process's Payoff settings, for the actors of one job (read when the job starts,
     so a changed PAYOFF_HOME is followed; the paths must be the same on every machine)."""
-    settings = load_settings()
     env = {k: v for k, v in os.environ.items() if k.startswith("PAYOFF_")}
-    env["PAYOFF_HOME"] = str(Path(settings.home).resolve())
-    env["PAYOFF_DB_URL"] = settings.db_url
+    # Absolute: an actor's working folder is not this one. Without PAYOFF_DB_URL the actors
+    # find the SQLite ledger inside it, as this process does.
+    env["PAYOFF_HOME"] = str(Path(load_settings().home).resolve())
     return env
 
 
@@ -136,14 +136,14 @@ def connect() -> dict[str, float]:
 
 
 def _pool(workers: int | None, resources: dict[str, float], tasks: int) -> tuple[int, float]:
-    """(actors, GPUs per actor): one actor per CPU unless told, never more than the tasks;
-    a GPU each when the cluster has one per actor."""
+    """(actors, GPUs per actor), never more actors than tasks. Unless told how many: one per
+    GPU where the cluster has GPUs, else one per CPU. A GPU each when there is one per actor."""
     if workers is not None and workers < 1:
         raise ValueError(f"workers must be at least 1, got {workers}.")
     cpus = max(1, int(resources.get("CPU", 1)))
-    actors = max(1, min(workers or cpus, tasks))
-    gpus = 1.0 if resources.get("GPU", 0) >= actors else 0.0
-    return actors, gpus
+    gpus = int(resources.get("GPU", 0))
+    actors = max(1, min(workers or gpus or cpus, tasks))
+    return actors, 1.0 if gpus >= actors else 0.0
 
 
 def _root_error(exc: BaseException) -> BaseException:

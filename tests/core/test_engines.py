@@ -185,6 +185,11 @@ def test_cli_reports_the_engine(cluster, home: Path, tmp_path: Path, capsys) -> 
         assert main([*argv, "--engine", engine]) == 0
         payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
         assert payload["engine"] == engine and payload["rows"] == 50 and out.is_file()
+    argv = ["explain", "--run", str(cluster.logreg.id), "--csv", str(csv), "--rows", "6"]
+    assert main([*argv, "--engine", "ray", "--workers", "2"]) == 0
+    payload = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert payload["engine"] == "ray" and payload["rows"] == 6
+    assert payload["method"].endswith("on Ray (2 workers)")
 
 
 def test_tampered_artifact_is_refused_by_ray_workers(cluster, home: Path, tmp_path: Path) -> None:
