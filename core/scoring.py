@@ -224,7 +224,7 @@ def _missing_to_na(chunk: pd.DataFrame) -> pd.DataFrame:
 # process that sees the file reads a block with the reader above, so a block's rows, text
 # and row numbers equal what streaming the whole file gives.
 
-SCAN_BYTES = 16 << 20
+SCAN_BYTES = 8 << 20  # the boundary scan reads this much at a time
 INPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
 # Codecs in which every byte below 0x80 is that ASCII character: a newline or a quote byte
 # is one, so record boundaries can be found on the raw bytes.
@@ -433,12 +433,14 @@ def _scan_boundaries(path: Path, every: int, delimiter: str) -> tuple[list[int],
             lone_cr = (data == cr) & np.append(data[1:] != newline, True)
             if lone_cr[:-1].any():
                 return None  # old Mac line ends: the reader splits there too
-            quotes_before = parity + np.cumsum(is_quote)
-            ends = np.flatnonzero((data == newline) & (quotes_before % 2 == 0))
+            # 1 where an odd number of quotes came before (inside a quoted value); one byte
+            # per input byte, so the scan's memory stays a few times SCAN_BYTES.
+            inside = np.bitwise_xor.accumulate(is_quote.view(np.uint8)) ^ np.uint8(parity)
+            ends = np.flatnonzero((data == newline) & (inside == 0))
             numbers = boundaries + np.arange(len(ends))
             cuts += (position + ends[numbers % every == 0] + 1).tolist()
             boundaries += len(ends)
-            parity = int(quotes_before[-1] % 2) if len(data) else parity
+            parity = int(inside[-1])
             position += len(data)
             last_byte = int(data[-1])
             tail = piece[ends[-1] + 1 :] if len(ends) else piece
