@@ -28,6 +28,7 @@ BENCHMARKS = {
     "text_explain": ["text_explain_bench.py"],
     "whatif": ["whatif_bench.py"],
     "reasons": ["reasons_bench.py"],
+    "scale": ["scale_bench.py"],
 }
 QUICK_ARGS = {
     "score": ["--sizes", "10000", "100000"],
@@ -35,6 +36,7 @@ QUICK_ARGS = {
     "text": ["--quick"],
     "text_explain": ["--texts", "4", "--train-budget", "60"],
     "reasons": ["--quick"],
+    "scale": ["--quick"],
 }
 
 

@@ -210,25 +210,47 @@ def _job_result(job) -> dict:
     return job.result or {}
 
 
+def _engine_options(args: argparse.Namespace) -> dict:
+    if args.workers is not None and args.engine != "ray":
+        raise CliError("--workers applies to --engine ray only")
+    return {"workers": args.workers} if args.engine == "ray" else {}
+
+
 def cmd_score(args: argparse.Namespace) -> dict:
     from core.jobs import run_inline, store_input
     from core.training import get_run
 
     path = Path(args.csv)
-    if not path.is_file():
+    if not path.exists():
         raise CliError(f"No such file: {args.csv}")
     get_run(args.run)  # an unknown run is refused before the file is copied
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise ValueError(f"The threshold must be between 0 and 1, got {args.threshold}.")
-    params = {
-        "run_id": args.run,
-        "input": store_input(path.read_bytes()),
-        "source_name": path.name,
-        "threshold": args.threshold,
-        "out_path": str(Path(args.out).resolve()),
-        "reasons_for_rows": args.reasons,
-    }
-    result = _job_result(run_inline("score", params, run_id=args.run))
+    options = _engine_options(args)
+    if args.engine == "ray" or not path.is_file():
+        # Ray's driver runs here; a folder of CSV / Parquet files is read where it lies.
+        from core.engines import get_engine
+
+        scored = get_engine(args.engine).score(
+            args.run,
+            path,
+            source_name=path.name,
+            threshold=args.threshold,
+            out_path=Path(args.out),
+            reasons_for_rows=args.reasons,
+            **options,
+        )
+        result = {"batch_id": scored.batch_id, "rows": scored.rows, "report": scored.to_dict()}
+    else:
+        params = {
+            "run_id": args.run,
+            "input": store_input(path.read_bytes(), suffix=path.suffix or ".csv"),
+            "source_name": path.name,
+            "threshold": args.threshold,
+            "out_path": str(Path(args.out).resolve()),
+            "reasons_for_rows": args.reasons,
+        }
+        result = _job_result(run_inline("score", params, run_id=args.run))
     report = result["report"]
     from core.audit import record_download
 
@@ -251,6 +273,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
         "unseen_categories": report["unseen_categories"],
         "drift": report["drift"],
         "warnings": report["warnings"],
+        "engine": report.get("engine", "local"),
     }
 
 
@@ -268,19 +291,34 @@ def cmd_explain(args: argparse.Namespace) -> dict:
     from core.jobs import run_inline, store_input
     from core.scoring import to_safe_csv
 
+    options = _engine_options(args)
     frame = _csv_frame(args.csv)  # read here first: a bad file is refused before any job
-    params = {
-        "run_id": args.run,
-        "input": store_input(_read_csv_arg(args.csv)),
-        "n_rows": None if args.rows is None else min(args.rows, len(frame)),
-        "source_name": Path(args.csv).name,
-    }
-    if args.background:
-        _csv_frame(args.background)
-        params["background_input"] = store_input(_read_csv_arg(args.background))
-    result = get_explanation(
-        _job_result(run_inline("explain", params, run_id=args.run))["explanation_id"]
-    )
+    n_rows = None if args.rows is None else min(args.rows, len(frame))
+    if args.engine == "ray":
+        from core.engines import get_engine
+
+        background = _csv_frame(args.background) if args.background else None
+        result = get_engine("ray").explain(
+            args.run,
+            frame,
+            background=background,
+            n_rows=n_rows,
+            source_name=Path(args.csv).name,
+            **options,
+        )
+    else:
+        params = {
+            "run_id": args.run,
+            "input": store_input(_read_csv_arg(args.csv)),
+            "n_rows": n_rows,
+            "source_name": Path(args.csv).name,
+        }
+        if args.background:
+            _csv_frame(args.background)
+            params["background_input"] = store_input(_read_csv_arg(args.background))
+        result = get_explanation(
+            _job_result(run_inline("explain", params, run_id=args.run))["explanation_id"]
+        )
     if args.out:
         out = Path(args.out)
         table = result.rows.drop(columns=["row_number", "text", "base_value"], errors="ignore")
@@ -312,6 +350,7 @@ def cmd_explain(args: argparse.Namespace) -> dict:
             "rows": fidelity.get("rows"),
             "reference": fidelity.get("reference"),
         },
+        "engine": args.engine,
     }
 
 
@@ -415,6 +454,18 @@ def cmd_worker(args: argparse.Namespace) -> dict:
     }
 
 
+def _engine_arguments(parser: argparse.ArgumentParser) -> None:
+    from core.engines import ENGINES
+
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="local",
+        help="local: this process; ray: a Ray cluster (PAYOFF_RAY_ADDRESS) or a local Ray",
+    )
+    parser.add_argument("--workers", type=int, help="Ray actors (default: one per CPU)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m core.cli", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -470,7 +521,9 @@ def build_parser() -> argparse.ArgumentParser:
     runs_list.add_argument("--dataset", type=int)
     runs_list.set_defaults(handler=cmd_runs_list)
 
-    score = commands.add_parser("score", help="score a CSV with a trained run")
+    score = commands.add_parser(
+        "score", help="score a CSV, a Parquet file or a folder of them with a trained run"
+    )
     score.add_argument("--run", type=int, required=True)
     score.add_argument("--csv", required=True)
     score.add_argument("--out", required=True)
@@ -480,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_argument(
         "--reasons", type=int, default=0, help="add top-3 reasons to the first N rows"
     )
+    _engine_arguments(score)
     score.set_defaults(handler=cmd_score)
 
     explain = commands.add_parser("explain", help="SHAP values for rows of a CSV")
@@ -488,6 +542,7 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--background")
     explain.add_argument("--rows", type=int)
     explain.add_argument("--out")
+    _engine_arguments(explain)
     explain.set_defaults(handler=cmd_explain)
 
     roi = commands.add_parser("roi", help="ROI of a run for a use case")

@@ -179,12 +179,15 @@ def tabular_values(
     class_index: int | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     explicit_background: bool = False,
+    row_offset: int = 0,
 ) -> tuple[np.ndarray, float, str]:
     """(values [n, M], base value, method) for the explained output of a tabular model.
 
     ``explicit_background``: the user chose the background rows, so LightGBM is explained
     against exactly those (interventional, Payoff's estimator on the booster) instead of
     TreeSHAP's path-dependent expectation over the trees' own training cover.
+    ``row_offset``: the position of z's first row when rows are split across workers (the
+    sampled estimator seeds each row by its position, so the parts equal the whole).
     """
     import shap
 
@@ -200,6 +203,7 @@ def tabular_values(
             n_pairs=n_pairs,
             seed=run.seed,
             on_progress=on_progress,
+            row_offset=row_offset,
         )
         return (
             result.values,
@@ -294,8 +298,12 @@ def explain_frame(
     on_progress: Callable[[int, int], None] | None = None,
     model: Any = None,
     actor: Actor | None = None,
+    compute_values: Callable[..., tuple[np.ndarray, float, str]] | None = None,
 ) -> Explanation:
     """Explain the first ``n_rows`` rows of ``frame`` (input order) and store the result.
+
+    ``compute_values``: what computes the tabular values, ``tabular_values`` by default (same
+    arguments); the Ray engine passes one that splits the rows across its actors.
 
     n_pairs / fidelity_rows: None takes the model kind's default (``pairs_for``, FIDELITY_ROWS
     or TEXT_FIDELITY_ROWS). background_rows: size of the FT-Transformer's k-medoid background
@@ -316,6 +324,7 @@ def explain_frame(
             on_progress=on_progress,
             model=model,
             actor=actor,
+            compute_values=compute_values,
         )
 
 
@@ -333,6 +342,7 @@ def _explain_frame(
     on_progress,
     model,
     actor: Actor,
+    compute_values: Callable[..., tuple[np.ndarray, float, str]] | None = None,
 ) -> Explanation:
     run = get_run(run_id)
     if run.status != "succeeded":
@@ -377,7 +387,7 @@ def _explain_frame(
             f"Choose 1 to {MAX_BACKGROUND_ROWS} background rows, got {background_rows}."
         )
     background_z, weights = _background(run, model, background, background_rows)
-    values, base_value, method = tabular_values(
+    values, base_value, method = (compute_values or tabular_values)(
         run,
         model,
         z,

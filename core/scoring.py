@@ -16,7 +16,7 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,8 @@ class ScoreReport:
     threshold_source: str | None = None
     reasons_rows: int = 0
     reasons_seconds: float = 0.0
+    engine: str = "local"
+    engine_details: dict[str, Any] = field(default_factory=dict)  # e.g. Ray workers' memory
 
     @property
     def rows_per_second(self) -> float:
@@ -81,6 +83,8 @@ class ScoreReport:
             "reasons_rows": self.reasons_rows,
             "reasons_seconds": self.reasons_seconds,
             "warnings": self.warnings,
+            "engine": self.engine,
+            "engine_details": self.engine_details,
         }
 
 
@@ -103,6 +107,13 @@ def open_chunks(
 ) -> tuple[str, Iterator[pd.DataFrame]]:
     """(delimiter, raw string chunks). A chunk's index is the spreadsheet row number (header =
     row 1, blank lines counted, as ingest counts them); blank lines are not records."""
+    if not isinstance(source, (bytes, bytearray)) and (
+        Path(source).is_dir() or _is_parquet(Path(source))
+    ):
+        plan = plan_blocks(source, chunk_rows, name)
+        return plan.delimiter, (
+            chunk for block in plan.blocks for chunk in _split(read_block(block), chunk_rows)
+        )
     handle, head = _open_source(source)
     if not head.strip():
         raise IngestError(f"The file {name} is empty.")
@@ -143,10 +154,10 @@ def _check_header(head: bytes, encoding: str, delimiter: str, name: str) -> None
         )
 
 
-def _chunks(
-    handle, encoding: str, delimiter: str, chunk_rows: int, name: str
-) -> Iterator[pd.DataFrame]:
-    reader = pd.read_csv(
+def _csv_reader(handle, encoding: str, delimiter: str, chunk_rows: int | None):
+    """pandas' C reader with the options every Payoff CSV read uses (all text, nothing
+    guessed; blank lines kept so that row numbers match the file)."""
+    return pd.read_csv(
         handle,
         sep=delimiter,
         encoding=encoding,
@@ -158,13 +169,25 @@ def _chunks(
         engine="c",
         index_col=False,  # never turn a long first row into an index (checked in _check_header)
     )
+
+
+def _finish_chunk(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
+    """Stripped column names, spreadsheet row numbers from ``first_row``, missing tokens as NA,
+    blank records dropped."""
+    chunk.columns = [str(c).strip() for c in chunk.columns]
+    chunk.index = pd.RangeIndex(first_row, first_row + len(chunk))
+    return _missing_to_na(chunk)
+
+
+def _chunks(
+    handle, encoding: str, delimiter: str, chunk_rows: int, name: str
+) -> Iterator[pd.DataFrame]:
+    reader = _csv_reader(handle, encoding, delimiter, chunk_rows)
     start = records = 0
     try:
-        for chunk in reader:
-            chunk.columns = [str(c).strip() for c in chunk.columns]
-            chunk.index = pd.RangeIndex(start + 2, start + 2 + len(chunk))
-            start += len(chunk)
-            chunk = _missing_to_na(chunk)
+        for raw in reader:
+            chunk = _finish_chunk(raw, start + 2)
+            start += len(raw)
             records += len(chunk)
             if len(chunk):
                 yield chunk
@@ -204,6 +227,278 @@ def _missing_to_na(chunk: pd.DataFrame) -> pd.DataFrame:
         blank &= values.fillna("").eq("").to_numpy()
         out[column] = values.mask(values.str.lower().isin(MISSING_TOKENS))
     return pd.DataFrame(out, index=chunk.index)[~blank]
+
+
+# ---- blocks: the same reader, split so that several workers can read one input ----------
+#
+# A block is a byte range of a CSV file that starts and ends at record boundaries (with the
+# header bytes read again in front of it), or a run of row groups of a Parquet file. Any
+# process that sees the file reads a block with the reader above, so a block's rows, text
+# and row numbers equal what streaming the whole file gives.
+
+SCAN_BYTES = 8 << 20  # the boundary scan reads this much at a time
+INPUT_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq")
+# Codecs in which every byte below 0x80 is that ASCII character: a newline or a quote byte
+# is one, so record boundaries can be found on the raw bytes.
+_ASCII_SAFE = ("utf-8", "utf-8-sig", "cp1252", "latin-1")
+
+
+@dataclass(frozen=True)
+class SourceBlock:
+    path: str
+    kind: str  # "csv" or "parquet"
+    first_row: int  # row number of the block's first row (header = row 1; folders continue)
+    rows: int  # rows the reader must find (blank lines counted); -1: not known (last block)
+    start: int = 0  # csv: byte range [start, stop) after the header bytes [0, header_end)
+    stop: int = 0
+    header_end: int = 0
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    row_groups: tuple[int, ...] = ()  # parquet
+    name: str = "input"
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    columns: list[str]
+    delimiter: str
+    blocks: list[SourceBlock]
+    files: int
+
+
+def _is_parquet(path: Path) -> bool:
+    if not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(4) == b"PAR1"
+
+
+def input_files(source: str | Path) -> list[Path]:
+    """The file itself, or a folder's CSV / Parquet files in name order."""
+    path = Path(source)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ValueError(f"No such file or folder: {source}")
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in INPUT_SUFFIXES
+    )
+    if not files:
+        raise ValueError(
+            f"The folder {source} holds no CSV or Parquet files ({', '.join(INPUT_SUFFIXES)})."
+        )
+    return files
+
+
+def plan_blocks(source: str | Path, rows_per_block: int, name: str = "input") -> BlockPlan:
+    """Split a CSV file, a Parquet file or a folder of them into blocks of about
+    ``rows_per_block`` rows. Folders: files in name order, row numbers continue from file to
+    file; every file must have the same columns (and CSV files the same delimiter)."""
+    if rows_per_block < 1:
+        raise ValueError(f"rows_per_block must be positive, got {rows_per_block}.")
+    files = input_files(source)
+    blocks: list[SourceBlock] = []
+    columns: list[str] | None = None
+    delimiter: str | None = None
+    offset = 0
+    for file in files:
+        label = file.name if len(files) > 1 else name
+        if _is_parquet(file):
+            file_columns, file_blocks, lines = _parquet_blocks(file, rows_per_block, offset, label)
+            file_delimiter = ","
+        else:
+            file_columns, file_delimiter, file_blocks, lines = _csv_blocks(
+                file, rows_per_block, offset, label
+            )
+        if columns is None:
+            columns, delimiter = file_columns, file_delimiter
+        elif file_columns != columns:
+            raise ValueError(
+                f"{file.name} has other columns than {files[0].name}: every file of a folder "
+                "must have the same columns in the same order."
+            )
+        elif file_delimiter != delimiter:
+            raise ValueError(
+                f"{file.name} separates values with {file_delimiter!r}, {files[0].name} with "
+                f"{delimiter!r}: use one format for every file of a folder."
+            )
+        blocks += file_blocks
+        offset += lines
+    if not blocks:
+        raise IngestError(f"The input {name} has no data rows.")
+    return BlockPlan(columns or [], delimiter or ",", blocks, len(files))
+
+
+def _parquet_blocks(
+    path: Path, rows_per_block: int, offset: int, name: str
+) -> tuple[list[str], list[SourceBlock], int]:
+    import pyarrow.parquet as pq
+
+    try:
+        metadata = pq.ParquetFile(path).metadata
+    except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
+        raise IngestError(f"The file {name} could not be read as Parquet: {exc}") from None
+    columns = [str(c).strip() for c in metadata.schema.to_arrow_schema().names]
+    _check_unique(columns)
+    blocks, groups, rows, done = [], [], 0, 0
+    for group in range(metadata.num_row_groups):
+        groups.append(group)
+        rows += metadata.row_group(group).num_rows
+        if rows >= rows_per_block or group == metadata.num_row_groups - 1:
+            if rows:
+                blocks.append(
+                    SourceBlock(
+                        str(path),
+                        "parquet",
+                        first_row=2 + offset + done,
+                        rows=rows,
+                        row_groups=tuple(groups),
+                        name=name,
+                    )
+                )
+            done += rows
+            groups, rows = [], 0
+    return columns, blocks, done
+
+
+def _check_unique(columns: list[str]) -> None:
+    seen: set[str] = set()
+    for column in columns:
+        if column in seen:
+            raise IngestError(f"Column names must be unique: {column!r} appears twice.")
+        seen.add(column)
+
+
+def _csv_blocks(
+    path: Path, rows_per_block: int, offset: int, name: str
+) -> tuple[list[str], str, list[SourceBlock], int]:
+    """Blocks of ``rows_per_block`` lines cut at record boundaries: a newline outside quotes
+    (an even number of quote bytes before it). Where quotes could be literal (a quote inside
+    an unquoted value) or the codec is not ASCII-safe, the file stays one block; a reader
+    also checks that it found exactly the rows the plan counted."""
+    _, head = _open_source(path)
+    if not head.strip():
+        raise IngestError(f"The file {name} is empty.")
+    encoding, delimiter = sniff_format(head, name)
+    _check_header(head, encoding, delimiter, name)
+    cut = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
+    header = next(
+        csv.reader(io.StringIO(cut.decode(encoding, errors="replace")), delimiter=delimiter)
+    )
+    columns = [c.strip() for c in header]
+    base = dict(encoding=encoding, delimiter=delimiter, name=name)
+    size = path.stat().st_size
+    scan = _scan_boundaries(path, rows_per_block, delimiter) if encoding in _ASCII_SAFE else None
+    if scan is None:  # one block, read whole by one worker; numbers stay unique in a folder
+        with open(path, "rb") as handle:
+            lines = sum(piece.count(b"\n") for piece in iter(lambda: handle.read(SCAN_BYTES), b""))
+        block = SourceBlock(str(path), "csv", 2 + offset, -1, start=0, stop=size, **base)
+        return columns, delimiter, [block], lines
+    cuts, lines = scan  # cuts[k]: byte after boundary k * rows_per_block (cuts[0]: header end)
+    header_end = cuts[0]
+    blocks = []
+    for k, start in enumerate(cuts):
+        stop = cuts[k + 1] if k + 1 < len(cuts) else size
+        if stop <= start:
+            continue
+        rows = rows_per_block if k + 1 < len(cuts) else -1
+        blocks.append(
+            SourceBlock(
+                str(path),
+                "csv",
+                first_row=2 + offset + k * rows_per_block,
+                rows=rows,
+                start=start,
+                stop=stop,
+                header_end=header_end,
+                **base,
+            )
+        )
+    return columns, delimiter, blocks, lines
+
+
+def _scan_boundaries(path: Path, every: int, delimiter: str) -> tuple[list[int], int] | None:
+    """(cut offsets, lines after the header), or None when boundaries cannot be trusted."""
+    quote, newline, cr = 34, 10, 13
+    separators = np.frombuffer(f'{delimiter}\n\r"'.encode(), dtype=np.uint8)
+    cuts: list[int] = []
+    boundaries = 0  # record-ending newlines seen (the header's is number 0)
+    parity = 0
+    position = 0
+    last_byte = newline
+    trailing = False
+    with open(path, "rb") as handle:
+        while piece := handle.read(SCAN_BYTES):
+            data = np.frombuffer(piece, dtype=np.uint8)
+            is_quote = data == quote
+            if is_quote.any():
+                where = np.flatnonzero(is_quote)
+                before = np.where(where > 0, data[np.maximum(where - 1, 0)], last_byte)
+                after = np.where(
+                    where + 1 < len(data), data[np.minimum(where + 1, len(data) - 1)], newline
+                )
+                structural = np.isin(before, separators) | np.isin(after, separators)
+                if not structural.all():
+                    return None  # a quote inside a value: pandas reads it literally
+            lone_cr = (data == cr) & np.append(data[1:] != newline, True)
+            if lone_cr[:-1].any():
+                return None  # old Mac line ends: the reader splits there too
+            # 1 where an odd number of quotes came before (inside a quoted value); one byte
+            # per input byte, so the scan's memory stays a few times SCAN_BYTES.
+            inside = np.bitwise_xor.accumulate(is_quote.view(np.uint8)) ^ np.uint8(parity)
+            ends = np.flatnonzero((data == newline) & (inside == 0))
+            numbers = boundaries + np.arange(len(ends))
+            cuts += (position + ends[numbers % every == 0] + 1).tolist()
+            boundaries += len(ends)
+            parity = int(inside[-1])
+            position += len(data)
+            last_byte = int(data[-1])
+            tail = piece[ends[-1] + 1 :] if len(ends) else piece
+            trailing = bool(tail.strip()) if len(ends) else trailing or bool(piece.strip())
+    if parity or not cuts:
+        return None
+    return cuts, boundaries - 1 + (1 if trailing else 0)
+
+
+def _split(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
+    for start in range(0, len(frame), rows):
+        yield frame.iloc[start : start + rows]
+
+
+def read_block(block: SourceBlock) -> pd.DataFrame:
+    """The block's rows as text (index: row numbers), read as ``open_chunks`` reads them."""
+    if block.kind == "parquet":
+        import pyarrow.parquet as pq
+
+        table = pq.ParquetFile(block.path).read_row_groups(list(block.row_groups))
+        raw = table.to_pandas()
+        raw = pd.DataFrame({c: raw[c].astype("string") for c in raw.columns})
+        found = len(raw)
+        chunk = _finish_chunk(raw, block.first_row)
+    else:
+        with open(block.path, "rb") as handle:
+            head = handle.read(block.header_end)
+            handle.seek(block.start)
+            data = handle.read(block.stop - block.start)
+        try:
+            raw = _csv_reader(io.BytesIO(head + data), block.encoding, block.delimiter, None)
+        except pd.errors.ParserError as exc:
+            raise IngestError(_parser_message(str(exc), block.name)) from None
+        except UnicodeDecodeError:
+            raise IngestError(
+                f"The file {block.name} changes encoding part-way; save it as CSV UTF-8."
+            ) from None
+        found = len(raw)
+        chunk = _finish_chunk(raw, block.first_row)
+    if block.rows >= 0 and found != block.rows:
+        raise IngestError(
+            f"{block.name} could not be split for parallel reading at row {block.first_row} "
+            f"(found {found} rows where {block.rows} were counted); score it with the local "
+            "engine."
+        )
+    return chunk
 
 
 # ---- checks ---------------------------------------------------------------------------------
@@ -265,6 +560,31 @@ class DriftCounter:
         self.categorical = {
             c: np.zeros(len(s["frequencies"])) for c, s in self.stats.get("categorical", {}).items()
         }
+
+    def state(self) -> dict:
+        """Plain data (JSON-safe) another process can rebuild the counts from."""
+        return {
+            "stats": self.stats,
+            "numeric": {c: v.tolist() for c, v in self.numeric.items()},
+            "categorical": {c: v.tolist() for c, v in self.categorical.items()},
+        }
+
+    @classmethod
+    def from_state(cls, state: dict) -> DriftCounter:
+        counter = cls(None)
+        counter.stats = state["stats"]
+        counter.numeric = {c: np.asarray(v, dtype=float) for c, v in state["numeric"].items()}
+        counter.categorical = {
+            c: np.asarray(v, dtype=float) for c, v in state["categorical"].items()
+        }
+        return counter
+
+    def merge(self, other: DriftCounter) -> DriftCounter:
+        """Add another chunk's counts to these (same model); returns self."""
+        for mine, theirs in ((self.numeric, other.numeric), (self.categorical, other.categorical)):
+            for column, counts in theirs.items():
+                mine[column] += counts
+        return self
 
     def add(self, typed: pd.DataFrame, z: np.ndarray | None) -> None:
         """Count one chunk; ``z`` is the chunk encoded by this counter's model."""
@@ -382,6 +702,38 @@ def prediction_columns(
 # ---- the job --------------------------------------------------------------------------------
 
 
+@dataclass
+class ScoredChunk:
+    """One chunk's input (text, index = row numbers) and what scoring it gave."""
+
+    chunk: pd.DataFrame
+    delimiter: str
+    outputs: pd.DataFrame
+    unseen: dict[str, int]
+    drift: DriftCounter
+    typed: pd.DataFrame | None = None  # kept by the local engine for reasons
+
+
+def score_chunk(
+    run: RunInfo, model: Any, chunk: pd.DataFrame, delimiter: str, threshold: float | None
+) -> ScoredChunk:
+    """Type, check and score one chunk: the work both engines do per chunk (Ray: in an actor)."""
+    typed = _typed(chunk, model, delimiter)
+    drift = DriftCounter(model)
+    first_tabular = drift.model  # drift and unseen categories are read off its encoding
+    # Encode once per chunk: the model, the drift counts and the unseen-category counts all
+    # read the same codes.
+    z = first_tabular.preprocessor.encode(typed) if first_tabular else None
+    if model is first_tabular:
+        scores = model.predict_encoded(z)
+    else:
+        scores = predict_frame(model, typed)
+    outputs = prediction_columns(run, scores, typed.index, threshold)
+    drift.add(typed, z)
+    unseen = _unseen_counts(first_tabular, typed, z)
+    return ScoredChunk(chunk, delimiter, outputs, unseen, drift, typed)
+
+
 def score_source(
     run_id: int,
     source: bytes | str | Path,
@@ -395,7 +747,8 @@ def score_source(
     model: Any = None,
     actor: Actor | None = None,
 ) -> ScoreReport:
-    """Score a CSV with the model of ``run_id``; see the module docstring for guarantees.
+    """Score a CSV (or a Parquet file, or a folder of them) with the model of ``run_id`` in
+    this process; see the module docstring for guarantees.
 
     ``threshold``: binary runs flag P(positive) >= threshold; None takes the run's operating
     threshold (core.thresholds), and the report says which one was used and where it came from.
@@ -404,21 +757,67 @@ def score_source(
     ``out_path``: also write a CSV with the input columns plus the outputs (formula-safe).
     """
     actor = audit.authorize(actor, "score", "run", run_id)
+    check_score_options(threshold, chunk_rows)
+    run = get_run(run_id)
+    threshold, threshold_source = resolve_threshold(run, threshold)
+    model = model if model is not None else load_run_model(run_id)
+
+    def scored() -> Iterator[ScoredChunk]:
+        delimiter, chunks = open_chunks(source, chunk_rows, source_name)
+        for chunk in chunks:
+            check_columns(run, list(chunk.columns))
+            yield score_chunk(run, model, chunk, delimiter, threshold)
+
+    return write_batch(
+        run,
+        scored(),
+        source_name=source_name,
+        threshold=threshold,
+        threshold_source=threshold_source,
+        out_path=out_path,
+        reasons_for_rows=reasons_for_rows,
+        reasons_model=lambda: model,
+        on_progress=on_progress,
+        actor=actor,
+    )
+
+
+def check_score_options(threshold: float | None, chunk_rows: int) -> None:
     if threshold is not None and not (0.0 <= threshold <= 1.0):
         raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be positive, got {chunk_rows}.")
-    run = get_run(run_id)
+
+
+def write_batch(
+    run: RunInfo,
+    scored: Iterable[ScoredChunk],
+    *,
+    source_name: str,
+    threshold: float | None,
+    threshold_source: str | None = None,
+    out_path: Path | None,
+    reasons_for_rows: int = 0,
+    reasons_model: Callable[[], Any] | None = None,
+    on_progress: Callable[[int], None] | None = None,
+    engine: str = "local",
+    engine_details: Callable[[], dict[str, Any]] | None = None,
+    actor: Actor | None = None,
+) -> ScoreReport:
+    """Write scored chunks, in order, as one score batch: prediction rows into the ledger, the
+    export file, and the report. All or nothing: a failure removes what was written.
+    ``threshold`` is the resolved cutoff (``resolve_threshold``) and ``actor`` the user the
+    batch is written for (already authorised): personal-data columns are masked in the export
+    for roles that may not see them, and the batch is audited with its rows."""
+    run_id = run.id
     pii = pii_columns(run.dataset_id)
-    threshold, threshold_source = _resolve_threshold(run, threshold)
-    model = model if model is not None else load_run_model(run_id)
     if run.model == "ensemble":
         reasons_for_rows = 0  # reasons come from one model's SHAP values; see its members
     started = time.perf_counter()
     factory = session_factory()
     with factory.begin() as session:
         batch = ScoreBatchRecord(
-            run_id=run_id,
+            run_id=run.id,
             source_name=str(source_name)[:300],
             threshold=threshold,
             status="writing",
@@ -438,25 +837,19 @@ def score_source(
         reasons_seconds = 0.0
         extra: list[str] | None = None
         unseen: dict[str, int] = {}
-        drift = DriftCounter(model)
-        first_tabular = drift.model  # drift and unseen categories are read off its encoding
+        drift: DriftCounter | None = None
         output_columns: list[str] = []
-        delimiter, chunks = open_chunks(source, chunk_rows, source_name)
-        for chunk in chunks:
+        for item in scored:
+            chunk, outputs = item.chunk, item.outputs
             if extra is None:
                 extra = check_columns(run, list(chunk.columns))
-            typed = _typed(chunk, model, delimiter)
-            # Encode once per chunk: the model, the drift counts and the unseen-category
-            # counts all read the same codes.
-            z = first_tabular.preprocessor.encode(typed) if first_tabular else None
-            if model is first_tabular:
-                scores = model.predict_encoded(z)
-            else:
-                scores = predict_frame(model, typed)
-            outputs = prediction_columns(run, scores, typed.index, threshold)
             if reasons_for_rows > rows:
                 from core.explanations import reason_codes
 
+                model = reasons_model()
+                typed = (
+                    item.typed if item.typed is not None else _typed(chunk, model, item.delimiter)
+                )
                 take = min(len(typed), reasons_for_rows - rows)
                 reasons_started = time.perf_counter()
                 reasons = reason_codes(
@@ -471,9 +864,9 @@ def score_source(
                 reasons_seconds += time.perf_counter() - reasons_started
                 reasons_rows += take
                 outputs["reasons"] = pd.Series(reasons, index=typed.index[:take])
-            for column, count in _unseen_counts(first_tabular, typed, z).items():
+            for column, count in item.unseen.items():
                 unseen[column] = unseen.get(column, 0) + count
-            drift.add(typed, z)
+            drift = item.drift if drift is None else drift.merge(item.drift)
             _insert_predictions(batch_id, run, outputs)
             if tmp_out is not None:
                 export = mask_pii(pd.concat([chunk, outputs], axis=1), pii, actor)
@@ -482,21 +875,25 @@ def score_source(
             rows += len(chunk)
             if on_progress is not None:
                 on_progress(rows)
+        if rows == 0:
+            raise IngestError(f"The input {source_name} has no data rows.")
         seconds = time.perf_counter() - started
         report = ScoreReport(
             batch_id=batch_id,
-            run_id=run_id,
+            run_id=run.id,
             rows=rows,
             seconds=seconds,
             threshold=threshold,
             extra_columns=extra or [],
             unseen_categories={k: v for k, v in unseen.items() if v},
-            drift=drift.summary(),
+            drift=drift.summary() if drift is not None else {},
             output_columns=output_columns,
             reasons=reasons_for_rows > 0,
             threshold_source=threshold_source,
             reasons_rows=reasons_rows,
             reasons_seconds=reasons_seconds,
+            engine=engine,
+            engine_details=engine_details() if engine_details is not None else {},
         )
         report.warnings = _plain_warnings(report)
         if tmp_out is not None:
@@ -523,7 +920,7 @@ def score_source(
         raise
 
 
-def _resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | None, str | None]:
+def resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | None, str | None]:
     """(cutoff, where it came from): the caller's, else the run's operating threshold."""
     if run.task != "binary":
         return None, None
@@ -560,7 +957,14 @@ def score_job(params: dict, context) -> dict:
         context.report({"stage": "scoring", "rows": rows, "total": total})
 
     context.report({"stage": "loading the model", "rows": 0, "total": total}, force=True)
-    report = score_source(
+    engine = str(params.get("engine") or "local")
+    if engine == "local":
+        score = score_source
+    else:  # the job's worker drives a Ray cluster (PAYOFF_RAY_ADDRESS) for the blocks
+        from core.engines import get_engine
+
+        score = get_engine(engine).score
+    report = score(
         int(params["run_id"]),
         path,
         source_name=str(params.get("source_name") or path.name),

@@ -81,8 +81,13 @@ def explain_interventional(
     seed: int = 0,
     max_batch_rows: int = 16384,
     on_progress: Callable[[int, int], None] | None = None,
+    row_offset: int = 0,
 ) -> ShapResult:
     """Interventional Shapley values of `predict` at `rows` against a weighted background.
+
+    row_offset: the position of rows[0] in a larger set of rows split across workers; each
+    row's random permutations depend on (seed, its position), so the parts together give the
+    values of the whole.
 
     method: "exact" enumerates every game; "antithetic" walks `n_pairs` antithetic permutation
     pairs in every game; "auto" enumerates the games where that costs no more model calls than
@@ -102,7 +107,7 @@ def explain_interventional(
     kinds: set[str] = set()
     for block in _row_blocks(cost.sum(axis=1) + 1, _BATCHES_PER_BLOCK * max_batch_rows):
         block_values, block_outputs, block_kinds = _explain_block(
-            model, x, block, b, w, base_outputs, method, n_pairs, seed
+            model, x, block, b, w, base_outputs, method, n_pairs, seed, row_offset
         )
         values[block] = block_values
         outputs[block] = block_outputs
@@ -511,10 +516,11 @@ def _explain_block(
     method: str,
     n_pairs: int,
     seed: int,
+    row_offset: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, set[str]]:
     """SHAP values of rows x[block]: plan the games, score every masked row, reduce."""
     xb = x[block]
-    groups = _plan_games(xb, b, block.start, method, n_pairs, seed)
+    groups = _plan_games(xb, b, row_offset + block.start, method, n_pairs, seed)
     scores = model.run([_PlainRows(xb), *groups])
     outputs, group_scores = scores[0], scores[1:]
     values = np.zeros_like(xb)

@@ -13,6 +13,7 @@ import streamlit as st
 
 from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
+from core.engines import cluster_configured
 from core.explanations import explain_row, reasons_plan
 from core.jobs import store_input, submit_and_start
 from core.scoring import batch_predictions, list_batches, to_safe_csv
@@ -115,6 +116,17 @@ if reason_rows and run.model != "ensemble":
             "what pushes it toward its own decision at the threshold above."
         )
 
+engine = "local"
+if cluster_configured():
+    engine = st.radio(
+        "Run on",
+        ["local", "ray"],
+        format_func={"local": "this server", "ray": "the Ray cluster"}.get,
+        horizontal=True,
+        key="score_engine",
+        help="PAYOFF_RAY_ADDRESS names a Ray cluster: its workers score blocks of the file.",
+    )
+
 if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
     with user_errors(f"{name}: "):
         digest = hashlib.sha256(data).hexdigest()[:12]
@@ -137,6 +149,7 @@ if st.button("Score", type="primary", disabled=data is None or not current_actor
                 "reasons_for_rows": int(reason_rows),
                 "export": f"score-run{run.id}-{digest}.csv",
                 "total_rows": max(1, data.count(b"\n") - 1),
+                "engine": engine,
             },
             run_id=run.id,
             actor=current_actor(),

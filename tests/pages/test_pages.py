@@ -433,6 +433,31 @@ def test_score_upload_missing_a_column_is_refused(trained_ledger, no_local_worke
     assert not exports.exists() or not any(exports.iterdir())
 
 
+def test_score_offers_ray_only_with_a_cluster(trained_ledger, monkeypatch) -> None:
+    """Without PAYOFF_RAY_ADDRESS there is no engine choice; with one, the page offers Ray, and
+    a cluster nobody answers at is one error naming the address, with nothing written."""
+    run_id = trained_ledger.run_ids["logreg"]
+    monkeypatch.delenv("PAYOFF_RAY_ADDRESS", raising=False)
+    at = _open("score")
+    at.selectbox(key="score_run").set_value(run_id)
+    timed_run(at, "score (choose)")
+    assert not [r for r in at.radio if r.key == "score_engine"]
+
+    monkeypatch.setenv("PAYOFF_RAY_ADDRESS", "127.0.0.1:9")
+    at = _open("score")
+    at.selectbox(key="score_run").set_value(run_id)
+    at.radio(key="score_source").set_value("A dataset in Payoff")
+    timed_run(at, "score (choose)")
+    at.selectbox(key="score_dataset").set_value(trained_ledger.dataset_id)
+    at.radio(key="score_engine").set_value("ray")
+    timed_run(at, "score (engine)")
+    _button(at, "Score").click()
+    timed_run(at, "score (score)")
+    assert_no_failure(at)
+    assert any("PAYOFF_RAY_ADDRESS=127.0.0.1:9" in e for e in texts(at.error)), texts(at.error)
+    assert list_batches(run_id) == []
+
+
 # ---- Explain -----------------------------------------------------------------------------------
 
 
