@@ -29,6 +29,7 @@ from core.records import (
     DatasetRecord,
     ExplanationRecord,
     ExplanationValueRecord,
+    JobRecord,
     PredictionReasonRecord,
     PredictionRecord,
     ScenarioRecord,
@@ -459,6 +460,18 @@ def delete_dataset(
             session.execute(
                 delete(ScenarioRecord).where(ScenarioRecord.id.in_(deleted["scenarios"]))
             )
+            # Jobs of these runs, and the input copies they kept under PAYOFF_HOME/inputs
+            # (uploads scored or explained through the job queue) unless another job uses one.
+            jobs = list(session.scalars(select(JobRecord).where(JobRecord.run_id.in_(run_ids))))
+            inputs = {str(p) for j in jobs for p in _job_inputs(j.params)}
+            others = session.scalars(
+                select(JobRecord.params).where(JobRecord.id.notin_([j.id for j in jobs]))
+            )
+            inputs -= {str(p) for params in others for p in _job_inputs(params)}
+            files.extend(settings.home / p for p in sorted(inputs))
+            deleted["jobs"] = [j.id for j in jobs]
+            for job in jobs:
+                session.delete(job)
             for run in runs:
                 if run.artifact_path:
                     folders.append(Path(run.artifact_path))
@@ -500,6 +513,16 @@ def delete_dataset(
         deleted["files"] = removed
         deleted["pages_overwritten"] = scrub_deleted_pages()
     return deleted
+
+
+def _job_inputs(params: dict | None) -> list[str]:
+    """Files a job kept under PAYOFF_HOME/inputs (paths relative to PAYOFF_HOME)."""
+    params = params or {}
+    return [
+        str(params[key])
+        for key in ("input", "background_input")
+        if isinstance(params.get(key), str) and str(params[key]).startswith("inputs/")
+    ]
 
 
 def _run_files(settings, run_id: int) -> list[Path]:

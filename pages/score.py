@@ -8,7 +8,6 @@ import io
 
 import numpy as np
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from core.access import mask_pii
@@ -18,7 +17,6 @@ from core.explanations import explain_row, reasons_plan
 from core.jobs import store_input, submit_and_start
 from core.scoring import batch_predictions, list_batches, to_safe_csv
 from core.settings import load_settings
-from core.thresholds import operating_threshold
 from core.training import list_runs
 from pages._shared import state
 from pages._shared import whatif_views as whatif
@@ -28,14 +26,10 @@ from pages._shared.frame import use_app_navigation
 from pages._shared.jobs import pending_job, show_outcome
 from pages._shared.pickers import pick_run
 from pages._shared.resources import run_model
-from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
+from pages._shared.score_views import batch_summary, threshold_slider
+from pages._shared.widgets import fmt_seconds, user_errors
 
 REASON_ROWS_DEFAULT = 200
-THRESHOLD_SOURCES = {
-    "validation": ", the run's operating threshold chosen on validation rows",
-    "user": ", the run's operating threshold set by the user",
-    "given": ", chosen on this page",
-}
 SCORE_JOB = "score_job"
 
 use_app_navigation()
@@ -80,25 +74,7 @@ else:
     info = next(d for d in datasets if d.id == chosen)
     data, name, dataset_path = info.stored_path.read_bytes(), info.name, info.stored_path
 
-threshold = operating = None
-if run.task == "binary":
-    with user_errors():
-        operating = operating_threshold(run.id)
-    if operating is None:
-        st.stop()
-    threshold_key = f"score_threshold_{run.id}"
-    if threshold_key not in st.session_state:  # starts at the run's operating threshold
-        st.session_state[threshold_key] = operating.threshold
-    threshold = st.slider(
-        f"Decision threshold: flag as {run.positive_class} when P ≥",
-        0.0,
-        1.0,
-        step=0.001,
-        format="%.3f",
-        key=threshold_key,
-        help=f"Starts at this run's operating threshold ({operating.describe()}); "
-        "save another one on the Runs page.",
-    )
+threshold, operating = threshold_slider(run, key=f"score_threshold_{run.id}")
 reason_rows = st.number_input(
     "Add the top three reasons to the first N rows (SHAP; 0 for none)",
     0,
@@ -172,46 +148,8 @@ if batch_id not in batches:
         st.info("No scores for this model yet: choose rows and press Score.")
         st.stop()
 batch = batches[batch_id]
-report = batch["report"]
-st.subheader(f"Batch #{batch_id}: {batch['source_name']}")
-cols = st.columns(4)
-cols[0].metric("Rows", f"{batch['rows']:,}")
-cols[1].metric("Time", fmt_seconds(batch["seconds"]))
-cols[2].metric("Rows/s", fmt_count(report.get("rows_per_second")))
-for warning in report.get("warnings", []):
-    st.warning(warning)
 predictions = batch_predictions(batch_id)
-if run.task == "binary":
-    cols[3].metric(
-        "Flagged", f"{int(predictions['decision'].sum()):,} ({predictions['decision'].mean():.1%})"
-    )
-    figure = px.histogram(
-        predictions,
-        x="probability",
-        nbins=50,
-        title=f"Score distribution: P({run.positive_class})",
-        height=300,
-    )
-    if batch["threshold"] is not None:
-        figure.add_vline(x=batch["threshold"], line_dash="dash", annotation_text="threshold")
-        source = THRESHOLD_SOURCES.get(report.get("threshold_source"), "")
-        st.caption(f"Decisions and reasons at threshold {batch['threshold']:.3f}{source}.")
-    st.plotly_chart(figure, width="stretch")
-else:
-    counts = predictions["prediction"].value_counts().reset_index()
-    counts.columns = ["prediction", "rows"]
-    st.plotly_chart(px.bar(counts, x="prediction", y="rows", height=300), width="stretch")
-
-drift = report.get("drift", {})
-if drift:
-    with st.expander("Drift against the training data (PSI per feature)"):
-        frame = pd.DataFrame(
-            [{"feature": k, "PSI": v["psi"], "level": v["level"]} for k, v in drift.items()]
-        ).sort_values("PSI", ascending=False)
-        st.caption("PSI < 0.1 stable, 0.1–0.25 some shift, > 0.25 major shift.")
-        st.plotly_chart(
-            px.bar(frame, x="feature", y="PSI", color="level", height=280), width="stretch"
-        )
+batch_summary(run, batch, predictions)
 
 export_path = st.session_state.get("score_export")
 table = predictions

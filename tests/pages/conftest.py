@@ -184,3 +184,22 @@ def trained_ledger(trained_template, tmp_path, monkeypatch) -> TrainedLedger:
     return TrainedLedger(
         home=home, dataset_id=trained_template.dataset_id, run_ids=dict(trained_template.run_ids)
     )
+
+
+def worker_runs_the_queued_jobs(at, label: str, kind: str) -> None:
+    """The page queued a job and shows its live panel; a worker (here this process, so the
+    test needs no subprocess) runs it, and the page's next run shows the outcome."""
+    from core.jobs import list_jobs, work
+
+    queued = list_jobs(kind, active=True)
+    assert len(queued) == 1, queued
+    assert any(f"job #{queued[0].id}" in t for t in texts(at.markdown)), texts(at.markdown)
+    done = work(idle_exit_s=0)
+    assert [j.id for j in done] == [queued[0].id]
+    timed_run(at, label)
+
+
+@pytest.fixture
+def no_local_worker(monkeypatch) -> None:
+    """Pages only queue jobs; the test runs them (see worker_runs_the_queued_jobs)."""
+    monkeypatch.setenv("PAYOFF_LOCAL_WORKER", "0")

@@ -27,6 +27,7 @@ from tests.pages.conftest import (
     open_page,
     texts,
     timed_run,
+    worker_runs_the_queued_jobs,
 )
 
 FOOD_SAMPLE_NAME = "Food reviews (sample)"
@@ -341,25 +342,6 @@ def test_runs_metrics_follow_the_cutoff_and_it_can_be_saved(trained_ledger) -> N
 # ---- Score -------------------------------------------------------------------------------------
 
 
-def _worker_runs_the_queued_jobs(at, label: str, kind: str) -> None:
-    """The page queued a job and shows its live panel; a worker (here this process, so the
-    test needs no subprocess) runs it, and the page's next run shows the outcome."""
-    from core.jobs import list_jobs, work
-
-    queued = list_jobs(kind, active=True)
-    assert len(queued) == 1, queued
-    assert any(f"job #{queued[0].id}" in t for t in texts(at.markdown)), texts(at.markdown)
-    done = work(idle_exit_s=0)
-    assert [j.id for j in done] == [queued[0].id]
-    timed_run(at, label)
-
-
-@pytest.fixture
-def no_local_worker(monkeypatch) -> None:
-    """Pages only queue jobs; the test runs them (see _worker_runs_the_queued_jobs)."""
-    monkeypatch.setenv("PAYOFF_LOCAL_WORKER", "0")
-
-
 def test_score_a_dataset_then_edit_a_record(trained_ledger, no_local_worker) -> None:
     from core.thresholds import operating_threshold
 
@@ -376,7 +358,7 @@ def test_score_a_dataset_then_edit_a_record(trained_ledger, no_local_worker) -> 
     _button(at, "Score").click()
     timed_run(at, "score (score)")
     assert_no_failure(at)
-    _worker_runs_the_queued_jobs(at, "score (scored)", "score")
+    worker_runs_the_queued_jobs(at, "score (scored)", "score")
     assert_no_failure(at)
     batches = list_batches(run_id)
     assert len(batches) == 1
@@ -424,7 +406,7 @@ def test_score_upload_missing_a_column_is_refused(trained_ledger, no_local_worke
     _button(at, "Score").click()
     timed_run(at, "score (score)")
     assert_no_failure(at)
-    _worker_runs_the_queued_jobs(at, "score (failed)", "score")
+    worker_runs_the_queued_jobs(at, "score (failed)", "score")
     assert_no_failure(at)
     errors = texts(at.error)
     assert any("missing 1 column" in e and "Income" in e for e in errors), errors
@@ -476,7 +458,7 @@ def test_explain_few_rows_shows_the_quality_badge(
     _button(at, "Explain").click()
     timed_run(at, f"explain ({model})")
     assert_no_failure(at)
-    _worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
+    worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
     assert_no_failure(at)
     stored = list_explanations(run_id)
     assert len(stored) == 1 and stored[0]["rows"] == 5
@@ -494,7 +476,7 @@ def test_explain_few_rows_shows_the_quality_badge(
     _button(at, "Explain").click()
     timed_run(at, f"explain ({model})")
     assert_no_failure(at)
-    _worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
+    worker_runs_the_queued_jobs(at, f"explain ({model}, done)", "explain")
     assert_no_failure(at)
     assert [e["rows"] for e in list_explanations(run_id)] == [7, 5]
     assert _metric(at, "Rows explained") == "7"

@@ -10,7 +10,14 @@ import pandas as pd
 
 from core.explanations import get_explanation, list_explanations, shap_table
 from core.fairness import MISSING_GROUP
-from tests.pages.conftest import assert_no_failure, new_app, open_page, texts, timed_run
+from tests.pages.conftest import (
+    assert_no_failure,
+    new_app,
+    open_page,
+    texts,
+    timed_run,
+    worker_runs_the_queued_jobs,
+)
 
 
 def _open(page: str):
@@ -75,7 +82,7 @@ def test_fairness_page_on_an_uploaded_file_with_missing_groups(trained_ledger) -
     assert int(missing["rows"].iloc[0]) == 40
 
 
-def test_explain_page_reads_in_plain_words(trained_ledger) -> None:
+def test_explain_page_reads_in_plain_words(trained_ledger, no_local_worker) -> None:
     run_id = trained_ledger.run_ids["lightgbm"]
     at = _open("explain")
     at.selectbox(key="explain_run").set_value(run_id)
@@ -84,6 +91,8 @@ def test_explain_page_reads_in_plain_words(trained_ledger) -> None:
     timed_run(at, "explain (rows)")
     [b for b in at.button if b.label == "Explain"][0].click()
     timed_run(at, "explain (lightgbm)")
+    assert_no_failure(at)
+    worker_runs_the_queued_jobs(at, "explain (lightgbm, done)", "explain")
     assert_no_failure(at)
     labels = [e.label for e in at.expander]
     assert "Technical terms" in labels
@@ -119,7 +128,9 @@ def test_shap_download_joins_back_to_the_data(trained_ledger) -> None:
     np.testing.assert_allclose(shap_sum, table["output"], atol=1e-6)
 
 
-def test_what_if_shows_edits_decision_and_the_change_that_flips_it(trained_ledger) -> None:
+def test_what_if_shows_edits_decision_and_the_change_that_flips_it(
+    trained_ledger, no_local_worker
+) -> None:
     run_id = trained_ledger.run_ids["lightgbm"]
     at = _open("score")
     at.selectbox(key="score_run").set_value(run_id)
@@ -130,6 +141,8 @@ def test_what_if_shows_edits_decision_and_the_change_that_flips_it(trained_ledge
     timed_run(at, "score (choose dataset)")
     [b for b in at.button if b.label == "Score"][0].click()
     timed_run(at, "score (score)")
+    assert_no_failure(at)
+    worker_runs_the_queued_jobs(at, "score (scored)", "score")
     assert_no_failure(at)
     assert any("No field changed yet" in t for t in texts(at.caption))
     decisions = [t for t in texts(at.error) + texts(at.success) if "the threshold" in t]
