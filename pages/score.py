@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
-from core.engines import cluster_configured
+from core.engines import check_engine, cluster_configured
 from core.explanations import explain_row, reasons_plan
 from core.jobs import store_input, submit_and_start
 from core.scoring import batch_predictions, list_batches, to_safe_csv
@@ -105,6 +105,7 @@ if cluster_configured():
 
 if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
     with user_errors(f"{name}: "):
+        check_engine(engine)  # an unreachable cluster is named now, and nothing is queued
         digest = hashlib.sha256(data).hexdigest()[:12]
         home = load_settings().home.resolve()
         stored = dataset_path.resolve() if dataset_path is not None else None

@@ -29,3 +29,13 @@ def get_engine(name: str) -> ModuleType:
 def cluster_configured() -> bool:
     """Whether ``PAYOFF_RAY_ADDRESS`` names a Ray cluster (the Score page then offers Ray)."""
     return bool(os.environ.get(RAY_ADDRESS_ENV, "").strip())
+
+
+def check_engine(name: str) -> None:
+    """Refuse an engine that cannot run now, before any work is queued: an unknown name, or a
+    Ray cluster address nobody answers at (one line naming it)."""
+    get_engine(name)
+    if name == "ray" and cluster_configured():
+        from core.engines.ray import check_reachable
+
+        check_reachable(os.environ[RAY_ADDRESS_ENV].strip())

@@ -90,7 +90,7 @@ def _adopt(env: dict[str, str]) -> None:
     _set_threads()
 
 
-def _check_reachable(address: str) -> None:
+def check_reachable(address: str) -> None:
     """A fast, clear failure for an address nobody answers at (ray.init may wait a minute)."""
     if address in ("auto", "local"):
         return
@@ -120,7 +120,7 @@ def connect() -> dict[str, float]:
             "log_to_driver": False,
         }
         if address:
-            _check_reachable(address)
+            check_reachable(address)
             try:
                 ray.init(address=address, **options)
             except Exception as exc:  # noqa: BLE001 - ray raises many kinds; one line for all

@@ -438,6 +438,9 @@ def test_score_offers_ray_only_with_a_cluster(trained_ledger, monkeypatch) -> No
     assert_no_failure(at)
     assert any("PAYOFF_RAY_ADDRESS=127.0.0.1:9" in e for e in texts(at.error)), texts(at.error)
     assert list_batches(run_id) == []
+    from core.jobs import list_jobs
+
+    assert list_jobs("score") == []  # refused before anything was queued
 
 
 # ---- Explain -----------------------------------------------------------------------------------
