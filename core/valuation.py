@@ -531,20 +531,7 @@ def sensitivity_for(
     """Tornado data: NPV (at the operating threshold) when each numeric assumption moves by
     ±delta, explanation cost included."""
     base = _numeric_assumptions(use_case, device, explanations_per_month)
-
-    def evaluate(values: dict[str, float]) -> float:
-        edited, dev, explained = _rebuild(use_case, device, values)
-        return value_run(
-            run,
-            edited,
-            outcomes,
-            threshold=threshold,
-            device=dev,
-            use_money=use_money,
-            explanations_per_month=explained,
-            explain_ms_per_row=explain_ms_per_row,
-        ).npv
-
+    evaluate = _npv_with(run, use_case, outcomes, device, use_money, threshold, explain_ms_per_row)
     return eco.sensitivity(evaluate, base, delta)
 
 
@@ -568,8 +555,24 @@ def monte_carlo_for(
         k: tuple(sorted((v * (1 - spread), v * (1 + spread)))) for k, v in base.items() if v != 0
     }
 
+    evaluate = _npv_with(run, use_case, outcomes, device, use_money, threshold, explain_ms_per_row)
+    return eco.monte_carlo(lambda values: evaluate({**base, **values}), ranges, n=n, seed=seed)
+
+
+def _npv_with(
+    run: RunInfo,
+    use_case: UseCase,
+    outcomes: Outcomes,
+    device: eco.DeviceSpec,
+    use_money: bool,
+    threshold: float,
+    explain_ms_per_row: float | None,
+):
+    """NPV as a function of edited numeric assumptions (one valuation path for the tornado
+    and the Monte Carlo: the run's threshold, explanation cost included)."""
+
     def evaluate(values: dict[str, float]) -> float:
-        edited, dev, explained = _rebuild(use_case, device, {**base, **values})
+        edited, dev, explained = _rebuild(use_case, device, values)
         return value_run(
             run,
             edited,
@@ -581,7 +584,7 @@ def monte_carlo_for(
             explain_ms_per_row=explain_ms_per_row,
         ).npv
 
-    return eco.monte_carlo(evaluate, ranges, n=n, seed=seed)
+    return evaluate
 
 
 _NON_NEGATIVE = (
