@@ -441,7 +441,8 @@ def _explain_frame(
 def explain_job(params: dict, context) -> dict:
     """The "explain" job (core/jobs.py). params: run_id; input (a CSV under PAYOFF_HOME) or
     part ("test", the run's stored test part); optional background_input, n_rows, n_pairs,
-    background_rows, fidelity_rows, class_index, source_name. Result: explanation_id."""
+    background_rows, fidelity_rows, class_index, source_name, engine ("local" or "ray").
+    Result: explanation_id."""
     from core.ingest import read_csv_bytes
     from core.jobs import actor_from, input_path
     from core.settings import load_settings
@@ -466,7 +467,12 @@ def explain_job(params: dict, context) -> dict:
         for key in ("n_rows", "n_pairs", "background_rows", "fidelity_rows", "class_index")
         if params.get(key) is not None
     }
-    result = explain_frame(
+    explain = explain_frame
+    if str(params.get("engine") or "local") != "local":  # the worker drives a Ray cluster
+        from core.engines import get_engine
+
+        explain = get_engine(str(params["engine"])).explain
+    result = explain(
         run_id,
         frame,
         background=background,

@@ -8,6 +8,7 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.engines import check_engine
 from core.explanations import (
     BACKGROUND_ROWS,
     SAMPLED_MODELS,
@@ -28,7 +29,7 @@ from pages._shared.frame import use_app_navigation
 from pages._shared.jobs import pending_job, show_outcome
 from pages._shared.pickers import pick_run
 from pages._shared.resources import parse_upload
-from pages._shared.widgets import fmt_seconds, user_errors
+from pages._shared.widgets import engine_choice, fmt_seconds, user_errors
 
 use_app_navigation()
 _PICK_KEY = "explain_pick"
@@ -104,14 +105,17 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
             f"~{fmt_seconds(estimate['check_seconds'])} for the quality check against a reference "
             "(usually much less: values the rows share with the background cost nothing)."
         )
+        engine = engine_choice(run, key="explain_engine")
         if st.button("Explain", type="primary"):
             with user_errors():
+                check_engine(engine)  # an unreachable cluster is named now; nothing queued
                 params = {
                     "run_id": run.id,
                     "n_rows": int(n_rows),
                     "n_pairs": n_pairs,
                     "background_rows": int(background_rows),
                     "source_name": name,
+                    "engine": engine,
                 }
                 if upload_bytes is not None:
                     params["input"] = store_input(upload_bytes)

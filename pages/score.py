@@ -12,7 +12,7 @@ import streamlit as st
 
 from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
-from core.engines import check_engine, cluster_configured
+from core.engines import check_engine
 from core.explanations import explain_row, reasons_plan
 from core.jobs import store_input, submit_and_start
 from core.scoring import batch_predictions, list_batches, to_safe_csv
@@ -27,7 +27,7 @@ from pages._shared.jobs import pending_job, show_outcome
 from pages._shared.pickers import pick_run
 from pages._shared.resources import run_model
 from pages._shared.score_views import batch_summary, threshold_slider
-from pages._shared.widgets import fmt_seconds, user_errors
+from pages._shared.widgets import engine_choice, fmt_seconds, user_errors
 
 REASON_ROWS_DEFAULT = 200
 SCORE_JOB = "score_job"
@@ -92,16 +92,7 @@ if reason_rows and run.model != "ensemble":
             "what pushes it toward its own decision at the threshold above."
         )
 
-engine = "local"
-if cluster_configured():
-    engine = st.radio(
-        "Run on",
-        ["local", "ray"],
-        format_func={"local": "this server", "ray": "the Ray cluster"}.get,
-        horizontal=True,
-        key="score_engine",
-        help="PAYOFF_RAY_ADDRESS names a Ray cluster: its workers score blocks of the file.",
-    )
+engine = engine_choice(run, key="score_engine")
 
 if st.button("Score", type="primary", disabled=data is None or not current_actor().may("score")):
     with user_errors(f"{name}: "):

@@ -55,3 +55,21 @@ def fmt_count(value: float | None, unit: str = "") -> str:
         if abs(value) >= limit:
             return f"{value / limit:.1f}{suffix}{unit}"
     return f"{value:.0f}{unit}"
+
+
+def engine_choice(run, key: str) -> str:
+    """ "local", or "ray" when PAYOFF_RAY_ADDRESS names a cluster and the user picks it (text
+    models are explained locally only)."""
+    from core.engines import cluster_configured
+    from core.training import TEXT_KINDS
+
+    if not cluster_configured() or (key.startswith("explain") and run.model in TEXT_KINDS):
+        return "local"
+    return st.radio(
+        "Run on",
+        ["local", "ray"],
+        format_func={"local": "this server", "ray": "the Ray cluster"}.get,
+        horizontal=True,
+        key=key,
+        help="PAYOFF_RAY_ADDRESS names a Ray cluster: its workers take blocks of the rows.",
+    )

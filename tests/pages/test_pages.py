@@ -443,6 +443,32 @@ def test_score_offers_ray_only_with_a_cluster(trained_ledger, monkeypatch) -> No
     assert list_jobs("score") == []  # refused before anything was queued
 
 
+def test_explain_offers_ray_only_with_a_cluster(trained_ledger, monkeypatch) -> None:
+    """Explain, like Score: no engine choice without PAYOFF_RAY_ADDRESS; with one nobody
+    answers at, choosing Ray is one error naming the address and no job is queued."""
+    from core.explanations import list_explanations
+    from core.jobs import list_jobs
+
+    run_id = trained_ledger.run_ids["logreg"]
+    monkeypatch.delenv("PAYOFF_RAY_ADDRESS", raising=False)
+    at = _open("explain")
+    at.selectbox(key="explain_run").set_value(run_id)
+    timed_run(at, "explain (choose)")
+    assert not [r for r in at.radio if r.key == "explain_engine"]
+
+    monkeypatch.setenv("PAYOFF_RAY_ADDRESS", "127.0.0.1:9")
+    at = _open("explain")
+    at.selectbox(key="explain_run").set_value(run_id)
+    timed_run(at, "explain (choose)")
+    at.radio(key="explain_engine").set_value("ray")
+    timed_run(at, "explain (engine)")
+    _button(at, "Explain").click()
+    timed_run(at, "explain (ray)")
+    assert_no_failure(at)
+    assert any("PAYOFF_RAY_ADDRESS=127.0.0.1:9" in e for e in texts(at.error)), texts(at.error)
+    assert list_jobs("explain") == [] and list_explanations(run_id) == []
+
+
 # ---- Explain -----------------------------------------------------------------------------------
 
 
