@@ -66,7 +66,7 @@ REFERENCE_EVALUATIONS = 300_000
 # game as fit, at least MIN_REFERENCE_PAIRS; rows are dropped before the floor is exceeded).
 BROAD_REFERENCE_ROWS = 256
 BROAD_FIDELITY_ROWS = 2
-BROAD_REFERENCE_EVALUATIONS = 120_000
+BROAD_REFERENCE_EVALUATIONS = 60_000
 # The badge is green only when every reference agrees at least this well.
 TRUST_SPEARMAN = 0.95
 TRUST_MAX_ERROR = 0.05
