@@ -47,7 +47,9 @@ TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # Antithetic permutation pairs per (row, baseline) game. With FT-T "small" one pair met
 # Spearman 0.997 / max error 1.6% against exact values (13 columns, 14 ms/row) and 0.990 /
 # 3.9% against a 32-pair reference (20 columns, 39 ms/row; bench/explain_bench.py); two pairs
-# gained <= 0.004 Spearman at twice the model time.
+# gained <= 0.004 Spearman at twice the model time. Those figures are for the same 16-row
+# background; against 256 random training rows the default reaches only ~0.85 / 15% on credit
+# (the background, not the pairs, limits it: README Performance), which fidelity_broad shows.
 DEFAULT_PAIRS = 1
 FIDELITY_ROWS = 3
 TEXT_FIDELITY_ROWS = 2  # a text reference costs up to ~500 masked texts: seconds each
