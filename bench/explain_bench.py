@@ -1,25 +1,26 @@
-"""Explanation benchmark: Payoff's interventional SHAP vs shap's Permutation and Kernel explainers.
+"""Explanation benchmark: Payoff's interventional SHAP vs shap's PermutationExplainer, judged
+by one broad reference and compared at EQUAL settings as well as at each tool's defaults.
 
-One run, the same FT-Transformer and the same rows for every method. For each method: marginal
-ms per explained row (after a warm-up call) and fidelity (models.shapley.fidelity) against
-EXACT interventional Shapley values computed with the background that method itself uses:
-- payoff: explain_interventional on a K=16 summarised background (weighted real rows);
-- shap-permutation: shap.PermutationExplainer, all defaults (Independent masker = 100 sampled
-  training rows, max_evals=500);
-- shap-kernel: shap.KernelExplainer on 50 sampled rows (what explainerdashboard does).
-The slow shap methods explain only the first --shap-rows rows (the rows column says how many).
+One FT-Transformer and the same rows for every method, per case. The judge of every method is
+the same: interventional Shapley values against --reference-rows (256) random training rows,
+estimated by Payoff's estimator with --reference-pairs antithetic pairs per game (small games
+enumerated exactly); its own noise is shown by a second reference with another seed.
 
-Each case also measures how far the app's k-medoid backgrounds (16 and 64 rows) move the values
-from those against 128 random training rows: the background's own share of the error.
+Methods (ms per explained row after a warm-up call, model evaluations per row):
+- equal settings: the same 16 random training rows (uniform weights) and one permutation
+  (Payoff: 1 antithetic pair per game; shap: max_evals = 2M + 1, i.e. one forward and one
+  backward pass, which is what one of shap's permutations is);
+- defaults: Payoff's app default (16-row k-medoid summary, 1 pair) and shap's (Independent
+  masker = 100 sampled training rows, max_evals = 500);
+- Payoff with a 64-row summary; full mode adds shap's KernelExplainer on 50 sampled rows.
+The slow shap defaults explain only the first --shap-rows rows (the rows column says so).
 
-Cases: the credit-scoring sample (13 columns) and a synthetic 20-column table, where exact
-values need 2^20 coalitions per baseline: the reference there is a 32-pair antithetic run
-(labelled as such), checked itself against exact values on a row with a K=2 background.
+Cases: the credit-scoring sample (13 columns) and a synthetic 20-column table.
 
 ms per row is bound by the model: ms/row ~= evals/row / rows_per_s (both printed), so the
-figures carry over to another machine or a busier one.
+figures carry over to another machine or a busier one. Load average is recorded.
 
-Run: .venv/bin/python bench/explain_bench.py [--size small] [--json out.json]
+Run: .venv/bin/python bench/explain_bench.py [--quick] [--json out.json]
 """
 
 from __future__ import annotations
@@ -45,7 +46,6 @@ sys.path.insert(0, str(ROOT))
 
 from models.preprocessing import FeatureSpec  # noqa: E402
 from models.shapley import (  # noqa: E402
-    exact_interventional,
     explain_interventional,
     fidelity,
     summarize_background,
@@ -90,111 +90,101 @@ def main() -> None:
 
 def _parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="under a minute: 2 rows, 2 reference pairs, 5 s fits")  # fmt: skip
     parser.add_argument("--size", default="small", help="FT-Transformer preset, credit case")
     parser.add_argument("--synthetic-size", default="small", help="preset, 20-column case")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rows", type=int, default=12, help="rows Payoff's method explains")
-    parser.add_argument("--shap-rows", type=int, default=2, help="rows each shap method explains")
+    parser.add_argument("--rows", type=int, default=8, help="rows Payoff's method explains")
+    parser.add_argument("--shap-rows", type=int, default=2, help="rows shap's defaults explain")
     parser.add_argument("--train-budget", type=float, default=30.0, help="seconds per model fit")
-    parser.add_argument("--exact-budget", type=float, default=240.0,
-                        help="model seconds allowed for the 20-column exact check")  # fmt: skip
+    parser.add_argument("--reference-rows", type=int, default=256,
+                        help="random training rows of the broad reference")  # fmt: skip
+    parser.add_argument("--reference-pairs", type=int, default=8,
+                        help="antithetic pairs per game of the broad reference")  # fmt: skip
     parser.add_argument("--json", help="write the figures to this JSON file")
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.quick:
+        args.rows, args.shap_rows, args.reference_pairs = 2, 1, 2
+        args.train_budget = min(args.train_budget, 5.0)
+    return args
 
 
 # --- cases ----------------------------------------------------------------------------------
 
 
-PAIRS = (1, 2, 4)  # Payoff's default (core.explanations.DEFAULT_PAIRS) first
+EQUAL_BACKGROUND_ROWS = 16  # the app's default background size, as random rows for both tools
 
 
 def _credit_case(args: argparse.Namespace) -> dict[str, Any]:
     df = pd.read_csv(SAMPLE)
     spec = FeatureSpec(numeric=CREDIT_NUMERIC, categorical=CREDIT_CATEGORICAL)
     model, z_train, z_test = _fit(df, "Status", "bad", spec, args.size, args)
-    predict = _logit(model)
-    rows = z_test[: args.rows]
-    case = _model_facts(model, predict, z_train)
-    background, weights = summarize_background(z_train, 16, seed=0, categorical=_cat_mask(spec))
-    reference = _timed_exact(predict, rows, background, weights)
-    case["exact K=16 (reference)"] = reference["figures"]
-    for n_pairs in PAIRS:
-        case[f"payoff auto n_pairs={n_pairs}"] = _payoff(
-            predict, rows, background, weights, n_pairs, reference["values"]
-        )
-    case.update(_representativeness(predict, z_train, rows, _cat_mask(spec)))
-    case["shap-permutation (defaults)"] = _shap_permutation(
-        predict, z_train, rows[: args.shap_rows]
-    )
-    case["shap-kernel"] = _shap_kernel(predict, z_train, rows[: args.shap_rows])
-    return _add_model_bound(case)
+    return _case(model, z_train, z_test, _cat_mask(spec), args)
 
 
 def _synthetic_case(args: argparse.Namespace) -> dict[str, Any]:
     df, spec = _synthetic_frame(n=3000, seed=0)
     model, z_train, z_test = _fit(df, "y", "1", spec, args.synthetic_size, args)
-    predict = _logit(model)
-    rows = z_test[: args.rows]
-    mask = _cat_mask(spec)
-    case = _model_facts(model, predict, z_train)
-    background, weights = summarize_background(z_train, 16, seed=0, categorical=mask)
-    many = explain_interventional(predict, rows, background, weights, n_pairs=32, seed=99)
-    case["antithetic n_pairs=32 (reference)"] = _figures(many, len(rows)) | {
-        "background_rows": len(background)
-    }
-    for n_pairs in PAIRS:
-        case[f"payoff auto n_pairs={n_pairs} vs 32-pair ref"] = _payoff(
-            predict, rows, background, weights, n_pairs, many.values
-        )
-    case.update(_representativeness(predict, z_train, rows, mask))
-    case.update(_synthetic_exact(predict, z_train, rows, mask, case["rows_per_s"], args))
-    return _add_model_bound(case)
+    return _case(model, z_train, z_test, _cat_mask(spec), args)
 
 
-def _representativeness(
-    predict: Predict, z_train: np.ndarray, rows: np.ndarray, mask: np.ndarray
-) -> dict[str, Any]:
-    """How far values with a k-medoid background are from values with a broad one.
-
-    Fidelity above compares an estimate with the exact values of the SAME background. This
-    compares the app's summarised backgrounds (16 and 64 rows, 1 pair) with 128 random
-    training rows (4 pairs): the error that choosing a small background adds."""
-    rng = np.random.default_rng(1)
-    broad = z_train[rng.choice(len(z_train), size=min(128, len(z_train)), replace=False)]
-    truth = explain_interventional(predict, rows, broad, n_pairs=4, seed=7).values
-    out: dict[str, Any] = {}
-    for k in (16, 64):
-        background, weights = summarize_background(z_train, k, seed=0, categorical=mask)
-        result = explain_interventional(predict, rows, background, weights, n_pairs=1)
-        figures = _figures(result, len(rows)) | {"background_rows": len(background)}
-        out[f"payoff K={k} n_pairs=1 vs 128 random rows"] = figures | fidelity(result.values, truth)
-    return out
-
-
-def _synthetic_exact(
-    predict: Predict,
+def _case(
+    model: FittedTabularModel,
     z_train: np.ndarray,
-    rows: np.ndarray,
+    z_test: np.ndarray,
     mask: np.ndarray,
-    rows_per_s: float,
     args: argparse.Namespace,
 ) -> dict[str, Any]:
-    """Exact 2^d values of the cheapest row with a K=2 background, if --exact-budget allows:
-    checks that the many-pair reference, and Payoff's default, are close to the real thing."""
-    background, weights = summarize_background(z_train, 2, seed=0, categorical=mask)
-    same = (rows[:, None] == background) | (np.isnan(rows[:, None]) & np.isnan(background))
-    costs = (2.0 ** (~same).sum(axis=2)).sum(axis=1)  # columns equal to a baseline are free
-    cheapest = int(np.argmin(costs))
-    if costs[cheapest] / rows_per_s > args.exact_budget:
-        return {"exact K=2": f"skipped: needs ~{costs[cheapest] / rows_per_s:.0f} s of model time"}
-    row = rows[cheapest : cheapest + 1]
-    reference = _timed_exact(predict, row, background, weights)
-    out: dict[str, Any] = {"exact K=2, 1 row (reference)": reference["figures"]}
-    for n_pairs in (32, 1):
-        out[f"payoff auto n_pairs={n_pairs} K=2 vs exact"] = _payoff(
-            predict, row, background, weights, n_pairs, reference["values"]
+    predict = _logit(model)
+    rows = z_test[: args.rows]
+    case = _model_facts(model, predict, z_train)
+    rng = np.random.default_rng(1)
+    broad = z_train[rng.choice(len(z_train), size=min(args.reference_rows, len(z_train)),
+                               replace=False)]  # fmt: skip
+    truth = explain_interventional(predict, rows, broad, n_pairs=args.reference_pairs, seed=7)
+    label = f"reference: {len(broad)} random rows, {args.reference_pairs} pairs"
+    case[label] = _figures(truth, len(rows)) | {"background_rows": len(broad)}
+    again = explain_interventional(predict, rows, broad, n_pairs=args.reference_pairs, seed=8)
+    case["reference, other seed (its own noise)"] = (
+        _figures(again, len(rows))
+        | {"background_rows": len(broad)}
+        | fidelity(again.values, truth.values)
+    )
+    m = z_train.shape[1]
+    equal = z_train[
+        np.random.default_rng(2).choice(len(z_train), size=EQUAL_BACKGROUND_ROWS, replace=False)
+    ]
+    uniform = np.full(len(equal), 1.0 / len(equal))
+    case["EQUAL payoff: 16 random rows, 1 pair"] = _payoff(
+        predict, rows, equal, uniform, 1, truth.values, method="antithetic"
+    )
+    case["EQUAL shap-permutation: 16 random rows, 1 perm"] = _shap_permutation(
+        predict, equal, rows, truth.values, max_evals=2 * m + 1, max_samples=len(equal)
+    )
+    for k in (16, 64):
+        background, weights = summarize_background(z_train, k, seed=0, categorical=mask)
+        name = f"payoff k-medoid K={k}, 1 pair" + (" (DEFAULT)" if k == 16 else "")
+        case[name] = _payoff(predict, rows, background, weights, 1, truth.values)
+    case["shap-permutation (DEFAULTS: 100 rows, 500 evals)"] = _shap_permutation(
+        predict, z_train, rows[: args.shap_rows], truth.values[: args.shap_rows]
+    )
+    if not args.quick:
+        case["shap-kernel (50 sampled rows)"] = _shap_kernel(
+            predict, z_train, rows[: args.shap_rows], truth.values[: args.shap_rows]
         )
-    return out
+    case = _add_model_bound(case)
+    ours, theirs = (
+        case["EQUAL payoff: 16 random rows, 1 pair"],
+        case["EQUAL shap-permutation: 16 random rows, 1 perm"],
+    )
+    default_ours = case["payoff k-medoid K=16, 1 pair (DEFAULT)"]
+    default_theirs = case["shap-permutation (DEFAULTS: 100 rows, 500 evals)"]
+    case["speedup_equal_settings"] = round(theirs["ms_per_row"] / ours["ms_per_row"], 1)
+    # the load-independent form: model evaluations per row
+    case["evals_ratio_equal_settings"] = round(theirs["evals_per_row"] / ours["evals_per_row"], 2)
+    case["speedup_defaults"] = round(default_theirs["ms_per_row"] / default_ours["ms_per_row"], 1)
+    return case
 
 
 # --- methods --------------------------------------------------------------------------------
@@ -207,9 +197,11 @@ def _payoff(
     weights: np.ndarray,
     n_pairs: int,
     reference: np.ndarray,
+    method: str = "auto",
 ) -> dict[str, Any]:
-    explain_interventional(predict, rows[:2], background, weights, n_pairs=n_pairs)  # warm-up
-    result = explain_interventional(predict, rows, background, weights, n_pairs=n_pairs)
+    options = {"n_pairs": n_pairs, "method": method}
+    explain_interventional(predict, rows[:2], background, weights, **options)  # warm-up
+    result = explain_interventional(predict, rows, background, weights, **options)
     figures = _figures(result, len(rows))
     figures["background_rows"] = len(background)
     figures["method"] = result.method
@@ -217,27 +209,37 @@ def _payoff(
     return figures
 
 
-def _shap_permutation(predict: Predict, z_train: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
-    masker = shap.maskers.Independent(z_train)  # default: 100 sampled rows
+def _shap_permutation(
+    predict: Predict,
+    data: np.ndarray,
+    rows: np.ndarray,
+    reference: np.ndarray,
+    max_evals: int = 500,
+    max_samples: int = 100,
+) -> dict[str, Any]:
+    """shap's PermutationExplainer; its defaults are max_evals=500 and 100 sampled rows."""
+    masker = shap.maskers.Independent(data, max_samples=max_samples)
     explainer = shap.PermutationExplainer(predict, masker, seed=0)
-    explainer(rows[:1])  # warm-up
+    explainer(rows[:1], max_evals=2 * rows.shape[1] + 1)  # warm-up: the cheapest call
     calls = _CountingPredict(predict)
     explainer = shap.PermutationExplainer(calls, masker, seed=0)
     started = time.perf_counter()
-    values = explainer(rows).values
+    values = explainer(rows, max_evals=max_evals).values
     seconds = time.perf_counter() - started
-    reference = exact_interventional(predict, rows, masker.data).values
-    return _shap_figures(values, reference, seconds, calls.rows, len(masker.data))
+    figures = _shap_figures(values, reference, seconds, calls.rows, len(masker.data))
+    figures["permutations"] = max_evals // (2 * rows.shape[1] + 1)
+    return figures
 
 
-def _shap_kernel(predict: Predict, z_train: np.ndarray, rows: np.ndarray) -> dict[str, Any]:
+def _shap_kernel(
+    predict: Predict, z_train: np.ndarray, rows: np.ndarray, reference: np.ndarray
+) -> dict[str, Any]:
     background = shap.sample(z_train, 50, random_state=0)
     calls = _CountingPredict(predict)
     explainer = shap.KernelExplainer(calls, background)  # the model is warm already
     started = time.perf_counter()
     values = np.asarray(explainer.shap_values(rows, silent=True))
     seconds = time.perf_counter() - started
-    reference = exact_interventional(predict, rows, background).values
     return _shap_figures(values, reference, seconds, calls.rows, len(background))
 
 
@@ -251,15 +253,6 @@ class _CountingPredict:
     def __call__(self, z: np.ndarray) -> np.ndarray:
         self.rows += len(z)
         return self.predict(np.asarray(z, dtype=np.float64))
-
-
-def _timed_exact(
-    predict: Predict, rows: np.ndarray, background: np.ndarray, weights: np.ndarray
-) -> dict[str, Any]:
-    result = exact_interventional(predict, rows, background, weights)
-    figures = _figures(result, len(rows))
-    figures["background_rows"] = len(background)
-    return {"values": result.values, "figures": figures}
 
 
 # --- data and model -------------------------------------------------------------------------

@@ -102,8 +102,9 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
             f"Plan: about {estimate['evaluations']:,} model evaluations, ~{fmt_seconds(estimate['seconds'])} "
             f"at this model's measured {run.infer_rows_per_s or 0:,.0f} rows/s "
             f"(${estimate['dollars']:,.4f} on {estimate['device']}), plus at most "
-            f"~{fmt_seconds(estimate['check_seconds'])} for the quality check against a reference "
-            "(usually much less: values the rows share with the background cost nothing)."
+            f"~{fmt_seconds(estimate['check_seconds'])} for the quality checks against references "
+            "(the same background and, for the FT-Transformer, 256 random training rows; usually "
+            "much less: values the rows share with a background row cost nothing)."
         )
         engine = engine_choice(run, key="explain_engine")
         if st.button("Explain", type="primary"):

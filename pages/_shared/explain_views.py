@@ -9,7 +9,13 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from core.explanations import Explanation, explain_row, id_column_of, partial_dependence
+from core.explanations import (
+    Explanation,
+    explain_row,
+    id_column_of,
+    partial_dependence,
+    trustworthy,
+)
 from core.training import RunInfo
 from pages._shared.charts import waterfall
 from pages._shared.resources import run_model
@@ -30,8 +36,9 @@ TECHNICAL_NOTES = """
   against them.
 - **Quality badge**: *additivity error* = how far the values miss adding up to the model's
   output; *Spearman* = rank agreement of the columns with a reference (exact Shapley values
-  on a few rows, or many more pairs); *max error* = the largest difference, as a share of the
-  row's total attribution.
+  on a few rows, or many more pairs), for the FT-Transformer both on the same background and
+  against 256 random training rows (does the small background stand for the data?);
+  *max error* = the largest difference, as a share of the row's total attribution.
 - **Partial dependence / ICE**: every row gets the same value of one column and is scored
   again; the thin lines are single rows (ICE), the thick line their average.
 """
@@ -40,19 +47,13 @@ TECHNICAL_NOTES = """
 def quality_badge(exp: Explanation) -> None:
     """Trustworthy or not, with how many rows were checked against what."""
     fidelity = exp.quality.get("fidelity") or {}
-    trusted = exp.additivity_error < 1e-4 and (
-        not fidelity
-        or (fidelity.get("spearman", 0) >= 0.95 and fidelity.get("max_abs_error", 1) <= 0.05)
-    )
+    broad = exp.quality.get("fidelity_broad") or {}
+    trusted = trustworthy(exp.quality, exp.additivity_error)
     total = len(exp.output)
     if fidelity:
-        checked = int(fidelity.get("rows") or 0)
-        words = (
-            f"{checked} of {total} rows were checked against "
-            f"{fidelity.get('reference', 'a reference')}: the columns rank the same way "
-            f"(Spearman {fidelity['spearman']:.3f}) and the largest difference is "
-            f"{fidelity['max_abs_error']:.1%} of a row's total."
-        )
+        words = _checked(fidelity, total, "")
+        if broad:  # does the small background stand for the training data?
+            words += " " + _checked(broad, total, "also ")
     elif exp.kind == "text":
         words = "No text had two or more spans to compare with a reference."
     else:
@@ -60,6 +61,16 @@ def quality_badge(exp: Explanation) -> None:
     words += f" Values add up to the model's output within {exp.additivity_error:.1e}."
     badge = st.success if trusted else st.warning
     badge(("Trustworthy. " if trusted else "Check before relying on it. ") + words)
+
+
+def _checked(figures: dict, total: int, also: str) -> str:
+    """ "N of M rows were checked against <reference>", with its two figures."""
+    return (
+        f"{int(figures.get('rows') or 0)} of {total} rows were {also}checked against "
+        f"{figures.get('reference', 'a reference')}: the columns rank the same way "
+        f"(Spearman {figures['spearman']:.3f}) and the largest difference is "
+        f"{figures['max_abs_error']:.1%} of a row's total."
+    )
 
 
 def _numeric(series: pd.Series) -> pd.Series | None:

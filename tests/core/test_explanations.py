@@ -109,6 +109,49 @@ def test_ft_transformer_reports_its_fidelity(shared) -> None:
     assert 0.9 <= fidelity["spearman"] <= 1.0  # 3 columns: the estimate is the exact value
     assert 0.0 <= fidelity["max_abs_error"] < 1e-6
     assert result.quality["background_rows"] == 16  # the k-medoid summary of training rows
+    broad = result.quality["fidelity_broad"]  # and against the training data itself
+    assert {"spearman", "max_abs_error", "rows", "reference", "reference_rows"} <= set(broad)
+    assert broad["rows"] == 2 and broad["reference_rows"] == _train_rows(shared)
+    assert "random training rows" in broad["reference"] and broad["reference_evaluations"] > 0
+
+
+def _train_rows(shared) -> int:
+    """The fixture has fewer than 256 training rows: the broad reference takes them all."""
+    return len(training_module.part_frame(shared.runs["ft-transformer"].id, "train"))
+
+
+def test_badge_is_green_only_when_the_background_stands_for_the_data(shared) -> None:
+    from core.explanations import TRUST_MAX_ERROR, trustworthy
+
+    run = shared.runs["ft-transformer"]
+    assert _train_rows(shared) <= 256
+    # Every training row as the background (the summary of n <= k rows is the rows
+    # themselves): the same game as the broad reference, exact on 3 columns, so green.
+    faithful = explain_frame(run.id, _rows(run.id), background_rows=256)
+    broad = faithful.quality["fidelity_broad"]
+    assert broad["max_abs_error"] < 1e-6 and broad["spearman"] == pytest.approx(1.0)
+    assert trustworthy(faithful.quality, faithful.additivity_error)
+    # One typical row as the background: exact for that game (the same-background check
+    # passes), but far from the values against the data, and the badge says so.
+    poor = explain_frame(run.id, _rows(run.id), background_rows=1)
+    assert poor.quality["fidelity"]["max_abs_error"] < 1e-6
+    assert poor.quality["fidelity_broad"]["max_abs_error"] > TRUST_MAX_ERROR
+    assert not trustworthy(poor.quality, poor.additivity_error)
+    # A background the user chose is the question asked: not judged against the data.
+    chosen = training_module.part_frame(run.id, "train").iloc[:5]
+    assert explain_frame(run.id, _rows(run.id), background=chosen).quality["fidelity_broad"] == {}
+
+
+def test_broad_reference_samples_pairs_when_exact_costs_too_much(shared, monkeypatch) -> None:
+    from core import explanations
+
+    run = shared.runs["ft-transformer"]
+    monkeypatch.setattr(explanations, "BROAD_REFERENCE_EVALUATIONS", 500)
+    broad = explain_frame(run.id, _rows(run.id)).quality["fidelity_broad"]
+    assert "antithetic permutation pairs per game" in broad["reference"]
+    assert broad["reference_pairs"] >= explanations.MIN_REFERENCE_PAIRS
+    # 2 rows x ~200 games x 2 chains x 2 steps per pair do not fit 4 pairs: one row is checked
+    assert broad["rows"] == 1
 
 
 def test_reference_is_pairs_when_exact_values_cost_too_much(shared, monkeypatch) -> None:
@@ -308,7 +351,12 @@ def test_text_explanation_is_stored_with_its_fidelity(_isolated_home: Path) -> N
 
 def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     from core.economics import DEVICE_CATALOG
-    from core.explanations import BACKGROUND_ROWS, REFERENCE_EVALUATIONS, plan
+    from core.explanations import (
+        BACKGROUND_ROWS,
+        BROAD_REFERENCE_EVALUATIONS,
+        REFERENCE_EVALUATIONS,
+        plan,
+    )
     from models.shapley import estimate_evaluations
 
     run = get_run(shared.runs["ft-transformer"].id)
@@ -317,7 +365,8 @@ def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     assert one["seconds"] == pytest.approx(one["evaluations"] / run.infer_rows_per_s)
     price = DEVICE_CATALOG[one["device"]].dollars_per_hour
     assert one["dollars"] == pytest.approx(one["seconds"] * price / 3600) and one["dollars"] > 0
-    assert one["check_seconds"] == pytest.approx(REFERENCE_EVALUATIONS / run.infer_rows_per_s)
+    checked = REFERENCE_EVALUATIONS + BROAD_REFERENCE_EVALUATIONS  # same background + broad
+    assert one["check_seconds"] == pytest.approx(checked / run.infer_rows_per_s)
     # 3 columns: every game is enumerated exactly (counted as 2 pairs), so 2 pairs cost the same
     assert two["evaluations"] == one["evaluations"]
     assert plan(run, 50, 20, n_pairs=2)["evaluations"] > plan(run, 50, 20, n_pairs=1)["evaluations"]

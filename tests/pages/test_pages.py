@@ -496,6 +496,9 @@ def test_explain_few_rows_shows_the_quality_badge(
     assert badges[0].startswith(("Trustworthy", "Check before relying on it"))
     if model == "ft-transformer":  # sampled: the badge says how many rows were checked
         assert "of 5 rows were checked against" in badges[0], badges[0]
+        # ... and against the training data itself, not only against the small background
+        assert "of 5 rows were also checked against interventional" in badges[0], badges[0]
+        assert "random training rows" in badges[0], badges[0]
     assert _metric(at, "Rows explained") == "5"
     # A second explanation is the one shown next, though the picker already had a value.
     at.slider(key="explain_rows").set_value(7)
