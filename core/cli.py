@@ -350,6 +350,12 @@ def cmd_explain(args: argparse.Namespace) -> dict:
             "rows": fidelity.get("rows"),
             "reference": fidelity.get("reference"),
         },
+        # Against the data (random training rows), not only the explanation's own background.
+        "fidelity_broad": {
+            key: broad.get(key) for key in ("spearman", "max_abs_error", "rows", "reference")
+        }
+        if (broad := result.quality.get("fidelity_broad") or {})
+        else None,
         "engine": args.engine,
     }
 

@@ -765,6 +765,15 @@ def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]
         "fidelity max error (share of total)": fidelity.get("max_abs_error"),
         "fidelity reference": fidelity.get("reference"),
     }
+    broad = latest.quality.get("fidelity_broad") or {}
+    if broad:
+        quality.update(
+            {
+                "fidelity Spearman vs the data": broad.get("spearman"),
+                "fidelity max error vs the data (share of total)": broad.get("max_abs_error"),
+                "fidelity reference (the data)": broad.get("reference"),
+            }
+        )
     return quality, latest.importance()
 
 
