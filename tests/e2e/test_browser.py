@@ -208,14 +208,16 @@ def test_analyst_journey(streamlit_server, browser_page, tmp_path) -> None:
 
     with step(page, "fairness", server):
         go_to(page, "Fairness & segments")
-        page.get_by_text("Demographic parity ratio").wait_for()
-        page.get_by_text(re.compile("four-fifths rule")).first.wait_for()
+        # The page scores the test part and computes the group table first: on a busy
+        # 2-core machine that can outlast Playwright's default 30 s.
+        page.get_by_text("Demographic parity ratio").first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+        page.get_by_text(re.compile("four-fifths rule")).first.wait_for(timeout=TRAIN_TIMEOUT_MS)
         settle(page)
 
     with step(page, "roi", server):
         go_to(page, "ROI & what-if")
-        page.get_by_text("Operating threshold", exact=True).first.wait_for()
-        page.get_by_text(re.compile("^Verdict: ")).first.wait_for()
+        page.get_by_text("Operating threshold", exact=True).first.wait_for(timeout=TRAIN_TIMEOUT_MS)
+        page.get_by_text(re.compile("^Verdict: ")).first.wait_for(timeout=TRAIN_TIMEOUT_MS)
         before = metric_value(page, "Monthly value vs today")
         volume = page.get_by_role("spinbutton", name="Decisions per month", exact=True)
         current = float(volume.input_value())
