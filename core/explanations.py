@@ -540,61 +540,6 @@ def _explain_frame(
     )
 
 
-def explain_job(params: dict, context) -> dict:
-    """The "explain" job (core/jobs.py). params: run_id; input (a CSV under PAYOFF_HOME) or
-    part ("test", the run's stored test part); optional background_input, n_rows, n_pairs,
-    background_rows, fidelity_rows, class_index, source_name, engine ("local" or "ray").
-    Result: explanation_id."""
-    from core.ingest import read_csv_bytes
-    from core.jobs import actor_from, input_path
-    from core.settings import load_settings
-
-    run_id = int(params["run_id"])
-
-    def frame_of(relative: str) -> pd.DataFrame:
-        path = input_path(relative)
-        return read_csv_bytes(
-            path.read_bytes(), limits=load_settings().limits, name=path.name
-        ).frame
-
-    context.report({"stage": "loading", "done": 0, "total": params.get("n_rows")}, force=True)
-    frame = (
-        frame_of(params["input"])
-        if params.get("input")
-        else part_frame(run_id, params.get("part", "test"))
-    )
-    background = frame_of(params["background_input"]) if params.get("background_input") else None
-    options = {
-        key: params[key]
-        for key in ("n_rows", "n_pairs", "background_rows", "fidelity_rows", "class_index")
-        if params.get(key) is not None
-    }
-    explain = explain_frame
-    if str(params.get("engine") or "local") != "local":  # the worker drives a Ray cluster
-        from core.engines import get_engine
-
-        explain = get_engine(str(params["engine"])).explain
-    result = explain(
-        run_id,
-        frame,
-        background=background,
-        source_name=str(params.get("source_name") or "dataset"),
-        actor=actor_from(params),
-        on_progress=lambda done, total: context.report(
-            {"stage": "explaining", "done": int(done), "total": int(total)}
-        ),
-        **options,
-    )
-    context.report(
-        {"stage": "done", "done": len(result.output), "total": len(result.output)}, force=True
-    )
-    return {
-        "explanation_id": result.explanation_id,
-        "rows": int(len(result.output)),
-        "seconds": float(result.seconds),
-    }
-
-
 def _explain_texts(
     run,
     model,

@@ -217,8 +217,8 @@ MAX_ATTEMPTS = 2
 # The handler of each kind: a function of (params, JobContext) returning the result dict.
 HANDLERS = {
     "train": "core.training:train_job",
-    "score": "core.scoring:score_job",
-    "explain": "core.explanations:explain_job",
+    "score": "core.engines.jobs:score_job",
+    "explain": "core.engines.jobs:explain_job",
 }
 LOCAL_WORKER_IDLE_S = 120
 PROGRESS_EVERY_S = 0.5

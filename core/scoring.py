@@ -932,58 +932,6 @@ def resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | No
     return chosen.threshold, chosen.source
 
 
-def score_job(params: dict, context) -> dict:
-    """The "score" job (core/jobs.py). params: run_id, input (a file under PAYOFF_HOME),
-    source_name, threshold, chunk_rows, reasons_for_rows, and export (a file name in the
-    exports folder) or out_path (the CLI's own file, for jobs it runs itself); total_rows is
-    only for the progress bar. Result: batch_id, rows, export path, the report."""
-    from core.jobs import actor_from, input_path
-    from core.settings import load_settings
-
-    path = input_path(str(params["input"]))
-    out = None
-    if params.get("export"):
-        name = str(params["export"])
-        if Path(name).name != name or name.startswith("."):
-            raise ValueError(f"An export name is a plain file name, got {name!r}.")
-        out = load_settings().exports_dir / name
-    elif params.get("out_path"):
-        if not params.get("inline"):
-            raise ValueError("Only a job run by its own CLI command may write outside PAYOFF_HOME.")
-        out = Path(str(params["out_path"]))
-    total = params.get("total_rows")
-
-    def progress(rows: int) -> None:
-        context.report({"stage": "scoring", "rows": rows, "total": total})
-
-    context.report({"stage": "loading the model", "rows": 0, "total": total}, force=True)
-    engine = str(params.get("engine") or "local")
-    if engine == "local":
-        score = score_source
-    else:  # the job's worker drives a Ray cluster (PAYOFF_RAY_ADDRESS) for the blocks
-        from core.engines import get_engine
-
-        score = get_engine(engine).score
-    report = score(
-        int(params["run_id"]),
-        path,
-        source_name=str(params.get("source_name") or path.name),
-        threshold=params.get("threshold"),
-        out_path=out,
-        chunk_rows=int(params.get("chunk_rows") or DEFAULT_CHUNK_ROWS),
-        reasons_for_rows=int(params.get("reasons_for_rows") or 0),
-        on_progress=progress,
-        actor=actor_from(params),
-    )
-    context.report({"stage": "done", "rows": report.rows, "total": report.rows}, force=True)
-    return {
-        "batch_id": report.batch_id,
-        "rows": report.rows,
-        "export": str(out) if out else None,
-        "report": report.to_dict(),
-    }
-
-
 def _nullable(values: np.ndarray) -> list:
     """A float column as a list with None for NaN (what SQLite stores as NULL)."""
     as_list = values.tolist()

@@ -36,6 +36,4 @@ def check_engine(name: str) -> None:
     Ray cluster address nobody answers at (one line naming it)."""
     get_engine(name)
     if name == "ray" and cluster_configured():
-        from core.engines.ray import check_reachable
-
-        check_reachable(os.environ[RAY_ADDRESS_ENV].strip())
+        get_engine("ray").check_reachable(os.environ[RAY_ADDRESS_ENV].strip())
