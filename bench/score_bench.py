@@ -74,9 +74,9 @@ def child_write_rate(n_rows: int) -> dict:
 
     from core.db import session_factory
     from core.records import ScoreBatchRecord
+    from core.runs import get_run, list_runs
     from core.scoring import _insert_predictions
     from core.startup import start
-    from core.training import get_run, list_runs
 
     start()
     run_id = list_runs()[0].id

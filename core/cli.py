@@ -131,7 +131,8 @@ def _dataset_for_csv(path: str, target: str, name: str | None = None) -> int:
 
 def cmd_train(args: argparse.Namespace) -> dict:
     from core.jobs import run_inline
-    from core.training import create_run, get_run
+    from core.runs import get_run
+    from core.training import create_run
 
     if args.model == "ensemble":
         if not args.members or len(args.members) < 2:
@@ -178,7 +179,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
 
 
 def cmd_runs_list(args: argparse.Namespace) -> dict:
-    from core.training import list_runs
+    from core.runs import list_runs
 
     runs = []
     for run in list_runs(args.dataset):
@@ -218,7 +219,7 @@ def _engine_options(args: argparse.Namespace) -> dict:
 
 def cmd_score(args: argparse.Namespace) -> dict:
     from core.jobs import run_inline, store_input
-    from core.training import get_run
+    from core.runs import get_run
 
     path = Path(args.csv)
     if not path.exists():
@@ -396,7 +397,7 @@ def cmd_fairness(args: argparse.Namespace) -> dict:
 
 def cmd_counterfactual(args: argparse.Namespace) -> dict:
     from core.counterfactuals import counterfactuals_for_file, suggest_immutable
-    from core.training import get_run
+    from core.runs import get_run
 
     path = Path(args.csv)
     if not path.is_file():

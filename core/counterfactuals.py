@@ -283,8 +283,9 @@ def counterfactuals(
 ) -> list[Counterfactual]:
     """One counterfactual per row of ``typed_rows`` (rows typed as ``score`` types them, with
     their ``scores``); see the module docstring for the rules."""
+    from core.runs import get_run
     from core.scoring import tabular_parts
-    from core.training import get_run, load_run_model
+    from core.training import load_run_model
 
     run = get_run(run_id)
     if run.task != "binary":

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from core.training import RunInfo, holdout_predictions
+from core.runs import RunInfo, holdout_predictions
 from models.metrics import gains_curve, gini, ks_statistic, metrics_at_cutoff, score_bands
 
 # Shown in this order; the words say what a figure means for a reader who is not a modeller.

@@ -56,7 +56,7 @@ def is_ensemble(model: Any) -> bool:
 
 def check_members(dataset_id: int, target: str, seed: int, member_ids: list[int]) -> list[Any]:
     """Members must exist, differ, and share the dataset, target and seed (so the split)."""
-    from core.training import get_run
+    from core.runs import get_run
 
     if len(set(member_ids)) < 2:
         raise ValueError("An ensemble needs at least two different runs.")
@@ -75,7 +75,8 @@ def check_members(dataset_id: int, target: str, seed: int, member_ids: list[int]
 
 
 def fit_ensemble_run(run, parts: dict, target_encoder) -> _EnsembleFit:
-    from core.training import get_run, load_run_model
+    from core.runs import get_run
+    from core.training import load_run_model
     from models.ensemble import fit_combiner
 
     started = time.perf_counter()
@@ -110,7 +111,8 @@ def fit_ensemble_run(run, parts: dict, target_encoder) -> _EnsembleFit:
 
 
 def load_ensemble(run) -> EnsembleRunModel:
-    from core.training import get_run, load_run_model
+    from core.runs import get_run
+    from core.training import load_run_model
     from models.ensemble import Combiner
     from models.tasks import TargetEncoder
 

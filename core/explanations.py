@@ -38,8 +38,9 @@ from core import audit
 from core.access import Actor
 from core.db import bulk_insert, session_factory
 from core.records import ExplanationRecord, ExplanationValueRecord
+from core.runs import RunInfo, get_run
 from core.text_runs import is_text_model, texts_of
-from core.training import RunInfo, get_run, load_run_model, part_frame
+from core.training import load_run_model, part_frame
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 MAX_BACKGROUND_ROWS = 256

@@ -553,7 +553,7 @@ class LabelledRows:
 
 def _money(run_id: int, rows: pd.DataFrame) -> np.ndarray | None:
     from core.datasets import get_dataset
-    from core.training import get_run
+    from core.runs import get_run
 
     column = get_dataset(get_run(run_id).dataset_id).roles.money_column
     if not column or column not in rows.columns:
@@ -570,8 +570,9 @@ def labelled_rows(
 ) -> LabelledRows:
     """The run's test part (``source`` None: its stored predictions) or a labelled CSV
     scored exactly as ``score`` scores it."""
+    from core.runs import get_run, holdout_predictions
     from core.scoring import read_scored
-    from core.training import get_run, holdout_frame, holdout_predictions
+    from core.training import holdout_frame
 
     run = get_run(run_id)
     if run.task != "binary":
@@ -610,7 +611,8 @@ def labelled_rows(
 
 def validation_rows(run_id: int) -> LabelledRows:
     """The run's validation rows and predictions: where group thresholds are searched."""
-    from core.training import get_run, part_frame
+    from core.runs import get_run
+    from core.training import part_frame
     from core.valuation import validation_outcomes
 
     outcomes = validation_outcomes(get_run(run_id))

@@ -31,7 +31,8 @@ from core.datasets import pii_columns
 from core.db import bulk_insert, session_factory
 from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
 from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
-from core.training import RunInfo, get_run, load_run_model, predict_frame
+from core.runs import RunInfo, get_run
+from core.training import load_run_model, predict_frame
 
 DEFAULT_CHUNK_ROWS = 50_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")

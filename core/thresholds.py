@@ -14,7 +14,7 @@ from core import audit
 from core.access import Actor
 from core.db import session_factory
 from core.records import TrainingRunRecord
-from core.training import RunInfo, get_run
+from core.runs import RunInfo, get_run
 from core.usecases import UseCase
 from core.valuation import choose_operating_point, default_use_case_for, validation_outcomes
 

@@ -10,19 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import traceback
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
 from core import audit
 from core.access import Actor
@@ -30,112 +25,21 @@ from core.datasets import check_target, get_dataset, load_frame
 from core.db import session_factory
 from core.jobs import cancel_requested
 from core.records import TrainingRunRecord, utcnow
+from core.runs import (
+    DEFAULT_FT_SIZE,
+    MODEL_KINDS,
+    MODEL_LABELS,
+    TABULAR_KINDS,
+    TEXT_KINDS,
+    RunInfo,
+    get_run,
+    holdout_predictions,
+)
 from core.settings import load_settings
 from core.splits import TEST, TRAIN, VALIDATION, get_or_create_split
 
-TABULAR_KINDS = ("ft-transformer", "lightgbm", "logreg")
-TEXT_KINDS = ("text-transformer", "tfidf-logreg")
-MODEL_KINDS = TABULAR_KINDS + TEXT_KINDS + ("ensemble",)
-MODEL_LABELS = {
-    "ft-transformer": "FT-Transformer",
-    "lightgbm": "LightGBM (baseline)",
-    "logreg": "Logistic regression (baseline)",
-    "text-transformer": "Text transformer (fine-tuned MiniLM)",
-    "tfidf-logreg": "TF-IDF + logistic regression (baseline)",
-    "ensemble": "Ensemble",
-}
 # Most test-part predictions kept on the run row for curves and the profit maths.
 MAX_STORED_TEST_ROWS = 200_000
-
-
-@dataclass(frozen=True)
-class RunInfo:
-    id: int
-    dataset_id: int
-    model: str
-    size: str | None
-    target: str
-    features: tuple[str, ...]
-    options: dict
-    seed: int
-    time_budget_s: float | None
-    status: str
-    progress: dict
-    error: str | None
-    task: str | None
-    positive_class: str | None
-    classes: tuple[str, ...]
-    metrics: dict
-    device: str | None
-    device_name: str | None
-    train_seconds: float | None
-    train_rows_per_s: float | None
-    infer_rows_per_s: float | None
-    params: int | None
-    flops_per_row: float | None
-    peak_rss_bytes: int | None
-    artifact_path: Path | None
-    created_at: datetime
-    finished_at: datetime | None
-    # The decision threshold (binary runs): chosen on validation rows or set by the user;
-    # None until core.thresholds.operating_threshold first chooses it.
-    operating_threshold: float | None = None
-    threshold_source: str | None = None
-
-    @property
-    def train_fraction(self) -> float:
-        return float(self.options.get("train_fraction", 1.0))
-
-    @property
-    def label(self) -> str:
-        if self.model == "ensemble":
-            members = " + ".join(f"#{m}" for m in self.options.get("members", []))
-            return f"#{self.id} Ensemble ({self.options.get('rule', 'stack')}: {members})"
-        size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
-        share = f" ({self.train_fraction:.0%} of rows)" if self.train_fraction < 1 else ""
-        return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}{share}"
-
-    @property
-    def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
-        name = self.metrics.get("headline")
-        if not name:
-            return ("", None, None)
-        interval = self.metrics.get("interval")
-        return (name, self.metrics.get(name), tuple(interval) if interval else None)
-
-
-def _to_info(r: TrainingRunRecord) -> RunInfo:
-    return RunInfo(
-        id=r.id,
-        dataset_id=r.dataset_id,
-        model=r.model,
-        size=r.size,
-        target=r.target,
-        features=tuple(json.loads(r.features_json)),
-        options=json.loads(r.options_json or "{}"),
-        seed=r.seed,
-        time_budget_s=r.time_budget_s,
-        status=r.status,
-        progress=json.loads(r.progress_json or "{}"),
-        error=r.error,
-        task=r.task,
-        positive_class=r.positive_class,
-        classes=tuple(json.loads(r.classes_json or "[]")),
-        metrics=json.loads(r.metrics_json or "{}"),
-        device=r.device,
-        device_name=r.device_name,
-        train_seconds=r.train_seconds,
-        train_rows_per_s=r.train_rows_per_s,
-        infer_rows_per_s=r.infer_rows_per_s,
-        params=r.params,
-        flops_per_row=r.flops_per_row,
-        peak_rss_bytes=r.peak_rss_bytes,
-        artifact_path=Path(r.artifact_path) if r.artifact_path else None,
-        created_at=r.created_at,
-        finished_at=r.finished_at,
-        operating_threshold=r.operating_threshold,
-        threshold_source=r.threshold_source,
-    )
 
 
 # ---- queue ----------------------------------------------------------------------------------
@@ -253,49 +157,11 @@ def create_run(
         return record.id
 
 
-DEFAULT_FT_SIZE = "small"
-
-
 def ft_sizes() -> tuple[str, ...]:
     """FT-Transformer size presets, smallest first (pages must not import models/)."""
     from models.ft_transformer import SIZE_PRESETS
 
     return tuple(SIZE_PRESETS)
-
-
-def get_run(run_id: int) -> RunInfo:
-    with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return _to_info(record)
-
-
-def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
-    with session_factory().begin() as session:
-        query = select(TrainingRunRecord).order_by(TrainingRunRecord.id.desc())
-        if dataset_id is not None:
-            query = query.where(TrainingRunRecord.dataset_id == dataset_id)
-        return [_to_info(r) for r in session.scalars(query).all()]
-
-
-def holdout_predictions(run_id: int) -> dict:
-    """The run's test part: labels (class index), scores and money weights where known."""
-    with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return json.loads(record.test_json or "{}")
-
-
-def validation_predictions(run_id: int) -> dict | None:
-    """The run's validation part: labels (class index), scores and money weights where known;
-    None for a run trained before they were stored."""
-    with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return record.validation_json
 
 
 def store_validation_predictions(run_id: int, stored: dict) -> None:
@@ -329,21 +195,6 @@ def compute_validation_predictions(run_id: int) -> dict:
     )
     store_validation_predictions(run_id, stored)
     return stored
-
-
-def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
-    actor = audit.authorize(actor, "delete", "run", run_id)
-    with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        if record.status in ("queued", "running"):
-            raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
-        artifact = Path(record.artifact_path) if record.artifact_path else None
-        session.delete(record)
-        audit.record(session, actor, "delete", "run", run_id)
-    if artifact is not None:
-        shutil.rmtree(artifact, ignore_errors=True)
 
 
 # ---- execute --------------------------------------------------------------------------------

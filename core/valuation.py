@@ -33,16 +33,8 @@ import pandas as pd
 
 from core import economics as eco
 from core.access import Actor
-from core.training import (
-    RunInfo,
-    compute_validation_predictions,
-    create_run,
-    holdout_predictions,
-    list_runs,
-    load_run_model,
-    predict_frame,
-    validation_predictions,
-)
+from core.runs import RunInfo, holdout_predictions, list_runs, validation_predictions
+from core.training import compute_validation_predictions, create_run, load_run_model, predict_frame
 from core.usecases import UseCase, get_use_case
 
 BASELINE_KINDS = ("logreg", "lightgbm", "tfidf-logreg")

@@ -31,8 +31,9 @@ from scipy import stats
 
 from core import economics as eco
 from core.explanations import list_explanations, plan
+from core.runs import RunInfo, get_run, list_runs
 from core.thresholds import choose_on_validation
-from core.training import RunInfo, get_run, holdout_frame, list_runs, load_run_model
+from core.training import holdout_frame, load_run_model
 from core.usecases import UseCase, get_use_case
 from core.valuation import (
     BASELINE_KINDS,

@@ -19,8 +19,9 @@ from core.explanations import (
     shap_table,
 )
 from core.jobs import store_input, submit_and_start
+from core.runs import list_runs
 from core.scoring import to_safe_csv
-from core.training import list_runs, part_frame
+from core.training import part_frame
 from pages._shared import explain_views as views
 from pages._shared import state
 from pages._shared.auth import current_actor, on_download

@@ -13,8 +13,8 @@ from core.fairness import (
     price_of_fairness,
     segment_table,
 )
+from core.runs import list_runs
 from core.thresholds import operating_threshold
-from core.training import list_runs
 from core.valuation import default_use_case_for
 from pages._shared import fairness_views as views
 from pages._shared.frame import use_app_navigation

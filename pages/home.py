@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from core.datasets import SAMPLES, list_datasets
-from core.training import list_runs
+from core.runs import list_runs
 from pages._shared.frame import use_app_navigation
 from pages._shared.widgets import empty_state, fmt_seconds
 

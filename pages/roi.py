@@ -6,9 +6,9 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import get_dataset
+from core.runs import get_run, list_runs
 from core.scenarios import compare_table as compare_scenarios
 from core.scenarios import delete_scenario, list_scenarios, save_scenario
-from core.training import get_run, list_runs
 from core.usecases import USE_CASES
 from core.valuation import (
     launch_learning_curve,

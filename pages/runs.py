@@ -9,7 +9,8 @@ import streamlit as st
 from sklearn.metrics import confusion_matrix
 
 from core.datasets import list_datasets
-from core.training import confidently_wrong, delete_run, holdout_predictions, list_runs
+from core.runs import delete_run, holdout_predictions, list_runs
+from core.training import confidently_wrong
 from pages._shared import state
 from pages._shared.auth import current_actor
 from pages._shared.charts import curve_figures

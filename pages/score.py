@@ -15,9 +15,9 @@ from core.datasets import list_datasets, pii_columns
 from core.engines import check_engine
 from core.explanations import explain_row, reasons_plan
 from core.jobs import store_input, submit_and_start
+from core.runs import list_runs
 from core.scoring import batch_predictions, list_batches, to_safe_csv
 from core.settings import load_settings
-from core.training import list_runs
 from pages._shared import state
 from pages._shared import whatif_views as whatif
 from pages._shared.auth import current_actor, on_download

@@ -8,7 +8,8 @@ import streamlit as st
 
 from core.datasets import list_datasets
 from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
-from core.training import DEFAULT_FT_SIZE, MODEL_LABELS, create_run, ft_sizes, list_runs
+from core.runs import DEFAULT_FT_SIZE, MODEL_LABELS, list_runs
+from core.training import create_run, ft_sizes
 from pages._shared.auth import current_actor, read_only_note
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from core.datasets import DatasetInfo, Roles, register_dataset
+from core.runs import RunInfo
 from core.settings import SAMPLES_DIR
-from core.training import RunInfo, create_run, execute_run
+from core.training import create_run, execute_run
 
 CREDIT_SAMPLE = SAMPLES_DIR / "credit_scoring.csv"
 

@@ -23,10 +23,11 @@ from core.db import session_factory
 from core.explanations import explain_frame
 from core.jobs import request_cancel
 from core.records import AuditEventRecord, DatasetRecord, ScenarioRecord, TrainingRunRecord
+from core.runs import delete_run
 from core.scenarios import delete_scenario, save_scenario
 from core.scoring import score_source
 from core.settings import load_settings
-from core.training import create_run, delete_run, execute_run
+from core.training import create_run, execute_run
 from tests.fixtures import FEATURES, TARGET, csv_bytes, make_tabular_frame
 
 ADMIN = Actor("ada@corp.example", "admin", "ada@corp.example")

@@ -407,7 +407,8 @@ WHAT_IF_CASES = [
 @pytest.mark.parametrize(("row", "expected"), WHAT_IF_CASES)
 def test_what_if(row: pd.DataFrame, expected, ledger) -> None:
     from core.explanations import explain_row
-    from core.training import get_run, load_run_model, predict_frame
+    from core.runs import get_run
+    from core.training import load_run_model, predict_frame
 
     run, model = get_run(ledger.run_id), load_run_model(ledger.run_id)
     before = _counts(ledger.home)

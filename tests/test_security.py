@@ -220,7 +220,8 @@ def _flip_last_byte(path: Path) -> bytes:
     ],
 )
 def test_a_tampered_model_file_is_refused(model: str, file: str, trained_home) -> None:
-    from core.training import get_run, load_run_model
+    from core.runs import get_run
+    from core.training import load_run_model
 
     run_id = trained_home[model]
     target = get_run(run_id).artifact_path / file
@@ -236,7 +237,8 @@ def test_a_tampered_model_file_is_refused(model: str, file: str, trained_home) -
 
 
 def test_a_missing_model_file_is_refused(trained_home) -> None:
-    from core.training import get_run, load_run_model
+    from core.runs import get_run
+    from core.training import load_run_model
 
     run_id = trained_home["ft-transformer"]
     weights = get_run(run_id).artifact_path / "weights.safetensors"

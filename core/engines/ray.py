@@ -36,6 +36,7 @@ import pandas as pd
 from core import audit
 from core.access import Actor
 from core.engines import RAY_ADDRESS_ENV
+from core.runs import TEXT_KINDS, RunInfo, get_run
 from core.scoring import (
     DEFAULT_CHUNK_ROWS,
     DriftCounter,
@@ -51,7 +52,7 @@ from core.scoring import (
     write_batch,
 )
 from core.settings import REPO_ROOT, load_settings
-from core.training import TEXT_KINDS, RunInfo, get_run, load_run_model
+from core.training import load_run_model
 
 NAME = "ray"
 LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see shared/STACK.md)

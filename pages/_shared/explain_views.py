@@ -16,7 +16,7 @@ from core.explanations import (
     partial_dependence,
     trustworthy,
 )
-from core.training import RunInfo
+from core.runs import RunInfo
 from pages._shared.charts import waterfall
 from pages._shared.resources import run_model
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 import streamlit as st
 
 from core.datasets import DatasetInfo
-from core.training import RunInfo
+from core.runs import RunInfo
 from pages._shared import state
 from pages._shared.widgets import empty_state
 

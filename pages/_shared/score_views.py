@@ -6,8 +6,8 @@ import pandas as pd
 import plotly.express as px
 import streamlit as st
 
+from core.runs import RunInfo
 from core.thresholds import OperatingThreshold, operating_threshold
-from core.training import RunInfo
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
 
 THRESHOLD_SOURCES = {

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.counterfactuals import counterfactuals, suggest_immutable
-from core.training import RunInfo
+from core.runs import RunInfo
 from pages._shared.widgets import user_errors
 
 

@@ -61,7 +61,7 @@ def engine_choice(run, key: str) -> str:
     """ "local", or "ray" when PAYOFF_RAY_ADDRESS names a cluster and the user picks it (text
     models are explained locally only)."""
     from core.engines import cluster_configured
-    from core.training import TEXT_KINDS
+    from core.runs import TEXT_KINDS
 
     if not cluster_configured() or (key.startswith("explain") and run.model in TEXT_KINDS):
         return "local"

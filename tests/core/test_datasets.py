@@ -27,8 +27,9 @@ from core.datasets import (
 from core.db import session_factory
 from core.ingest import IngestError
 from core.records import DatasetRecord, DatasetSplitRecord, TrainingRunRecord
+from core.runs import list_runs
 from core.settings import load_settings
-from core.training import create_run, execute_run, list_runs
+from core.training import create_run, execute_run
 from tests.fixtures import POSITIVE, TARGET, csv_bytes, make_tabular_frame
 
 DATA = csv_bytes(make_tabular_frame(120, seed=3))

@@ -7,15 +7,9 @@ import pandas as pd
 import pytest
 
 from core.explanations import explain_frame
+from core.runs import get_run
 from core.scoring import score_source
-from core.training import (
-    create_run,
-    execute_run,
-    get_run,
-    holdout_frame,
-    load_run_model,
-    predict_frame,
-)
+from core.training import create_run, execute_run, holdout_frame, load_run_model, predict_frame
 from tests.fixtures import register_frame, train
 
 WORDS_BAD = ["broken", "late", "refund", "awful", "damaged"]
@@ -77,7 +71,7 @@ def test_ensemble_scores_files_and_reloads(mixed, tmp_path) -> None:
 
 
 def run_proba(run_id: int) -> np.ndarray:
-    from core.training import holdout_predictions
+    from core.runs import holdout_predictions
 
     return np.asarray(holdout_predictions(run_id)["proba"])
 

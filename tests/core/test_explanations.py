@@ -19,7 +19,8 @@ from core.explanations import (
     reason_codes,
     row_reasons,
 )
-from core.training import create_run, get_run, load_run_model
+from core.runs import get_run
+from core.training import create_run, load_run_model
 from tests.fixtures import TARGET, make_tabular_frame, payoff_home, register_frame, train
 
 KINDS = ("logreg", "lightgbm", "ft-transformer")

@@ -22,6 +22,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from core import runs as runs_module
 from core import training as training_module
 from core.db import get_engine, session_factory
 from core.jobs import (
@@ -34,9 +35,10 @@ from core.jobs import (
     work,
 )
 from core.records import TrainingRunRecord, utcnow
+from core.runs import get_run
 from core.settings import REPO_ROOT, load_settings
 from core.startup import start
-from core.training import create_run, get_run, load_run_model, predict_frame
+from core.training import create_run, load_run_model, predict_frame
 from models.artifacts import write_artifact
 from tests.fixtures import make_tabular_frame, payoff_home, register_frame, write_csv
 
@@ -310,7 +312,7 @@ def test_after_the_kills_the_ledger_is_healthy_and_work_goes_on(after_kill) -> N
             assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     earlier = get_run(after_kill.logreg)
     assert earlier.status == "succeeded"
-    stored = training_module.holdout_predictions(earlier.id)["proba"]
+    stored = runs_module.holdout_predictions(earlier.id)["proba"]
     reloaded = predict_frame(load_run_model(earlier.id), training_module.holdout_frame(earlier.id))
     np.testing.assert_allclose(reloaded, stored, rtol=0, atol=1e-12)
     start()

@@ -39,9 +39,10 @@ from core.jobs import (
     work,
 )
 from core.records import JobRecord, PredictionRecord, utcnow
+from core.runs import get_run
 from core.scoring import batch_predictions, list_batches, score_source
 from core.settings import REPO_ROOT, load_settings
-from core.training import create_run, get_run, part_frame
+from core.training import create_run, part_frame
 from tests.fixtures import (
     FEATURES,
     assert_same_results,

@@ -8,16 +8,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from core import runs as runs_module
 from core import training as training_module
 from core.db import session_factory
 from core.records import TrainingRunRecord
+from core.runs import get_run
 from core.thresholds import (
     operating_threshold,
     reset_operating_threshold,
     run_threshold_or_default,
     set_operating_threshold,
 )
-from core.training import get_run
 from core.usecases import get_use_case
 from tests.fixtures import (
     make_multiclass_frame,
@@ -66,7 +67,7 @@ def _brute_force_best(y: np.ndarray, p: np.ndarray, payoff: dict) -> tuple[float
 
 def test_training_stores_validation_predictions(shared) -> None:
     run = shared.binary
-    stored = training_module.validation_predictions(run.id)
+    stored = runs_module.validation_predictions(run.id)
     val = training_module.part_frame(run.id, "val")
     assert len(stored["y"]) == len(stored["proba"]) == len(val) > 0
     fresh = training_module.predict_frame(training_module.load_run_model(run.id), val)
@@ -78,7 +79,7 @@ def test_threshold_is_the_value_maximising_cutoff_on_validation_rows(shared) -> 
     run = shared.binary
     choice = operating_threshold(run.id)
     assert choice.source == "validation"
-    stored = training_module.validation_predictions(run.id)
+    stored = runs_module.validation_predictions(run.id)
     y, p = np.asarray(stored["y"]), np.asarray(stored["proba"])
     assert choice.validation_rows == y.size
     payoff = get_use_case("fraud").payoff.to_dict()
@@ -129,9 +130,9 @@ def test_older_runs_get_validation_predictions_on_first_use(shared) -> None:
         record.validation_json = None
         record.operating_threshold = None
         record.threshold_source = None
-    assert training_module.validation_predictions(run_id) is None
+    assert runs_module.validation_predictions(run_id) is None
     assert operating_threshold(run_id).threshold == pytest.approx(chosen)
-    assert training_module.validation_predictions(run_id) is not None
+    assert runs_module.validation_predictions(run_id) is not None
 
 
 def test_unknown_run_is_refused(shared) -> None:

@@ -15,21 +15,15 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, select
 
+from core import runs as runs_module
 from core import training as training_module
 from core.datasets import Roles, register_dataset, set_roles
 from core.db import session_factory
 from core.jobs import request_cancel
 from core.records import DatasetSplitRecord
+from core.runs import delete_run, get_run, list_runs
 from core.settings import load_settings
-from core.training import (
-    create_run,
-    delete_run,
-    execute_run,
-    get_run,
-    list_runs,
-    load_run_model,
-    predict_frame,
-)
+from core.training import create_run, execute_run, load_run_model, predict_frame
 from tests.fixtures import (
     POSITIVE,
     TARGET,
@@ -144,7 +138,7 @@ def test_execute_run_records_a_complete_run(shared, kind: str) -> None:
 @pytest.mark.parametrize("kind", TABULAR)
 def test_loaded_model_reproduces_the_evaluation(shared, kind: str) -> None:
     run_id = shared.runs[kind].id
-    stored = training_module.holdout_predictions(run_id)
+    stored = runs_module.holdout_predictions(run_id)
     test = training_module.holdout_frame(run_id)
     assert len(stored["proba"]) == len(stored["y"]) == len(stored["money"]) == len(test) == 60
     assert stored["money"] == test["amount"].tolist()
@@ -160,15 +154,13 @@ def test_every_model_on_a_dataset_uses_one_stored_split(shared) -> None:
     tests = [training_module.holdout_frame(run.id) for run in shared.runs.values()]
     for other in tests[1:]:
         pd.testing.assert_frame_equal(tests[0], other)
-    ys = {
-        json.dumps(training_module.holdout_predictions(run.id)["y"]) for run in shared.runs.values()
-    }
+    ys = {json.dumps(runs_module.holdout_predictions(run.id)["y"]) for run in shared.runs.values()}
     assert len(ys) == 1
 
 
 def test_seeded_ft_transformer_is_reproducible(shared) -> None:
-    first = training_module.holdout_predictions(shared.runs["ft-transformer"].id)["proba"]
-    second = training_module.holdout_predictions(shared.ft_again.id)["proba"]
+    first = runs_module.holdout_predictions(shared.runs["ft-transformer"].id)["proba"]
+    second = runs_module.holdout_predictions(shared.ft_again.id)["proba"]
     assert first == second
     assert len(set(np.round(first, 6))) > 1  # a real model, not a constant
 

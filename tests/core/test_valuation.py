@@ -11,9 +11,11 @@ import pandas as pd
 import pytest
 
 from core import economics as eco
+from core import runs as runs_module
 from core import training as training_module
+from core.runs import get_run
 from core.thresholds import choose_on_validation, reset_operating_threshold, set_operating_threshold
-from core.training import get_run, part_frame
+from core.training import part_frame
 from core.usecases import get_use_case
 from core.valuation import (
     NEGLIGIBLE_COMPUTE_SHARE,
@@ -52,7 +54,7 @@ def shared(trained: SimpleNamespace, monkeypatch: pytest.MonkeyPatch, _isolated_
 def separated(shared) -> SimpleNamespace:
     """The logreg run's test part, checked to be perfectly ranked (the premise of the maths)."""
     run = shared.runs["logreg"]
-    stored = training_module.holdout_predictions(run.id)
+    stored = runs_module.holdout_predictions(run.id)
     y = np.asarray(stored["y"])
     proba = np.asarray(stored["proba"])
     money = np.asarray(stored["money"])

@@ -11,8 +11,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from core import training as training_module
-from core.training import get_run, part_frame
+from core import runs as runs_module
+from core.runs import get_run
+from core.training import part_frame
 from core.usecases import get_use_case
 from core.verdict import (
     LABELS,
@@ -87,8 +88,8 @@ def test_verdict_against_the_best_baseline_recomputed_by_hand(shared) -> None:
     assert verdict["champion_run"] == best.id == summary["baseline_run_id"]
     assert verdict["challenger_run"] == ft
     # Extra value from the stored test predictions, each model at its own threshold.
-    ft_rows = training_module.holdout_predictions(ft)
-    champ_rows = training_module.holdout_predictions(best.id)
+    ft_rows = runs_module.holdout_predictions(ft)
+    champ_rows = runs_module.holdout_predictions(best.id)
     y = np.asarray(ft_rows["y"])
     assert np.array_equal(y, champ_rows["y"])  # the same rows, in the same order
     a = _row_values(y, np.asarray(ft_rows["proba"]), summary["threshold"], PAYOFF)
@@ -174,7 +175,7 @@ def test_two_chosen_runs_and_a_status_quo_column(shared) -> None:
         vs="status_quo",
         assumptions={"payoff": PAYOFF, "status_quo_column": "today"},
     )
-    y = np.asarray(training_module.holdout_predictions(logreg)["y"])
+    y = np.asarray(runs_module.holdout_predictions(logreg)["y"])
     expected = _row_values(y, today.astype(float), 0.5, PAYOFF).mean()
     assert on_file["status_quo_value_per_decision"] == pytest.approx(expected)
     assert "today" in on_file["verdict"]["champion"]

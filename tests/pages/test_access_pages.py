@@ -12,7 +12,7 @@ import pytest
 
 from core.audit import list_events
 from core.datasets import list_datasets
-from core.training import list_runs
+from core.runs import list_runs
 from tests.pages.conftest import (
     CREDIT_SAMPLE_NAME,
     assert_no_failure,

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from core.datasets import list_datasets
+from core.runs import get_run, list_runs
 from core.scenarios import list_scenarios
 from core.scoring import list_batches
 from core.settings import load_settings
-from core.training import get_run, list_runs
 from core.verdict import family
 from tests.fixtures import csv_bytes, make_tabular_frame
 from tests.pages.conftest import (
