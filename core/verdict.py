@@ -7,8 +7,8 @@ rows, or set by the user). Per row i, d_i = value_i(challenger) - value_i(champi
 
 - extra_value_per_month = mean(d) x monthly_volume;
 - ci_low, ci_high: 2.5% and 97.5% percentiles of mean(d*) x monthly_volume over a paired
-  bootstrap (the same resampled rows for both models; scipy.stats.bootstrap, percentile
-  method, 2,000 resamples, seed 0);
+  bootstrap (the same resampled rows for both models: models.metrics.paired_resamples, which
+  the leaderboard's comparison uses too; percentile method, 2,000 resamples, seed 0);
 - extra_cost_per_month = challenger's minus champion's (retraining compute, scoring and
   explaining compute, maintenance + retrain sign-off, and one-off costs — integration,
   labelling, first training — spread evenly over the horizon); today's policy costs 0;
@@ -27,7 +27,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from core import economics as eco
 from core.explanations import list_explanations, plan
@@ -51,6 +50,7 @@ from core.valuation import (
     validation_outcomes,
     value_run,
 )
+from models.metrics import paired_resamples
 
 TRANSFORMER_KINDS = ("ft-transformer", "text-transformer")
 STATUS_QUO = "status_quo"
@@ -332,21 +332,16 @@ def evaluate(
 def paired_bootstrap(
     challenger: np.ndarray, champion: np.ndarray, n_boot: int = N_BOOT, seed: int = 0
 ) -> tuple[float, float, float]:
-    """(mean, 2.5%, 97.5%) of mean(challenger - champion) over rows resampled together."""
+    """(mean, 2.5%, 97.5%) of mean(challenger - champion) over rows resampled together: the
+    row resamples of models.metrics.paired_resamples, the leaderboard comparison's too."""
     diff = np.asarray(challenger, dtype=float) - np.asarray(champion, dtype=float)
     if diff.size < 2 or np.ptp(diff) == 0:
         mean = float(diff.mean()) if diff.size else 0.0
         return mean, mean, mean
-    result = stats.bootstrap(
-        (diff,),
-        np.mean,
-        n_resamples=n_boot,
-        method="percentile",
-        vectorized=True,
-        batch=max(1, 4_000_000 // diff.size),
-        rng=np.random.default_rng(seed),
+    means = np.concatenate(
+        [diff[idx].mean(axis=1) for idx in paired_resamples(diff.size, n_boot, seed)]
     )
-    low, high = result.confidence_interval
+    low, high = np.percentile(means, [2.5, 97.5])
     return float(diff.mean()), float(low), float(high)
 
 
