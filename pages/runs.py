@@ -14,6 +14,7 @@ from core.training import confidently_wrong
 from pages._shared import state
 from pages._shared.auth import current_actor
 from pages._shared.charts import curve_figures
+from pages._shared.comparison_views import comparison_panel
 from pages._shared.diagnostics import cutoff_panel, ranking_panel
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
@@ -67,6 +68,7 @@ st.dataframe(
     width="stretch",
     column_config={"value": st.column_config.NumberColumn(format="%.4f")},
 )
+comparison_panel(dataset_id, sorted({r.target for r in done}))
 
 if done:
     scatter = pd.DataFrame(
