@@ -177,7 +177,7 @@ DATASETS = {
         ),
         Dataset(
             "diabetes",
-            "442 rows, 10 numeric (small regression)",
+            "442 rows, 10 numeric, small regression",
             "regression",
             "progression",
             None,
@@ -188,7 +188,7 @@ DATASETS = {
         ),
         Dataset(
             "gapminder",
-            "1,704 rows, 3 numeric + 2 categorical (142 countries), regression",
+            "1,704 rows, 3 numeric + 2 categorical, one of 142 levels",
             "regression",
             "lifeExp",
             None,
@@ -273,7 +273,7 @@ def payoff_models(
     from core.startup import start
     from core.training import create_run, execute_run, load_run_model, predict_frame
 
-    out = []
+    out: list[dict[str, Any]] = []
     saved = os.environ.get("PAYOFF_HOME"), os.environ.get("PAYOFF_DB_URL")
     with tempfile.TemporaryDirectory(prefix="payoff-accuracy-") as home:
         os.environ["PAYOFF_HOME"] = home
@@ -349,7 +349,7 @@ def tuned_lightgbm(
     from sklearn.model_selection import GridSearchCV, KFold, StratifiedKFold
     from sklearn.pipeline import Pipeline
 
-    base = {"random_state": SEED, "n_jobs": threads, "verbose": -1}
+    base: dict[str, Any] = {"random_state": SEED, "n_jobs": threads, "verbose": -1}
     y_train = train[d.target]
     if d.task == "regression":
         estimator: Any = lgb.LGBMRegressor(**base)
@@ -540,7 +540,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     started = time.perf_counter()
     datasets = [bench_one(DATASETS[name], args) for name in names]
-    results = {
+    results: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {
             "python": platform.python_version(),

@@ -42,7 +42,7 @@ TARGET, POSITIVE = "Status", "bad"
 NUMERIC = ("Seniority", "Time", "Age", "Expenses", "Income", "Assets", "Debt", "Amount", "Price")
 CATEGORICAL = ("Home", "Marital", "Records", "Job")
 # (accelerator work, CPU work) per mode: rows, seconds, texts, max tokens.
-SIZES = {
+SIZES: dict[str, dict[str, Any]] = {
     "full": {
         "train_rows": 200_000,
         "train_budget_s": 60.0,

@@ -29,6 +29,7 @@ BENCHMARKS = {
     "whatif": ["whatif_bench.py"],
     "reasons": ["reasons_bench.py"],
     "scale": ["scale_bench.py"],
+    "accuracy": ["accuracy_bench.py"],
 }
 QUICK_ARGS = {
     "score": ["--sizes", "10000", "100000"],
@@ -37,6 +38,7 @@ QUICK_ARGS = {
     "text_explain": ["--texts", "4", "--train-budget", "60"],
     "reasons": ["--quick"],
     "scale": ["--quick"],
+    "accuracy": ["--quick"],
 }
 
 

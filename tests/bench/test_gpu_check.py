@@ -35,6 +35,7 @@ def _positive(value: object) -> bool:
     return isinstance(value, int | float) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow
 def test_tiny_mode_prints_every_figure_as_json() -> None:
     done = _run("--tiny")
     assert done.returncode == 0, done.stderr[-3000:]
