@@ -8,7 +8,9 @@ from collections.abc import Iterable
 import pandas as pd
 import streamlit as st
 
-from core.comparison import METRIC_WORDS, leaderboard_comparison
+from core.comparison import METRIC_WORDS
+from core.runs import list_runs
+from pages._shared.resources import leaderboard_comparison
 from pages._shared.widgets import user_errors
 
 _OUTCOME = {
@@ -20,9 +22,10 @@ _OUTCOME = {
 
 def comparison_panel(dataset_id: int, targets: Iterable[str]) -> None:
     """One paired comparison per target that has a finished transformer and baseline."""
+    runs_key = tuple((r.id, r.status, str(r.artifact_path)) for r in list_runs(dataset_id))
     for target in targets:
         with user_errors():
-            result = leaderboard_comparison(dataset_id, target)
+            result = leaderboard_comparison(dataset_id, target, runs_key)
             if result is None:
                 st.caption(
                     f"Transformer vs baseline ({target}): train a transformer and a baseline "

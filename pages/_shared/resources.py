@@ -53,3 +53,12 @@ def validation_rows(run_id: int, artifact_path: str):
     from core.fairness import validation_rows as rows_of
 
     return rows_of(run_id)
+
+
+@st.cache_data(show_spinner="Comparing on the same rows...", max_entries=16)
+def leaderboard_comparison(dataset_id: int, target: str, runs_key: tuple):
+    # runs_key: (id, status, artifact path) of the dataset's runs, so a new, finished or
+    # deleted run recomputes; a slider move on the Runs page does not.
+    from core.comparison import leaderboard_comparison as compare
+
+    return compare(dataset_id, target)
