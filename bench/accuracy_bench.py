@@ -154,7 +154,7 @@ DATASETS = {
         ),
         Dataset(
             "digits_nine_vs_rest",
-            "1,797 rows, 64 numeric (wide), 10% positive",
+            "1,797 rows, 64 numeric, wide, 10% positive",
             "binary",
             "is_nine",
             "yes",
@@ -219,7 +219,7 @@ DATASETS = {
         ),
         Dataset(
             "food_reviews",
-            "2,000 reviews (text), 35% positive",
+            "2,000 reviews, text, 35% positive",
             "binary",
             "score",
             "other",

@@ -15,8 +15,9 @@ Four pieces of work, each run on the accelerator and on the CPU with the same co
    k-medoid background, 1 antithetic pair): rows/s.
 
 The CPU side runs the same work on fewer rows (its rate does not depend on the count once
-batches are full), with PAYOFF_THREADS threads (default 1); each ratio is accelerator rows/s
-over CPU rows/s. ``--tiny`` runs everything on the CPU with tiny rows and budgets (the CI
+batches are full), with ``--cpu-threads`` threads (default PAYOFF_THREADS, else 1: on a
+many-core GPU machine pass its core count too for the fairer ratio); each ratio is
+accelerator rows/s over CPU rows/s. ``--tiny`` runs everything on the CPU with tiny rows and budgets (the CI
 check that this script works); its ratios are about 1 and mean nothing. The last stdout line
 is one JSON object with every figure.
 """
@@ -210,13 +211,21 @@ def _pair(fast: dict, slow: dict, rate: str) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--tiny", action="store_true", help="CPU only, tiny rows (CI check)")
+    parser.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=int(os.environ.get("PAYOFF_THREADS", "1")),
+        help="torch threads for the CPU side (default PAYOFF_THREADS, else 1)",
+    )
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import torch
 
     from models.measure import device_name
 
-    threads = int(os.environ.get("PAYOFF_THREADS", "1"))
+    threads = args.cpu_threads
+    if threads < 1:
+        parser.error(f"--cpu-threads must be at least 1, got {threads}")
     torch.set_num_threads(threads)
     if args.tiny:
         device, mode = "cpu", "tiny"
