@@ -31,12 +31,12 @@ from scipy import stats
 
 from core import economics as eco
 from core.explanations import list_explanations, plan
-from core.runs import RunInfo, get_run, list_runs
+from core.kinds import registry
+from core.runs import LOOKUP, RunInfo, get_run, list_runs, load_run_model
 from core.thresholds import choose_on_validation
-from core.training import holdout_frame, load_run_model
+from core.training import holdout_frame
 from core.usecases import UseCase, get_use_case
 from core.valuation import (
-    BASELINE_KINDS,
     DEFAULT_EXPLAIN_SHARE,
     EXPLAIN_SHARE_SOURCE,
     MIN_POSITIVES,
@@ -52,7 +52,6 @@ from core.valuation import (
     value_run,
 )
 
-TRANSFORMER_KINDS = ("ft-transformer", "text-transformer")
 STATUS_QUO = "status_quo"
 LABELS = {
     "pays": "pays for itself",
@@ -153,12 +152,7 @@ def family(run: RunInfo) -> str:
     """The model's family: "transformer" (FT-Transformer, text transformer, or an ensemble
     containing one), "baseline" (logistic regression, LightGBM, TF-IDF + logistic
     regression), or "other"."""
-    if run.model in TRANSFORMER_KINDS:
-        return "transformer"
-    if run.model == "ensemble":
-        members = [get_run(i) for i in run.options.get("members", [])]
-        return "transformer" if any(m.model in TRANSFORMER_KINDS for m in members) else "other"
-    return "baseline" if run.model in BASELINE_KINDS else "other"
+    return registry.family_of(run, LOOKUP)
 
 
 def comparable_runs(run: RunInfo) -> list[RunInfo]:

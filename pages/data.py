@@ -14,6 +14,7 @@ from core.datasets import (
     check_target,
     delete_dataset,
     list_datasets,
+    positive_class_choices,
     register_dataset,
     set_roles,
 )
@@ -156,13 +157,8 @@ def _roles_form(
     if len(targets) == 1:
         with user_errors():  # said now; saving refuses it too
             check_target(schema, targets[0])
-        values = sorted(frame[targets[0]].dropna().astype(str).str.strip().unique().tolist())
-        if 2 <= len(values) <= 50:
-            default = roles.positive_class if roles.positive_class in values else None
-            if default is None:
-                default = (
-                    frame[targets[0]].dropna().astype(str).str.strip().value_counts().index[-1]
-                )
+        values, default = positive_class_choices(frame[targets[0]], roles.positive_class)
+        if values:
             positive = st.selectbox(
                 "Positive class (the event to flag: default, fraud, churn, ...)",
                 values,

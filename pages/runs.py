@@ -9,6 +9,7 @@ import streamlit as st
 from sklearn.metrics import confusion_matrix
 
 from core.datasets import list_datasets
+from core.diagnostics import headline_higher_is_better
 from core.runs import delete_run, holdout_predictions, list_runs
 from core.training import confidently_wrong
 from pages._shared import state
@@ -55,7 +56,7 @@ for run in runs:
     )
 board = pd.DataFrame(rows)
 if done:
-    higher = done[0].metrics.get("headline") != "rmse"
+    higher = headline_higher_is_better(done)
     board = board.sort_values("value", ascending=not higher, na_position="last")
 st.subheader("Leaderboard")
 st.caption(
