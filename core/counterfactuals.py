@@ -19,6 +19,9 @@ the largest single moves, again in batches. Every model kind works: candidates g
 model call as ``score`` (``core.scoring.predict_typed``). The minimal counterfactual changes
 the fewest columns, then has the smallest normalised distance (numeric change / training
 range, 1 per changed category).
+
+Depends on core.scoring (the same reader and model call as ``score``), core.runs,
+core.thresholds and core.kinds.tabular (training values); nothing in core depends on it.
 """
 
 from __future__ import annotations
@@ -191,7 +194,7 @@ def _search_row(
     closest: tuple[float, tuple, float] | None = None
     beam: list[tuple] = []  # the previous level's combinations that moved P furthest
     for size in range(1, max_changes + 1):
-        combos = singles if size == 1 else _extend(beam, singles, best_move, size)
+        combos: list[tuple] = singles if size == 1 else _extend(beam, singles, best_move, size)
         if not combos:
             break
         probability = predict_typed(model, _variants(row, combos))

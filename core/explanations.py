@@ -18,6 +18,10 @@ reference computed on the same background (Spearman rank correlation and the lar
 as a share of the total attribution). The FT-Transformer's default (a small summary of the
 training rows) is also checked against interventional values over 256 random training rows
 ("fidelity_broad"): the badge is green only when both agree.
+
+Depends on core.runs, core.kinds (explainer hooks, training values), core.training
+(part_frame), core.thresholds and core.valuation; never on core.scoring or
+core.counterfactuals, which depend on it.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from sqlalchemy import delete, select
 
 from core import audit
 from core.access import Actor
+from core.datasets import get_dataset
 from core.db import bulk_insert, session_factory
 from core.kinds.base import (
     BROAD_REFERENCE_EVALUATIONS,
@@ -50,7 +55,9 @@ from core.kinds.text_transformer import TEXT_TOKEN_BUDGET
 from core.kinds.tfidf_logreg import TFIDF_PAIRS as TFIDF_PAIRS  # re-exported for bench/
 from core.records import ExplanationRecord, ExplanationValueRecord
 from core.runs import RunInfo, get_run, load_run_model
+from core.thresholds import operating_threshold
 from core.training import part_frame
+from core.valuation import device_for_run
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 MAX_BACKGROUND_ROWS = 256
@@ -802,8 +809,6 @@ def plan(
     """Model evaluations, seconds and dollars an explanation will take, from the run's
     measured inference throughput and the price of the device it was measured on (shown
     before a large job; the user picks the sample size)."""
-    from core.valuation import device_for_run
-
     kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
@@ -895,8 +900,6 @@ def resolve_threshold(run: RunInfo, threshold: float | None) -> float | None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
         return float(threshold)
-    from core.thresholds import operating_threshold
-
     return operating_threshold(run.id).threshold
 
 
@@ -1133,8 +1136,6 @@ def explain_row(
 
 def _id_column(run: RunInfo, frame: pd.DataFrame) -> str | None:
     """The dataset's id column when the rows carry it (and the model does not read it)."""
-    from core.datasets import get_dataset
-
     column = get_dataset(run.dataset_id).roles.id_column
     if column and column in frame.columns and column not in run.features:
         return column

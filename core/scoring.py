@@ -5,6 +5,10 @@ chunk is checked against the training schema, scored, written to SQLite (bulk ex
 tuples, the fastest path measured here) and appended to the export file. The batch becomes
 visible only when every chunk is in ("complete"); a failure removes the rows written so far
 and the half-written export, so nothing is ever half-written from the user's point of view.
+
+Depends on core.explanations (reasons), core.runs, core.kinds.registry and core.thresholds;
+core.explanations never depends on this module (the reasons' time estimate, which reads score
+batches, lives here).
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ from core.kinds.base import LoadedModel
 from core.kinds.registry import get_kind
 from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
 from core.runs import RunInfo, get_run, load_run_model
+from core.thresholds import operating_threshold
 
 DEFAULT_CHUNK_ROWS = 50_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -929,8 +934,6 @@ def resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | No
         return None, None
     if threshold is not None:
         return float(threshold), "given"
-    from core.thresholds import operating_threshold
-
     chosen = operating_threshold(run.id)
     return chosen.threshold, chosen.source
 

@@ -4,6 +4,10 @@
 ``models``, measures time / throughput / FLOPs / memory, writes the artifact atomically and
 records everything on the run's row. It is a plain function of the run id so the CLI, the
 background worker and (later) a cluster worker all call the same code.
+
+Depends on core.runs (records, load_run_model), core.kinds.registry (each kind's check and
+fit), core.datasets, core.splits and core.jobs; nothing that reads runs depends on this module
+for that (they use core.runs).
 """
 
 from __future__ import annotations
@@ -212,6 +216,8 @@ def compute_validation_predictions(run_id: int) -> dict:
 
     run = get_run(run_id)
     data = _prepare_data(run)
+    if run.task is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
     encoder = TargetEncoder(task=run.task, classes=run.classes, positive_class=run.positive_class)
     stored = _part_predictions(
         load_run_model(run_id), run, data["parts"]["val"], encoder, data["money_column"]
@@ -323,12 +329,12 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
         interval = bootstrap_interval(metric_fn, y, prediction)
         stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
         extra = {"curves": curves(y, prediction)} if task == "binary" else {}
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
-    metrics.update(extra)
-    metrics["test_rows"] = len(test)
+    figures: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    figures.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    figures.update(extra)
+    figures["test_rows"] = len(test)
     return {
-        "metrics": metrics,
+        "metrics": figures,
         "stored": stored,
         "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
     }

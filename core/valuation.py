@@ -21,6 +21,9 @@ Formulas (documented in README "How a run is valued"):
 - roi / payback / npv: economics.roi over the use case's horizon and discount rate.
 - "hindsight": the best threshold of the evaluation rows themselves, shown apart; it is an
   in-sample optimum and always flatters the model.
+
+Depends on core.runs, core.training (validation predictions, learning-curve runs),
+core.kinds.registry (a baseline is priced on a CPU), core.economics and core.usecases.
 """
 
 from __future__ import annotations
@@ -33,6 +36,9 @@ import pandas as pd
 
 from core import economics as eco
 from core.access import Actor
+from core.datasets import get_dataset
+from core.db import session_factory
+from core.jobs import launch_worker_for
 from core.kinds.registry import get_kind
 from core.runs import (
     RunInfo,
@@ -41,6 +47,7 @@ from core.runs import (
     load_run_model,
     validation_predictions,
 )
+from core.splits import part_sizes
 from core.training import compute_validation_predictions, create_run
 from core.usecases import UseCase, get_use_case
 
@@ -631,8 +638,6 @@ def _rebuild(
 
 
 def default_use_case_for(run: RunInfo) -> UseCase:
-    from core.datasets import get_dataset
-
     key = get_dataset(run.dataset_id).use_case or "credit_scoring"
     return get_use_case(key)
 
@@ -646,9 +651,6 @@ MIN_LEARNING_SIZES = 5
 
 def train_rows_of(run: RunInfo) -> int:
     """Training rows of the run's stored split (before any learning-curve subsample)."""
-    from core.db import session_factory
-    from core.splits import part_sizes
-
     with session_factory().begin() as session:
         sizes = part_sizes(session, run.dataset_id, run.target, run.seed)
     if sizes is None:
@@ -691,8 +693,6 @@ def launch_learning_curve(
 ) -> list[int]:
     """Queue the learning-curve runs (``queue_learning_curve``) and start one background
     worker for them. Returns the new run ids."""
-    from core.jobs import launch_worker_for
-
     ids = queue_learning_curve(run, fractions, repeats, actor=actor)
     if ids:
         launch_worker_for(ids)

@@ -18,6 +18,9 @@ rows, or set by the user). Per row i, d_i = value_i(challenger) - value_i(champi
 - payback_months = extra one-off / (extra value - extra running cost) per month;
 - break_even_monthly_volume = fixed extra cost / (extra value per decision - extra scoring and
   explaining cost per decision): the volume at which the point estimate covers the cost.
+
+Depends on core.valuation, core.explanations (explanation cost), core.runs and
+core.kinds.registry (families); pages and the CLI depend on it.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ import pandas as pd
 from scipy import stats
 
 from core import economics as eco
-from core.explanations import list_explanations, plan
+from core.datasets import get_dataset
+from core.explanations import get_explanation, list_explanations, plan
 from core.kinds import registry
 from core.runs import LOOKUP, RunInfo, get_run, list_runs, load_run_model
+from core.scenarios import html_report, svg_bars, svg_lines
 from core.thresholds import choose_on_validation
 from core.training import holdout_frame
 from core.usecases import UseCase, get_use_case
@@ -46,6 +51,7 @@ from core.valuation import (
     device_from_options,
     labelled_outcomes,
     model_row_values,
+    profit_curve_for,
     run_outcomes,
     status_quo_row_values,
     validation_outcomes,
@@ -292,8 +298,6 @@ def evaluate(
     run: RunInfo, setting: Setting, frame: pd.DataFrame | None = None, model: Any = None
 ) -> Evaluated:
     """One run through the one valuation path, at its operating threshold."""
-    from core.datasets import get_dataset
-
     if run.task != "binary":
         raise ValueError(f"ROI needs a binary model; run #{run.id} is {run.task}.")
     if frame is None:
@@ -744,8 +748,6 @@ def compare_table(
 
 def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]:
     """The latest explanation's quality figures and global importance (None when none)."""
-    from core.explanations import get_explanation
-
     explained = list_explanations(run.id)
     if not explained:
         return None, None
@@ -790,10 +792,6 @@ def report_html(
 ) -> str:
     """The audit report of a valuation: verdict, payoff, costs, threshold, models, explanation
     quality, assumptions with sources, inline SVG charts (core.scenarios.html_report)."""
-    from core.datasets import get_dataset
-    from core.scenarios import html_report, svg_bars
-    from core.valuation import profit_curve_for
-
     run, v, use_case = challenger.run, challenger.valuation, setting.use_case
     dataset = get_dataset(run.dataset_id)
     quality, importance = explanation_quality(run)
@@ -903,8 +901,6 @@ def report_html(
 
 
 def _profit_svg(challenger: Evaluated, champion: Evaluated | None, setting: Setting, curve_of):
-    from core.scenarios import svg_lines
-
     series, vlines = [], []
     for who, ev in (("challenger", challenger), ("champion", champion)):
         if ev is None:
