@@ -32,7 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -133,7 +133,7 @@ def output_space(run: RunInfo, class_index: int | None = None) -> str:
 
 
 def _predict_fn(
-    model: Any, task: str, class_index: int | None
+    model: Any, task: str | None, class_index: int | None
 ) -> Callable[[np.ndarray], np.ndarray]:
     output = "value" if task == "regression" else "logit"
 
@@ -304,6 +304,7 @@ def _fidelity(
     take = min(rows, len(z))
     predict = _predict_fn(model, run.task, class_index)
     started = time.perf_counter()
+    method: Literal["auto", "exact", "antithetic"]
     if count_evaluations(z[:take], background, "exact") <= REFERENCE_EVALUATIONS:
         method, pairs = "exact", 1
         label = "exact interventional Shapley values, same background"
@@ -316,7 +317,7 @@ def _fidelity(
     reference = explain_interventional(
         predict, z[:take], background, weights, method=method, n_pairs=pairs, seed=run.seed + 1
     )
-    figures = fidelity(values[:take], reference.values)
+    figures: dict[str, Any] = dict(fidelity(values[:take], reference.values))
     figures.update(reference=label, reference_seconds=time.perf_counter() - started)
     return figures
 
@@ -339,6 +340,7 @@ def _broad_fidelity(
     reference_rows = _training_sample(run, model)
     started = time.perf_counter()
     take = min(rows, len(z))
+    method: Literal["auto", "exact", "antithetic"]
     if count_evaluations(z[:take], reference_rows, "exact") <= BROAD_REFERENCE_EVALUATIONS:
         method, pairs, how = "exact", 1, "exact"
     else:
@@ -358,7 +360,7 @@ def _broad_fidelity(
         n_pairs=pairs,
         seed=run.seed + 2,
     )
-    figures = fidelity(values[:take], reference.values)
+    figures: dict[str, Any] = dict(fidelity(values[:take], reference.values))
     figures.update(
         reference=f"interventional Shapley values against {len(reference_rows)} random "
         f"training rows ({how})",
@@ -657,7 +659,9 @@ def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> 
         )
         for i in chosen
     ]
-    figures = span_fidelity([attributions[i].values for i in chosen], references)
+    figures: dict[str, Any] = dict(
+        span_fidelity([attributions[i].values for i in chosen], references)
+    )
     label = (
         "exact Shapley values of the same spans"
         if exact
@@ -721,7 +725,9 @@ def _store(
     try:
         bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
         with session_factory().begin() as session:
-            session.get(ExplanationRecord, explanation_id).status = "complete"
+            stored = session.get(ExplanationRecord, explanation_id)
+            assert stored is not None  # written above, in this process
+            stored.status = "complete"
             audit.record(
                 session, actor, "explain", "explanation", explanation_id, "ok", f"run {run.id}"
             )
