@@ -154,7 +154,7 @@ def compute_cost_for(
 ) -> eco.CostBreakdown:
     """Monthly compute $ from the run's measured training seconds and inference rows/s."""
     measured = device_for_run(run)
-    cheap = run.flops_per_row is None or get_kind(run.model).family == "baseline"
+    cheap = run.flops_per_row is None or get_kind(run.model).priced_on_cpu
     if cheap and device.name != CPU_DEVICE:
         device = eco.DEVICE_CATALOG[CPU_DEVICE]  # cheap baselines run on a CPU (at its price)
     train_seconds = run.train_seconds or 0.0

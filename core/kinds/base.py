@@ -204,6 +204,13 @@ class Kind:
     def combines_runs(self) -> bool:
         return self.input == "runs"
 
+    # ---- cost (core/valuation.py) ----------------------------------------------------------
+    @property
+    def priced_on_cpu(self) -> bool:
+        """Cheap baselines run on a CPU in production, so their compute is priced at a CPU's
+        rate whatever device they were measured on."""
+        return self.family == "baseline"
+
     def explainer_for(self, explicit_background: bool) -> str | None:
         """The explainer used when the user chose the background rows (or not)."""
         return self.explainer

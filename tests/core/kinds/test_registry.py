@@ -75,6 +75,7 @@ def test_explainer_hooks() -> None:
     assert get("ft-transformer").background == "summary"
     assert get("text-transformer").token_budget == 512 and get("tfidf-logreg").token_budget is None
     assert not get("ensemble").explainable
+    assert [get(n).priced_on_cpu for n in ALL] == [False, True, True, False, True, False]
     # Plans: sampled explainers cost more evaluations per row than a single pass.
     cheap = get("lightgbm").explain_evaluations(100, 5, 16, 1)
     assert cheap == 100
