@@ -68,33 +68,32 @@ TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # gained <= 0.004 Spearman at twice the model time. Those figures are for the same 16-row
 # background; against 256 random training rows the default reaches only ~0.85 / 15% on credit
 # (the background, not the pairs, limits it: README Performance), which fidelity_broad shows.
-# (DEFAULT_PAIRS, core/kinds/base.py; per kind: Kind.default_pairs)
+# DEFAULT_PAIRS lives in core/kinds/base.py (each kind's default: Kind.default_pairs).
 FIDELITY_ROWS = 3
-# TEXT_FIDELITY_ROWS (core/kinds/base.py): a text reference costs up to ~500 masked texts
+# TEXT_FIDELITY_ROWS (core/kinds/base.py): a text reference costs up to ~500 masked texts.
 # Text references: exact up to Kind.exact_reference_spans spans, else many pairs.
 TEXT_REFERENCE_PAIRS = 16  # at least; and at least 4x the pairs of the explanation
 # The fidelity reference gets about this many model evaluations (~20 s for FT-T "small" on
 # one CPU core): exact values when enumerating every game fits, else as many antithetic pairs
-# as fit, between MIN_ and MAX_REFERENCE_PAIRS.
-# (REFERENCE_EVALUATIONS, core/kinds/base.py)
+# as fit, between MIN_ and MAX_REFERENCE_PAIRS: REFERENCE_EVALUATIONS (core/kinds/base.py,
+# which the kinds' plans read too).
 # The broad check: the same-background reference says nothing about whether the small
 # background stands for the data, so BROAD_FIDELITY_ROWS rows are also compared with
 # interventional Shapley values against BROAD_REFERENCE_ROWS random training rows (exact where
 # enumerating fits BROAD_REFERENCE_EVALUATIONS model calls, else as many antithetic pairs per
 # game as fit, at least MIN_REFERENCE_PAIRS; rows are dropped before the floor is exceeded).
 BROAD_REFERENCE_ROWS = 256
-BROAD_FIDELITY_ROWS = 2
-# (BROAD_REFERENCE_EVALUATIONS, core/kinds/base.py)
+BROAD_FIDELITY_ROWS = 2  # BROAD_REFERENCE_EVALUATIONS: core/kinds/base.py
 # The badge is green only when every reference agrees at least this well.
 TRUST_SPEARMAN = 0.95
 TRUST_MAX_ERROR = 0.05
 MIN_REFERENCE_PAIRS = 4
 MAX_REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
-
-
 # Text transformers: TEXT_TOKEN_BUDGET model tokens per antithetic pair; TF-IDF: TFIDF_PAIRS
 # pairs (their kind modules say how they were chosen).
+
+
 @dataclass(frozen=True)
 class Explanation:
     """One stored explanation, as plain data for pages and the CLI."""
