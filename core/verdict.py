@@ -26,7 +26,7 @@ core.kinds.registry (families); pages and the CLI depend on it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -690,13 +690,13 @@ def roi_summary(
     use_case = setting.use_case
     out = valuation.to_dict()
     out.pop("cumulative_net")
+    matrix = use_case.money_multipliers if valuation.money_weighted else use_case.payoff
+    assert matrix is not None  # a money-weighted valuation has its multipliers
     out.update(
         threshold_source=challenger.threshold.describe(),
         explain_ms_source=challenger.explain_source,
         baseline_run_id=verdict.champion_run,
-        payoff=(
-            use_case.money_multipliers if valuation.money_weighted else use_case.payoff
-        ).to_dict(),
+        payoff=matrix.to_dict(),
         monthly_volume=use_case.monthly_volume,
         verdict=verdict.to_dict(),
         champion_threshold=verdict.champion_threshold,
@@ -775,7 +775,9 @@ def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]
 
 
 def _metrics_with_interval(run: RunInfo) -> dict:
-    out = {k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"}
+    out: dict[str, Any] = {
+        k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"
+    }
     name, value, interval = run.headline
     if interval:
         out[f"{name} 95% interval"] = f"{interval[0]:.3f} to {interval[1]:.3f}"
@@ -825,6 +827,7 @@ def report_html(
         )
     }
     matrix = use_case.money_multipliers if v.money_weighted else use_case.payoff
+    assert matrix is not None  # a money-weighted valuation has its multipliers
     payoff = {
         k: (f"x {x:g} of the amount" if v.money_weighted else x)
         for k, x in matrix.to_dict().items()
@@ -843,11 +846,14 @@ def report_html(
         figures.append(
             svg_bars(
                 [
-                    ("extra value, 95% low", verdict.ci_low),
-                    ("extra value, estimate", verdict.extra_value_per_month),
-                    ("extra value, 95% high", verdict.ci_high),
-                    ("extra cost", verdict.extra_cost_per_month),
-                    ("net", verdict.net_per_month),
+                    (name, cast(float, x))  # a labelled verdict has every figure
+                    for name, x in (
+                        ("extra value, 95% low", verdict.ci_low),
+                        ("extra value, estimate", verdict.extra_value_per_month),
+                        ("extra value, 95% high", verdict.ci_high),
+                        ("extra cost", verdict.extra_cost_per_month),
+                        ("net", verdict.net_per_month),
+                    )
                 ],
                 title="Verdict $ per month",
             )
