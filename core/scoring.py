@@ -402,7 +402,7 @@ def _csv_blocks(
         csv.reader(io.StringIO(cut.decode(encoding, errors="replace")), delimiter=delimiter)
     )
     columns = [c.strip() for c in header]
-    base = dict(encoding=encoding, delimiter=delimiter, name=name)
+    base: dict[str, Any] = dict(encoding=encoding, delimiter=delimiter, name=name)
     size = path.stat().st_size
     scan = _scan_boundaries(path, rows_per_block, delimiter) if encoding in _ASCII_SAFE else None
     if scan is None:  # one block, read whole by one worker; numbers stay unique in a folder
@@ -606,13 +606,14 @@ class DriftCounter:
             edges = self.stats["numeric"][column]["deciles"]
             counts += np.bincount(decile_bins(values, edges), minlength=10)[:10]
         if self.categorical:
+            assert self.model is not None and z is not None  # categories come from its codes
             spec = self.model.spec
             for column, counts in self.categorical.items():
                 codes = z[:, len(spec.numeric) + spec.categorical.index(column)].astype(int)
                 counts += np.bincount(codes, minlength=len(counts))[: len(counts)]
 
     def summary(self) -> dict[str, dict]:
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for column, counts in self.numeric.items():
             expected = np.asarray(self.stats["numeric"][column]["decile_fractions"], dtype=float)
             out[column] = {"psi": psi(expected, counts), "kind": "numeric"}
@@ -680,7 +681,7 @@ def to_safe_csv(frame: pd.DataFrame, path=None, *, header: bool = True, mode: st
 
 def _unseen_counts(model: Any, typed: pd.DataFrame, z: np.ndarray | None) -> dict[str, int]:
     """Per categorical column: values present in the file but coded 0 (never seen in training)."""
-    if model is None:
+    if model is None or z is None:
         return {}
     spec = model.spec
     return {
@@ -854,6 +855,8 @@ def write_batch(
             if extra is None:
                 extra = check_columns(run, list(chunk.columns))
             if reasons_for_rows > rows:
+                if reasons_model is None:
+                    raise ValueError("Reasons need the model: pass reasons_model.")
                 model = reasons_model()
                 typed = (
                     item.typed if item.typed is not None else _typed(chunk, model, item.delimiter)
@@ -904,10 +907,11 @@ def write_batch(
             engine_details=engine_details() if engine_details is not None else {},
         )
         report.warnings = _plain_warnings(report)
-        if tmp_out is not None:
+        if tmp_out is not None and out_path is not None:
             os.replace(tmp_out, out_path)
         with factory.begin() as session:
             record = session.get(ScoreBatchRecord, batch_id)
+            assert record is not None  # written above by this batch
             record.status = "complete"
             record.n_rows = rows
             record.seconds = seconds
