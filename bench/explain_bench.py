@@ -276,7 +276,7 @@ def _fit(
     )
     target = TargetEncoder.fit(y_train, task="binary", positive=positive)
     fit = fit_tabular(
-        "ft-transformer",
+        "ft_transformer",
         train_df=x_train,
         y_train=y_train,
         val_df=x_val,

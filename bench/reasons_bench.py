@@ -36,8 +36,8 @@ def main() -> None:
     import torch
 
     from core.datasets import ensure_samples, find_dataset_by_name
-    from core.explanations import explain_frame, plan, reason_codes, reasons_plan
-    from core.scoring import score_source
+    from core.explanations import explain_frame, plan, reason_codes
+    from core.scoring import reasons_plan, score_source
     from core.startup import start
     from core.training import create_run, execute_run, load_run_model, part_frame, predict_frame
 

@@ -81,7 +81,7 @@ def run_one(
     )
     infer_rows_s = _inference_rows_per_s(model, z_test, args.clock)
     row: dict[str, Any] = {
-        "model": kind if kind != "ft-transformer" else f"ft-{size}",
+        "model": {"gbdt": "lightgbm", "linear": "logreg"}.get(kind, f"ft-{size}"),
         "seed": seed,
         "test_roc_auc": auc["roc_auc"],
         "train_seconds": result.train_seconds,
@@ -180,7 +180,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     peak = matmul_flops_per_second(threads=args.threads, device=args.device, clock=args.clock)
     df = pd.read_csv(DATA)
-    kinds = [("ft-transformer", s) for s in args.presets] + [("lightgbm", ""), ("logreg", "")]
+    # models.tabular's estimator ids (the app's kinds: ft-transformer, lightgbm, logreg)
+    kinds = [("ft_transformer", s) for s in args.presets] + [("gbdt", ""), ("linear", "")]
     rows = []
     for seed in args.seeds:
         parts = split(df, seed)

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 from core.ingest import IngestError
+from core.kinds import registry
 
 
 class CliError(Exception):
@@ -134,9 +135,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     from core.runs import get_run
     from core.training import create_run
 
-    if args.model == "ensemble":
+    if registry.get_kind(args.model).combines_runs:
         if not args.members or len(args.members) < 2:
-            raise CliError("--model ensemble needs --members RUN_ID RUN_ID [...]")
+            raise CliError(f"--model {args.model} needs --members RUN_ID RUN_ID [...]")
         first = get_run(args.members[0])
         dataset_id, target, seed = first.dataset_id, first.target, first.seed
     else:
@@ -161,7 +162,9 @@ def cmd_train(args: argparse.Namespace) -> dict:
     run = get_run(run_id)
     if run.status != "succeeded":
         raise CliError(f"run {run.id} {run.status}: {run.error or 'no model was trained'}")
-    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    metrics: dict[str, object] = {
+        k: v for k, v in run.metrics.items() if isinstance(v, (int, float))
+    }
     metrics["interval"] = run.metrics.get("interval")
     return {
         "run_id": run.id,
@@ -601,14 +604,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-MODEL_CHOICES = (
-    "ft-transformer",
-    "lightgbm",
-    "logreg",
-    "text-transformer",
-    "tfidf-logreg",
-    "ensemble",
-)
+MODEL_CHOICES = registry.names()
 
 
 def main(argv: list[str] | None = None) -> int:

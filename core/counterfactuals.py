@@ -19,18 +19,36 @@ the largest single moves, again in batches. Every model kind works: candidates g
 model call as ``score`` (``core.scoring.predict_typed``). The minimal counterfactual changes
 the fewest columns, then has the smallest normalised distance (numeric change / training
 range, 1 per changed category).
+
+Depends on core.scoring (the same reader and model call as ``score``), core.runs,
+core.thresholds and core.kinds.tabular (training values); nothing in core depends on it.
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from core.kinds.tabular import Candidates, candidate_values
+from core.runs import get_run, load_run_model
+from core.scoring import predict_typed, read_scored
+from core.thresholds import operating_threshold
+
+__all__ = [
+    "Counterfactual",
+    "WhatIfRecord",
+    "candidate_values",
+    "counterfactuals",
+    "counterfactuals_for_file",
+    "suggest_immutable",
+    "whatif_record",
+]
 
 MAX_CHANGES = 3
 # Greedy widening: the columns with the largest single moves, and per column its best values.
@@ -71,56 +89,33 @@ class Counterfactual:
         return asdict(self)
 
 
-@dataclass
-class _Candidates:
-    """Per actionable column: values seen in training, and its range for distances."""
+@dataclass(frozen=True)
+class WhatIfRecord:
+    """The Score page's editable record for a tabular model: its columns in model order, the
+    training vocabulary of each categorical one, and the values to start from."""
 
-    values: dict[str, list] = field(default_factory=dict)
-    spans: dict[str, float] = field(default_factory=dict)
-    numeric: set[str] = field(default_factory=set)
-
-
-def _whole(values: list[float]) -> bool:
-    return all(float(v).is_integer() for v in values)
+    columns: list[str]
+    choices: dict[str, list[str]]
+    start: dict[str, Any]
 
 
-def candidate_values(model: Any, columns: list[str] | None = None) -> _Candidates:
-    """Training values per tabular column of ``model`` (its first tabular part)."""
-    from core.scoring import tabular_parts
-
-    parts = tabular_parts(model)
-    out = _Candidates()
+def whatif_record(model: Any, picked: pd.Series | None = None) -> WhatIfRecord:
+    """The typical training row of ``model``'s first tabular part (median numbers, most
+    frequent categories), with the present values of ``picked`` (a row of a scored file)
+    written over it; categories as text."""
+    parts = model.tabular_parts()
     if not parts:
-        return out
-    pre = parts[0].preprocessor
-    stats = pre.training_stats
-    vocab = pre.vocabularies
-    for column in parts[0].spec.numeric:
-        if columns is not None and column not in columns:
-            continue
-        s = stats["numeric"].get(column) or {}
-        deciles = [float(v) for v in s.get("deciles") or []]
-        if not deciles:
-            continue
-        low, high = float(s["min"]), float(s["max"])
-        mids = [(a + b) / 2 for a, b in itertools.pairwise(deciles)]
-        # Four significant digits read better than 63.160000000000004; clipped to the range.
-        grid = np.asarray([float(f"{v:.4g}") for v in (*deciles, *mids)])
-        # Whole-number ends over a wide range (ages, amounts): candidates stay whole too
-        # (deciles interpolate, so they are not a test).
-        if _whole([low, high]) and high - low >= 10:
-            grid = np.round(grid)
-        grid = np.unique(np.clip(np.concatenate(([low, high], grid)), low, high))
-        out.values[column] = [float(v) for v in grid]
-        out.spans[column] = max(high - low, 1e-12)
-        out.numeric.add(column)
-    for column in parts[0].spec.categorical:
-        if columns is not None and column not in columns:
-            continue
-        if vocab.get(column):
-            out.values[column] = list(vocab[column])
-            out.spans[column] = 1.0
-    return out
+        raise ValueError("This model reads text only: there is no record of columns to edit.")
+    tabular = parts[0]
+    typical = dict(tabular.preprocessor.typical_row())
+    vocab = tabular.preprocessor.vocabularies
+    columns = list(tabular.spec.columns)
+    if picked is not None:
+        for column in columns:
+            value = picked.get(column)
+            if value is not None and not pd.isna(value):
+                typical[column] = str(value) if column in vocab else value
+    return WhatIfRecord(columns, {c: list(vocab[c]) for c in columns if c in vocab}, typical)
 
 
 def _same(a: Any, b: Any) -> bool:
@@ -142,7 +137,7 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _distance(column: str, old: Any, new: Any, cands: _Candidates) -> float:
+def _distance(column: str, old: Any, new: Any, cands: Candidates) -> float:
     if column in cands.numeric:
         try:
             old_f = float(old)
@@ -167,13 +162,11 @@ def _search_row(
     row: pd.DataFrame,
     before: float,
     threshold: float,
-    cands: _Candidates,
+    cands: Candidates,
     actionable: list[str],
     max_changes: int,
     position: int,
 ) -> Counterfactual:
-    from core.scoring import predict_typed
-
     flagged = before >= threshold
     # The wanted direction as a sign: a flagged row must go down, another up.
     sign = -1.0 if flagged else 1.0
@@ -201,7 +194,7 @@ def _search_row(
     closest: tuple[float, tuple, float] | None = None
     beam: list[tuple] = []  # the previous level's combinations that moved P furthest
     for size in range(1, max_changes + 1):
-        combos = singles if size == 1 else _extend(beam, singles, best_move, size)
+        combos: list[tuple] = singles if size == 1 else _extend(beam, singles, best_move, size)
         if not combos:
             break
         probability = predict_typed(model, _variants(row, combos))
@@ -283,10 +276,6 @@ def counterfactuals(
 ) -> list[Counterfactual]:
     """One counterfactual per row of ``typed_rows`` (rows typed as ``score`` types them, with
     their ``scores``); see the module docstring for the rules."""
-    from core.runs import get_run
-    from core.scoring import tabular_parts
-    from core.training import load_run_model
-
     run = get_run(run_id)
     if run.task != "binary":
         raise ValueError(
@@ -303,7 +292,7 @@ def counterfactuals(
             f"the model uses: {', '.join(run.features)}."
         )
     model = model if model is not None else load_run_model(run_id)
-    tabular = {c for part in tabular_parts(model) for c in part.spec.columns}
+    tabular = {c for part in model.tabular_parts() for c in part.spec.columns}
     actionable = [c for c in run.features if c in tabular and c not in set(immutable)]
     cands = candidate_values(model, actionable)
     scores = np.asarray(scores, dtype=float)
@@ -354,10 +343,6 @@ def counterfactuals_for_file(
 ) -> tuple[float, list[Counterfactual]]:
     """(threshold used, counterfactuals) for the rows of a CSV read and scored as ``score``
     does; the threshold is the run's operating threshold unless given."""
-    from core.scoring import read_scored
-    from core.thresholds import operating_threshold
-    from core.training import load_run_model
-
     model = model if model is not None else load_run_model(run_id)
     _, typed, scores = read_scored(run_id, source, source_name=source_name, model=model)
     if max_rows is not None:

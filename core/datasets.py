@@ -118,6 +118,24 @@ def check_target(schema: DatasetSchema, target: str) -> None:
         )
 
 
+MAX_POSITIVE_CHOICES = 50
+
+
+def positive_class_choices(
+    values: pd.Series, current: str | None = None
+) -> tuple[list[str], str | None]:
+    """(classes of a target column as sorted text, the default class to flag) when it has 2 to
+    MAX_POSITIVE_CHOICES classes, else ([], None). The default is ``current`` when it is one
+    of them, else the least frequent class (the event a business usually acts on)."""
+    text = values.dropna().astype(str).str.strip()
+    classes = sorted(text.unique().tolist())
+    if not 2 <= len(classes) <= MAX_POSITIVE_CHOICES:
+        return [], None
+    if current in classes:
+        return classes, current
+    return classes, str(text.value_counts().index[-1])
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     id: int

@@ -16,7 +16,14 @@ import numpy as np
 import pandas as pd
 
 from core.runs import RunInfo, holdout_predictions
-from models.metrics import gains_curve, gini, ks_statistic, metrics_at_cutoff, score_bands
+from models.metrics import (
+    gains_curve,
+    gini,
+    higher_is_better,
+    ks_statistic,
+    metrics_at_cutoff,
+    score_bands,
+)
 
 # Shown in this order; the words say what a figure means for a reader who is not a modeller.
 CUTOFF_METRICS = {
@@ -101,3 +108,10 @@ def gains(run: RunInfo) -> pd.DataFrame:
     y, proba = holdout_outcomes(run)
     curve = gains_curve(y, proba)
     return pd.DataFrame({"targeted": curve["x"], "gain": curve["gain"], "lift": curve["lift"]})
+
+
+def headline_higher_is_better(runs: list[RunInfo]) -> bool:
+    """Whether a larger headline metric is better for these runs (the first one's metric:
+    a leaderboard holds one target); True when none has a headline yet."""
+    name = next((r.metrics.get("headline") for r in runs if r.metrics.get("headline")), None)
+    return True if name is None else higher_is_better(name)

@@ -18,6 +18,10 @@ reference computed on the same background (Spearman rank correlation and the lar
 as a share of the total attribution). The FT-Transformer's default (a small summary of the
 training rows) is also checked against interventional values over 256 random training rows
 ("fidelity_broad"): the badge is green only when both agree.
+
+Depends on core.runs, core.kinds (explainer hooks, training values), core.training
+(part_frame), core.thresholds and core.valuation; never on core.scoring or
+core.counterfactuals, which depend on it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -36,11 +40,24 @@ from sqlalchemy import delete, select
 
 from core import audit
 from core.access import Actor
+from core.datasets import get_dataset
 from core.db import bulk_insert, session_factory
+from core.kinds.base import (
+    BROAD_REFERENCE_EVALUATIONS,
+    DEFAULT_PAIRS,
+    REFERENCE_EVALUATIONS,
+    TEXT_FIDELITY_ROWS,
+    TEXT_SPANS,
+)
+from core.kinds.registry import get_kind
+from core.kinds.tabular import candidate_values
+from core.kinds.text_transformer import TEXT_TOKEN_BUDGET
+from core.kinds.tfidf_logreg import TFIDF_PAIRS as TFIDF_PAIRS  # re-exported for bench/
 from core.records import ExplanationRecord, ExplanationValueRecord
-from core.runs import RunInfo, get_run
-from core.text_runs import is_text_model, texts_of
-from core.training import load_run_model, part_frame
+from core.runs import RunInfo, get_run, load_run_model
+from core.thresholds import operating_threshold
+from core.training import part_frame
+from core.valuation import device_for_run
 
 BACKGROUND_ROWS = 16  # FT-Transformer: k-medoid summary of the training rows
 MAX_BACKGROUND_ROWS = 256
@@ -51,45 +68,30 @@ TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # gained <= 0.004 Spearman at twice the model time. Those figures are for the same 16-row
 # background; against 256 random training rows the default reaches only ~0.85 / 15% on credit
 # (the background, not the pairs, limits it: README Performance), which fidelity_broad shows.
-DEFAULT_PAIRS = 1
+# DEFAULT_PAIRS lives in core/kinds/base.py (each kind's default: Kind.default_pairs).
 FIDELITY_ROWS = 3
-TEXT_FIDELITY_ROWS = 2  # a text reference costs up to ~500 masked texts: seconds each
-# Text references: exact up to this many spans (transformer: 2^8 - 2 = 254 masked texts;
-# TF-IDF scores thousands of texts in milliseconds), else many pairs.
-TEXT_EXACT_REFERENCE_MAX_SPANS = {"text-transformer": 8, "tfidf-logreg": 12}
+# TEXT_FIDELITY_ROWS (core/kinds/base.py): a text reference costs up to ~500 masked texts.
+# Text references: exact up to Kind.exact_reference_spans spans, else many pairs.
 TEXT_REFERENCE_PAIRS = 16  # at least; and at least 4x the pairs of the explanation
 # The fidelity reference gets about this many model evaluations (~20 s for FT-T "small" on
 # one CPU core): exact values when enumerating every game fits, else as many antithetic pairs
-# as fit, between MIN_ and MAX_REFERENCE_PAIRS.
-REFERENCE_EVALUATIONS = 300_000
+# as fit, between MIN_ and MAX_REFERENCE_PAIRS: REFERENCE_EVALUATIONS (core/kinds/base.py,
+# which the kinds' plans read too).
 # The broad check: the same-background reference says nothing about whether the small
 # background stands for the data, so BROAD_FIDELITY_ROWS rows are also compared with
 # interventional Shapley values against BROAD_REFERENCE_ROWS random training rows (exact where
 # enumerating fits BROAD_REFERENCE_EVALUATIONS model calls, else as many antithetic pairs per
 # game as fit, at least MIN_REFERENCE_PAIRS; rows are dropped before the floor is exceeded).
 BROAD_REFERENCE_ROWS = 256
-BROAD_FIDELITY_ROWS = 2
-BROAD_REFERENCE_EVALUATIONS = 60_000
+BROAD_FIDELITY_ROWS = 2  # BROAD_REFERENCE_EVALUATIONS: core/kinds/base.py
 # The badge is green only when every reference agrees at least this well.
 TRUST_SPEARMAN = 0.95
 TRUST_MAX_ERROR = 0.05
 MIN_REFERENCE_PAIRS = 4
 MAX_REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
-TEXT_SPANS = 16  # at most this many word spans per text (models.text_attribution)
-# Text transformers: spans per text are chosen so that each antithetic pair makes the model
-# read about this many tokens (models.text_attribution.spans_for_budget). MiniLM reads ~3.5k
-# tokens/s on one CPU core, so one pair costs ~150 ms whatever the text's length: 640 took
-# 172-190 ms on ~113-token reviews (5 spans), too close to the 200 ms target on a busy
-# machine; 512 gives them 4 spans in 137-138 ms, and 24-word sentences 15 spans in 140-142 ms
-# (bench/text_explain_bench.py).
-TEXT_TOKEN_BUDGET = 512
-# TF-IDF scores a masked text in microseconds, so it affords many pairs. It needs them: its
-# L2-normalised word weights make every word interact (a repeated word and its copy are
-# substitutes). Food reviews, 16 spans, against a 256-pair reference: 1 pair Spearman 0.94 /
-# max error 14%, 8 pairs 0.986 / 3.2%, 32 pairs 0.992 / 1.9% at 40 ms per text
-# (bench/text_explain_bench.py).
-TFIDF_PAIRS = 32
+# Text transformers: TEXT_TOKEN_BUDGET model tokens per antithetic pair; TF-IDF: TFIDF_PAIRS
+# pairs (their kind modules say how they were chosen).
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def output_space(run: RunInfo, class_index: int | None = None) -> str:
 
 
 def _predict_fn(
-    model: Any, task: str, class_index: int | None
+    model: Any, task: str | None, class_index: int | None
 ) -> Callable[[np.ndarray], np.ndarray]:
     output = "value" if task == "regression" else "logit"
 
@@ -158,7 +160,7 @@ def _default_background(
     if key in _DEFAULT_BACKGROUNDS:
         return _DEFAULT_BACKGROUNDS[key]
     z = model.preprocessor.encode(part_frame(run.id, "train"))
-    if run.model == "ft-transformer":
+    if get_kind(run.model).background == "summary":
         categorical = [c in model.spec.categorical for c in model.spec.columns]
         background = summarize_background(
             z, k=min(rows, len(z)), seed=run.seed, categorical=categorical
@@ -225,7 +227,8 @@ def tabular_values(
     import shap
 
     task = run.task
-    if run.model == "ft-transformer" or (run.model == "lightgbm" and explicit_background):
+    explainer = get_kind(run.model).explainer_for(explicit_background)
+    if explainer == "interventional":
         from models.shapley import explain_interventional
 
         result = explain_interventional(
@@ -243,10 +246,10 @@ def tabular_values(
             float(result.base_value),
             f"Payoff interventional SHAP ({result.method})",
         )
-    if run.model == "lightgbm":
-        explainer = shap.TreeExplainer(model.estimator.booster)
-        values = np.asarray(explainer.shap_values(z))
-        base = np.atleast_1d(explainer.expected_value)
+    if explainer == "tree":
+        tree = shap.TreeExplainer(model.estimator.booster)
+        values = np.asarray(tree.shap_values(z))
+        base = np.atleast_1d(tree.expected_value)
         if task == "multiclass":
             index = class_index or 0
             values = values[..., index] if values.ndim == 3 else values
@@ -257,18 +260,18 @@ def tabular_values(
         if on_progress:
             on_progress(len(z), len(z))
         return values, base_value, "shap TreeExplainer (path-dependent TreeSHAP)"
-    if run.model == "logreg":
+    if explainer == "linear":
         design, coef, intercept = model.linear_parts()
         if task == "multiclass":
             coef, intercept = coef[class_index or 0], intercept[class_index or 0]
         x_background = design(background)
         mean = np.average(x_background, axis=0, weights=weights)
-        explainer = shap.LinearExplainer((coef, float(np.ravel(intercept)[0])), (mean, None))
-        dummy_values = np.asarray(explainer.shap_values(design(z)))
+        linear = shap.LinearExplainer((coef, float(np.ravel(intercept)[0])), (mean, None))
+        dummy_values = np.asarray(linear.shap_values(design(z)))
         groups = np.asarray(model.estimator.feature_groups())
         values = np.zeros((len(z), z.shape[1]))
         np.add.at(values.T, groups, dummy_values.T)
-        base_value = float(np.ravel(explainer.expected_value)[0])
+        base_value = float(np.ravel(linear.expected_value)[0])
         if task == "multiclass":
             # LinearExplainer explains the class logit; log-probability = logit - logsumexp,
             # which is not linear. Multiclass logreg is explained by the generic estimator.
@@ -300,6 +303,7 @@ def _fidelity(
     take = min(rows, len(z))
     predict = _predict_fn(model, run.task, class_index)
     started = time.perf_counter()
+    method: Literal["auto", "exact", "antithetic"]
     if count_evaluations(z[:take], background, "exact") <= REFERENCE_EVALUATIONS:
         method, pairs = "exact", 1
         label = "exact interventional Shapley values, same background"
@@ -312,7 +316,7 @@ def _fidelity(
     reference = explain_interventional(
         predict, z[:take], background, weights, method=method, n_pairs=pairs, seed=run.seed + 1
     )
-    figures = fidelity(values[:take], reference.values)
+    figures: dict[str, Any] = dict(fidelity(values[:take], reference.values))
     figures.update(reference=label, reference_seconds=time.perf_counter() - started)
     return figures
 
@@ -335,6 +339,7 @@ def _broad_fidelity(
     reference_rows = _training_sample(run, model)
     started = time.perf_counter()
     take = min(rows, len(z))
+    method: Literal["auto", "exact", "antithetic"]
     if count_evaluations(z[:take], reference_rows, "exact") <= BROAD_REFERENCE_EVALUATIONS:
         method, pairs, how = "exact", 1, "exact"
     else:
@@ -354,7 +359,7 @@ def _broad_fidelity(
         n_pairs=pairs,
         seed=run.seed + 2,
     )
-    figures = fidelity(values[:take], reference.values)
+    figures: dict[str, Any] = dict(fidelity(values[:take], reference.values))
     figures.update(
         reference=f"interventional Shapley values against {len(reference_rows)} random "
         f"training rows ({how})",
@@ -450,17 +455,18 @@ def _explain_frame(
     if missing:
         raise ValueError(f"The rows lack the model's column(s): {', '.join(missing)}.")
     frame = frame.iloc[:n_rows]
-    if run.model == "ensemble":
+    kind = get_kind(run.model)
+    if not kind.explainable:
         raise ValueError(
             "Explanations are computed per model; explain the ensemble's member runs "
-            f"({', '.join(f'#{m}' for m in run.options.get('members', []))})."
+            f"({', '.join(f'#{m}' for m in kind.member_ids(run))})."
         )
     model = model if model is not None else load_run_model(run_id)
     if run.task == "multiclass" and class_index is None:
         class_index = 0
     started = time.perf_counter()
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
-    if is_text_model(model):
+    if kind.input == "text":
         rows = TEXT_FIDELITY_ROWS if fidelity_rows is None else fidelity_rows
         return _explain_texts(
             run,
@@ -503,7 +509,7 @@ def _explain_frame(
         # What the Score page's reasons compute too (its time estimate reads ms_per_row).
         "pairs": int(n_pairs),
         "default_background": background is None and background_rows == BACKGROUND_ROWS,
-        "background_used_by_explainer": method.startswith("Payoff") or run.model == "logreg",
+        "background_used_by_explainer": kind.explainer_for(background is not None) != "tree",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
         ),
@@ -513,7 +519,7 @@ def _explain_frame(
             _broad_fidelity(
                 run, model, z, values, class_index, min(fidelity_rows, BROAD_FIDELITY_ROWS)
             )
-            if run.model == "ft-transformer" and background is None
+            if kind.background == "summary" and background is None
             else {}
         ),
     }
@@ -558,7 +564,7 @@ def _explain_texts(
     apply; given ones are named as unused in the quality rather than ignored silently."""
     from models.text_attribution import explain_texts
 
-    texts = texts_of(model, frame)
+    texts = model.texts(frame)
     options = {
         "class_index": class_index if run.task == "multiclass" else None,
         "n_pairs": n_pairs,
@@ -612,18 +618,20 @@ def _explain_texts(
     )
 
 
-# Model kinds explained by sampling permutations (the others are exact: TreeSHAP, linear).
-SAMPLED_MODELS = ("ft-transformer", "text-transformer", "tfidf-logreg")
+def sampled(run: RunInfo) -> bool:
+    """Whether the run's kind is explained by sampling permutations (the others are exact:
+    TreeSHAP, linear), so the user may choose the pairs."""
+    return get_kind(run.model).sampled
 
 
 def pairs_for(run: RunInfo) -> int:
     """Default antithetic pairs per game for the run's model kind."""
-    return TFIDF_PAIRS if run.model == "tfidf-logreg" else DEFAULT_PAIRS
+    return get_kind(run.model).default_pairs
 
 
 def _token_budget(run: RunInfo) -> int | None:
     """Transformers pay per token read; TF-IDF does not (every text keeps TEXT_SPANS)."""
-    return TEXT_TOKEN_BUDGET if run.model == "text-transformer" else None
+    return get_kind(run.model).token_budget
 
 
 def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> dict:
@@ -636,7 +644,7 @@ def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> 
         return {}
     started = time.perf_counter()
     spans = max(len(attributions[i].spans) for i in chosen)
-    exact = spans <= TEXT_EXACT_REFERENCE_MAX_SPANS.get(run.model, 8)
+    exact = spans <= get_kind(run.model).exact_reference_spans
     pairs = max(TEXT_REFERENCE_PAIRS, 4 * options["n_pairs"])
     references = [
         same_game_reference(
@@ -650,7 +658,9 @@ def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> 
         )
         for i in chosen
     ]
-    figures = span_fidelity([attributions[i].values for i in chosen], references)
+    figures: dict[str, Any] = dict(
+        span_fidelity([attributions[i].values for i in chosen], references)
+    )
     label = (
         "exact Shapley values of the same spans"
         if exact
@@ -714,7 +724,9 @@ def _store(
     try:
         bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
         with session_factory().begin() as session:
-            session.get(ExplanationRecord, explanation_id).status = "complete"
+            stored = session.get(ExplanationRecord, explanation_id)
+            assert stored is not None  # written above, in this process
+            stored.status = "complete"
             audit.record(
                 session, actor, "explain", "explanation", explanation_id, "ok", f"run {run.id}"
             )
@@ -802,32 +814,12 @@ def plan(
     """Model evaluations, seconds and dollars an explanation will take, from the run's
     measured inference throughput and the price of the device it was measured on (shown
     before a large job; the user picks the sample size)."""
-    from core.valuation import device_for_run
-    from models.shapley import estimate_evaluations
-
+    kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
-    if run.model == "ft-transformer":
-        evaluations = estimate_evaluations(n_rows, n_columns, background_rows, "auto", n_pairs)
-    elif run.model == "text-transformer":
-        # In whole-text equivalents: each pair reads ~TEXT_TOKEN_BUDGET tokens, about four
-        # texts of the usual 128-token limit (shorter texts get up to TEXT_SPANS spans and
-        # read less), plus the text itself.
-        per_pair = TEXT_TOKEN_BUDGET / _TYPICAL_TEXT_TOKENS
-        evaluations = n_rows * (n_pairs * per_pair + 1)
-    elif run.model == "tfidf-logreg":
-        # Up to TEXT_SPANS spans per text; each pair walks them twice.
-        evaluations = n_rows * (2 * TEXT_SPANS * n_pairs + 1)
-    else:
-        evaluations = n_rows  # TreeSHAP / linear: about one pass over the rows
+    evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
     rate = run.infer_rows_per_s or 1000.0
     seconds = evaluations / rate
-    if run.model in ("text-transformer", "tfidf-logreg"):
-        # up to TEXT_FIDELITY_ROWS exact games of 8 spans: 254 masked texts, half-length
-        check = TEXT_FIDELITY_ROWS * (2**8 - 2) / 2
-    elif run.model == "ft-transformer":
-        check = REFERENCE_EVALUATIONS + BROAD_REFERENCE_EVALUATIONS
-    else:
-        check = REFERENCE_EVALUATIONS
+    check = kind.check_evaluations()
     device = device_for_run(run)
     return {
         "evaluations": int(evaluations),
@@ -836,9 +828,6 @@ def plan(
         "device": device.name,
         "check_seconds": check / rate,  # the quality check's reference, at most about this
     }
-
-
-_TYPICAL_TEXT_TOKENS = 128  # the text models' default max_length
 
 
 @dataclass(frozen=True)
@@ -916,8 +905,6 @@ def resolve_threshold(run: RunInfo, threshold: float | None) -> float | None:
         if not 0.0 <= float(threshold) <= 1.0:
             raise ValueError(f"The threshold must be between 0 and 1, got {threshold}.")
         return float(threshold)
-    from core.thresholds import operating_threshold
-
     return operating_threshold(run.id).threshold
 
 
@@ -944,13 +931,11 @@ def row_reasons(
             raise ValueError(f"{len(decisions)} decisions for {len(frame)} rows.")
         flags = [bool(d) for d in np.asarray(decisions)]
     else:
-        from core.training import predict_frame
-
-        flags = [bool(d) for d in np.asarray(predict_frame(model, frame)) >= cutoff]
-    if is_text_model(model):
+        flags = [bool(d) for d in np.asarray(model.predict_frame(frame)) >= cutoff]
+    if get_kind(run.model).input == "text":
         from models.text_attribution import explain_texts
 
-        texts = texts_of(model, frame)
+        texts = model.texts(frame)
         attributions = explain_texts(
             model.model, texts, n_pairs=pairs_for(run), token_budget=_token_budget(run)
         )
@@ -1027,10 +1012,21 @@ def _prepare_reasons(run: RunInfo, model: Any, frame: pd.DataFrame) -> None:
     key = (run.id, str(run.artifact_path))
     if key in _PREPARED:
         return
-    if not is_text_model(model):
+    if get_kind(run.model).input != "text":
         _background(run, model, None)
     reason_codes(run, model, frame.iloc[:1], threshold=resolve_threshold(run, None))
     _PREPARED.add(key)
+
+
+def warm_reasons(run: RunInfo, model: Any) -> pd.DataFrame | None:
+    """Pay the one-off costs of the run's first reasons in this process unless paid already
+    (and its rate measured); returns the test rows read for that, else None."""
+    key = (run.id, str(run.artifact_path))
+    if key in _PREPARED and key in _REASON_RATES:
+        return None
+    test = part_frame(run.id, "test").iloc[:PROBE_MAX_ROWS]
+    _prepare_reasons(run, model, test)
+    return test
 
 
 def measure_reason_rate(
@@ -1046,9 +1042,7 @@ def measure_reason_rate(
         cutoff = resolve_threshold(run, None)
         flags = None
         if cutoff is not None:  # decided beforehand, as scoring does
-            from core.training import predict_frame
-
-            flags = np.asarray(predict_frame(model, frame)) >= cutoff
+            flags = np.asarray(model.predict_frame(frame)) >= cutoff
 
         def fastest(take: int) -> float:
             """Milliseconds for ``take`` rows, repeated while cheap, the fastest kept."""
@@ -1080,52 +1074,6 @@ def measure_reason_rate(
     return _REASON_RATES[key]
 
 
-def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
-    """Seconds that reasons for ``n_rows`` rows will take: rows x a per-row rate *measured*
-    on this run, newest first: a Score batch with reasons, an explanation made with the
-    Explain page's defaults (the same computation: its ms per row), else a probe timed now
-    (a fixed part per call plus a per-row part). With ``model``, the one-off costs of the
-    first reasons in this process (background summary, first forward pass) are paid here,
-    so the estimate is for the work that is left. Inference speed alone is no guide: masked
-    rows run in small batches, and each call has a fixed cost."""
-    from core.scoring import list_batches
-
-    key = (run.id, str(run.artifact_path))
-    test = None
-    if model is not None and (key not in _PREPARED or key not in _REASON_RATES):
-        test = part_frame(run.id, "test").iloc[:PROBE_MAX_ROWS]
-        _prepare_reasons(run, model, test)
-    fixed, basis = 0.0, None
-    for batch in list_batches(run.id):
-        report = batch["report"]
-        if report.get("reasons_rows"):
-            ms = 1000.0 * report["reasons_seconds"] / report["reasons_rows"]
-            rows = report["reasons_rows"]
-            basis = f"measured on {rows:,} rows of Score batch #{batch['batch_id']}"
-            break
-    if basis is None:
-        for item in list_explanations(run.id):
-            quality = item.get("quality") or {}
-            if quality.get("pairs") == pairs_for(run) and quality.get("default_background"):
-                ms = item["ms_per_row"]
-                basis = (
-                    f"measured on {item['rows']:,} rows of explanation #{item['explanation_id']}"
-                )
-                break
-    if basis is None:
-        if model is None:
-            raise ValueError("Measuring the reasons' speed needs the loaded model.")
-        rate = measure_reason_rate(run, model, test=test)
-        fixed, ms = rate["fixed_ms"], rate["ms_per_row"]
-        basis = f"measured now on {rate['rows']} test rows"
-    return {
-        "seconds": (fixed + n_rows * ms) / 1000.0,
-        "ms_per_row": float(ms),
-        "fixed_ms": float(fixed),
-        "basis": basis,
-    }
-
-
 def _logit(p: float) -> float:
     p = min(max(p, 1e-9), 1 - 1e-9)
     return math.log(p / (1 - p))
@@ -1149,12 +1097,13 @@ def explain_row(
     """Explain one edited record against the run's default background (tabular models)."""
     if len(row) != 1:
         raise ValueError(f"Give exactly one row (record) to explain, got {len(row)}.")
-    if run.model == "ensemble":
+    kind = get_kind(run.model)
+    if not kind.explainable:
         raise ValueError("Explanations are computed per model; explain the ensemble's members.")
-    if is_text_model(model):
+    if kind.input == "text":
         from models.text_attribution import explain_text
 
-        text = texts_of(model, row)[0]
+        text = model.texts(row)[0]
         a = explain_text(
             model.model,
             text,
@@ -1192,8 +1141,6 @@ def explain_row(
 
 def _id_column(run: RunInfo, frame: pd.DataFrame) -> str | None:
     """The dataset's id column when the rows carry it (and the model does not read it)."""
-    from core.datasets import get_dataset
-
     column = get_dataset(run.dataset_id).roles.id_column
     if column and column in frame.columns and column not in run.features:
         return column
@@ -1262,9 +1209,7 @@ def partial_dependence(
     each row's curve (the first ``ice_rows``), partial dependence = their mean over all rows.
     Output: P(positive) for binary runs, P(first class) for multiclass, the value for
     regression."""
-    from core.counterfactuals import candidate_values
-
-    if is_text_model(model):
+    if get_kind(run.model).input == "text":
         raise ValueError("Partial dependence covers tabular columns; this model reads text.")
     grid = candidate_values(model, [column]).values.get(column)
     if not grid:
@@ -1274,9 +1219,7 @@ def partial_dependence(
     repeated[column] = np.repeat(np.asarray(grid, dtype=object), len(rows))
     if column in model.spec.numeric:
         repeated[column] = repeated[column].astype(float)
-    from core.training import predict_frame
-
-    out = np.asarray(predict_frame(model, repeated), dtype=float)
+    out = np.asarray(model.predict_frame(repeated), dtype=float)
     if out.ndim == 2:
         out = out[:, 0]
     curves = out.reshape(len(grid), len(rows)).T

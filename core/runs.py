@@ -1,8 +1,12 @@
 """Run records and lookups: what a training run is, as the rest of the app reads it.
 
 Kept apart from core/training.py (which queues and executes runs) so that anything that only
-needs to *read* runs -- ensembles, scoring, explanations, valuation, pages -- does not depend on
-the training machinery, and training can depend on those modules without an import cycle.
+needs to *read* runs -- scoring, explanations, valuation, pages -- does not depend on the
+training machinery, and training can depend on those modules without an import cycle.
+
+Depends on core.kinds.registry (a run's label, loading its model); the registry and the kinds
+never import this module: what they need of other runs (an ensemble's members) they get
+through ``LOOKUP``, handed in by ``load_run_model``.
 """
 
 from __future__ import annotations
@@ -18,21 +22,9 @@ from sqlalchemy import select
 from core import audit
 from core.access import Actor
 from core.db import session_factory
+from core.kinds import registry
+from core.kinds.base import LoadedModel, RunLookup
 from core.records import TrainingRunRecord
-
-TABULAR_KINDS = ("ft-transformer", "lightgbm", "logreg")
-TEXT_KINDS = ("text-transformer", "tfidf-logreg")
-MODEL_KINDS = TABULAR_KINDS + TEXT_KINDS + ("ensemble",)
-
-
-MODEL_LABELS = {
-    "ft-transformer": "FT-Transformer",
-    "lightgbm": "LightGBM (baseline)",
-    "logreg": "Logistic regression (baseline)",
-    "text-transformer": "Text transformer (fine-tuned MiniLM)",
-    "tfidf-logreg": "TF-IDF + logistic regression (baseline)",
-    "ensemble": "Ensemble",
-}
 
 
 @dataclass(frozen=True)
@@ -75,12 +67,7 @@ class RunInfo:
 
     @property
     def label(self) -> str:
-        if self.model == "ensemble":
-            members = " + ".join(f"#{m}" for m in self.options.get("members", []))
-            return f"#{self.id} Ensemble ({self.options.get('rule', 'stack')}: {members})"
-        size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
-        share = f" ({self.train_fraction:.0%} of rows)" if self.train_fraction < 1 else ""
-        return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}{share}"
+        return registry.run_label(self)
 
     @property
     def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
@@ -123,9 +110,6 @@ def _to_info(r: TrainingRunRecord) -> RunInfo:
         operating_threshold=r.operating_threshold,
         threshold_source=r.threshold_source,
     )
-
-
-DEFAULT_FT_SIZE = "small"
 
 
 def get_run(run_id: int) -> RunInfo:
@@ -176,3 +160,15 @@ def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
         audit.record(session, actor, "delete", "run", run_id)
     if artifact is not None:
         shutil.rmtree(artifact, ignore_errors=True)
+
+
+def load_run_model(run_id: int) -> LoadedModel:
+    """The trained model of a succeeded run, verified against its manifest."""
+    run = get_run(run_id)
+    if run.status != "succeeded" or run.artifact_path is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
+    return registry.load_model(run, LOOKUP)
+
+
+# What kinds may ask about other runs (an ensemble's members).
+LOOKUP = RunLookup(get_run=get_run, load_run_model=load_run_model)

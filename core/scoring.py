@@ -5,6 +5,10 @@ chunk is checked against the training schema, scored, written to SQLite (bulk ex
 tuples, the fastest path measured here) and appended to the export file. The batch becomes
 visible only when every chunk is in ("complete"); a failure removes the rows written so far
 and the half-written export, so nothing is ever half-written from the user's point of view.
+
+Depends on core.explanations (reasons), core.runs, core.kinds.registry and core.thresholds;
+core.explanations never depends on this module (the reasons' time estimate, which reads score
+batches, lives here).
 """
 
 from __future__ import annotations
@@ -29,10 +33,19 @@ from core import audit
 from core.access import Actor, mask_pii
 from core.datasets import pii_columns
 from core.db import bulk_insert, session_factory
+from core.explanations import (
+    list_explanations,
+    measure_reason_rate,
+    pairs_for,
+    reason_codes,
+    warm_reasons,
+)
 from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
+from core.kinds.base import LoadedModel
+from core.kinds.registry import get_kind
 from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
-from core.runs import RunInfo, get_run
-from core.training import load_run_model, predict_frame
+from core.runs import RunInfo, get_run, load_run_model
+from core.thresholds import operating_threshold
 
 DEFAULT_CHUNK_ROWS = 50_000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -389,7 +402,7 @@ def _csv_blocks(
         csv.reader(io.StringIO(cut.decode(encoding, errors="replace")), delimiter=delimiter)
     )
     columns = [c.strip() for c in header]
-    base = dict(encoding=encoding, delimiter=delimiter, name=name)
+    base: dict[str, Any] = dict(encoding=encoding, delimiter=delimiter, name=name)
     size = path.stat().st_size
     scan = _scan_boundaries(path, rows_per_block, delimiter) if encoding in _ASCII_SAFE else None
     if scan is None:  # one block, read whole by one worker; numbers stay unique in a folder
@@ -516,13 +529,9 @@ def check_columns(run: RunInfo, columns: list[str]) -> list[str]:
     return [c for c in columns if c not in run.features and c != run.target]
 
 
-def tabular_parts(model: Any) -> list[Any]:
+def tabular_parts(model: LoadedModel | None) -> list[Any]:
     """The tabular models inside ``model``: itself, none (text), or an ensemble's members."""
-    from core.ensembles import is_ensemble
-
-    if is_ensemble(model):
-        return [m for _, m in model.members if hasattr(m, "preprocessor")]
-    return [model] if hasattr(model, "preprocessor") else []
+    return [] if model is None else model.tabular_parts()
 
 
 def _typed(chunk: pd.DataFrame, model: Any, delimiter: str) -> pd.DataFrame:
@@ -597,13 +606,14 @@ class DriftCounter:
             edges = self.stats["numeric"][column]["deciles"]
             counts += np.bincount(decile_bins(values, edges), minlength=10)[:10]
         if self.categorical:
+            assert self.model is not None and z is not None  # categories come from its codes
             spec = self.model.spec
             for column, counts in self.categorical.items():
                 codes = z[:, len(spec.numeric) + spec.categorical.index(column)].astype(int)
                 counts += np.bincount(codes, minlength=len(counts))[: len(counts)]
 
     def summary(self) -> dict[str, dict]:
-        out = {}
+        out: dict[str, dict[str, Any]] = {}
         for column, counts in self.numeric.items():
             expected = np.asarray(self.stats["numeric"][column]["decile_fractions"], dtype=float)
             out[column] = {"psi": psi(expected, counts), "kind": "numeric"}
@@ -671,7 +681,7 @@ def to_safe_csv(frame: pd.DataFrame, path=None, *, header: bool = True, mode: st
 
 def _unseen_counts(model: Any, typed: pd.DataFrame, z: np.ndarray | None) -> dict[str, int]:
     """Per categorical column: values present in the file but coded 0 (never seen in training)."""
-    if model is None:
+    if model is None or z is None:
         return {}
     spec = model.spec
     return {
@@ -725,10 +735,10 @@ def score_chunk(
     # Encode once per chunk: the model, the drift counts and the unseen-category counts all
     # read the same codes.
     z = first_tabular.preprocessor.encode(typed) if first_tabular else None
-    if model is first_tabular:
-        scores = model.predict_encoded(z)
+    if first_tabular is not None and model is first_tabular:
+        scores = first_tabular.predict_encoded(z)
     else:
-        scores = predict_frame(model, typed)
+        scores = model.predict_frame(typed)
     outputs = prediction_columns(run, scores, typed.index, threshold)
     drift.add(typed, z)
     unseen = _unseen_counts(first_tabular, typed, z)
@@ -812,7 +822,7 @@ def write_batch(
     for roles that may not see them, and the batch is audited with its rows."""
     run_id = run.id
     pii = pii_columns(run.dataset_id)
-    if run.model == "ensemble":
+    if not get_kind(run.model).explainable:
         reasons_for_rows = 0  # reasons come from one model's SHAP values; see its members
     started = time.perf_counter()
     factory = session_factory()
@@ -845,8 +855,8 @@ def write_batch(
             if extra is None:
                 extra = check_columns(run, list(chunk.columns))
             if reasons_for_rows > rows:
-                from core.explanations import reason_codes
-
+                if reasons_model is None:
+                    raise ValueError("Reasons need the model: pass reasons_model.")
                 model = reasons_model()
                 typed = (
                     item.typed if item.typed is not None else _typed(chunk, model, item.delimiter)
@@ -897,10 +907,11 @@ def write_batch(
             engine_details=engine_details() if engine_details is not None else {},
         )
         report.warnings = _plain_warnings(report)
-        if tmp_out is not None:
+        if tmp_out is not None and out_path is not None:
             os.replace(tmp_out, out_path)
         with factory.begin() as session:
             record = session.get(ScoreBatchRecord, batch_id)
+            assert record is not None  # written above by this batch
             record.status = "complete"
             record.n_rows = rows
             record.seconds = seconds
@@ -927,8 +938,6 @@ def resolve_threshold(run: RunInfo, threshold: float | None) -> tuple[float | No
         return None, None
     if threshold is not None:
         return float(threshold), "given"
-    from core.thresholds import operating_threshold
-
     chosen = operating_threshold(run.id)
     return chosen.threshold, chosen.source
 
@@ -1079,10 +1088,10 @@ def read_scored(
     for chunk in chunks:
         check_columns(run, list(chunk.columns))
         chunk_typed = _typed(chunk, model, delimiter)
-        if model is first_tabular:
-            out = model.predict_encoded(first_tabular.preprocessor.encode(chunk_typed))
+        if first_tabular is not None and model is first_tabular:
+            out = first_tabular.predict_encoded(first_tabular.preprocessor.encode(chunk_typed))
         else:
-            out = predict_frame(model, chunk_typed)
+            out = model.predict_frame(chunk_typed)
         raw.append(chunk)
         typed.append(chunk_typed)
         scores.append(np.asarray(out, dtype=float))
@@ -1094,7 +1103,47 @@ def read_scored(
 def predict_typed(model: Any, typed: pd.DataFrame) -> np.ndarray:
     """Scores of rows already typed for ``model`` (``read_scored``'s second frame, or edits of
     it), by the same call ``score_source`` makes."""
-    parts = tabular_parts(model)
-    if parts and model is parts[0]:
-        return np.asarray(model.predict_encoded(model.preprocessor.encode(typed)), dtype=float)
-    return np.asarray(predict_frame(model, typed), dtype=float)
+    return np.asarray(model.predict_frame(typed), dtype=float)
+
+
+# ---- reasons' time estimate ---------------------------------------------------------------
+
+
+def reasons_plan(run: RunInfo, n_rows: int, model: Any = None) -> dict:
+    """Seconds that reasons for ``n_rows`` rows will take: rows x a per-row rate *measured*
+    on this run, newest first: a Score batch with reasons, an explanation made with the
+    Explain page's defaults (the same computation: its ms per row), else a probe timed now
+    (a fixed part per call plus a per-row part). With ``model``, the one-off costs of the
+    first reasons in this process (background summary, first forward pass) are paid here,
+    so the estimate is for the work that is left. Inference speed alone is no guide: masked
+    rows run in small batches, and each call has a fixed cost."""
+    test = warm_reasons(run, model) if model is not None else None
+    fixed, basis = 0.0, None
+    for batch in list_batches(run.id):
+        report = batch["report"]
+        if report.get("reasons_rows"):
+            ms = 1000.0 * report["reasons_seconds"] / report["reasons_rows"]
+            rows = report["reasons_rows"]
+            basis = f"measured on {rows:,} rows of Score batch #{batch['batch_id']}"
+            break
+    if basis is None:
+        for item in list_explanations(run.id):
+            quality = item.get("quality") or {}
+            if quality.get("pairs") == pairs_for(run) and quality.get("default_background"):
+                ms = item["ms_per_row"]
+                basis = (
+                    f"measured on {item['rows']:,} rows of explanation #{item['explanation_id']}"
+                )
+                break
+    if basis is None:
+        if model is None:
+            raise ValueError("Measuring the reasons' speed needs the loaded model.")
+        rate = measure_reason_rate(run, model, test=test)
+        fixed, ms = rate["fixed_ms"], rate["ms_per_row"]
+        basis = f"measured now on {rate['rows']} test rows"
+    return {
+        "seconds": (fixed + n_rows * ms) / 1000.0,
+        "ms_per_row": float(ms),
+        "fixed_ms": float(fixed),
+        "basis": basis,
+    }

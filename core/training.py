@@ -4,6 +4,10 @@
 ``models``, measures time / throughput / FLOPs / memory, writes the artifact atomically and
 records everything on the run's row. It is a plain function of the run id so the CLI, the
 background worker and (later) a cluster worker all call the same code.
+
+Depends on core.runs (records, load_run_model), core.kinds.registry (each kind's check and
+fit), core.datasets, core.splits and core.jobs; nothing that reads runs depends on this module
+for that (they use core.runs).
 """
 
 from __future__ import annotations
@@ -24,17 +28,11 @@ from core.access import Actor
 from core.datasets import check_target, get_dataset, load_frame
 from core.db import session_factory
 from core.jobs import cancel_requested
+from core.kinds import registry
+from core.kinds.base import FitContext, LoadedModel, Output, QueueRequest
+from core.kinds.registry import get_kind
 from core.records import TrainingRunRecord, utcnow
-from core.runs import (
-    DEFAULT_FT_SIZE,
-    MODEL_KINDS,
-    MODEL_LABELS,
-    TABULAR_KINDS,
-    TEXT_KINDS,
-    RunInfo,
-    get_run,
-    holdout_predictions,
-)
+from core.runs import LOOKUP, RunInfo, get_run, holdout_predictions, load_run_model
 from core.settings import load_settings
 from core.splits import TEST, TRAIN, VALIDATION, get_or_create_split
 
@@ -65,12 +63,11 @@ def create_run(
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
-    ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
-    still be queued, as long as they run first.
+    ``members`` and ``rule`` ("mean" or "stack") are for the kind that combines runs (the
+    registry's ``combiner()``): its members may still be queued, as long as they run first.
     """
     actor = audit.authorize(actor, "train", "dataset", dataset_id)
-    if model not in MODEL_KINDS:
-        raise ValueError(f"Unknown model {model!r}; choose one of {', '.join(MODEL_KINDS)}.")
+    kind = get_kind(model)
     dataset = get_dataset(dataset_id)
     target = target or dataset.roles.target
     if not target:
@@ -81,10 +78,10 @@ def create_run(
     chosen = [c for c in (features or dataset.roles.features) if c != target]
     kinds = {c.name: c.kind for c in dataset.schema.columns}
     extra_options: dict = {}
-    # Personal data is checked on the columns asked for, before the per-kind filter below.
+    # Personal data is checked on the columns asked for, before the kind keeps its columns.
     pii = [c.name for c in dataset.schema.columns if c.pii and c.name in chosen]
-    if model == "ensemble":
-        pii = []  # its members were checked when they were queued
+    if not kind.checks_pii:
+        pii = []
     if pii and not allow_pii:
         raise ValueError(
             f"Column(s) {', '.join(pii)} look like personal data; they are left out of the "
@@ -92,34 +89,23 @@ def create_run(
         )
     if pii:
         extra_options["allow_pii"] = pii
-    if model == "ensemble":
-        from core.ensembles import RULE_LABELS, check_members
-
-        if rule not in RULE_LABELS:
-            raise ValueError(
-                f"The ensemble rule must be one of {', '.join(RULE_LABELS)}, got {rule!r}."
-            )
-        member_runs = check_members(dataset_id, target, seed, list(members or []))
-        chosen = list(dict.fromkeys(c for r in member_runs for c in r.features))
-        extra_options = {"members": [r.id for r in member_runs], "rule": rule}
-    elif model in TEXT_KINDS:
-        texts = list(text_columns or [c for c in chosen if kinds.get(c) == "text"])
-        if not texts:
-            raise ValueError(
-                f"The {MODEL_LABELS[model]} needs a text column; {dataset.name!r} has none "
-                "among the chosen features."
-            )
-        missing = [c for c in texts if c not in kinds]
-        if missing:
-            raise ValueError(f"Text column(s) not in the dataset: {', '.join(missing)}.")
-        chosen = texts
-    else:
-        chosen = [c for c in chosen if kinds.get(c) in ("numeric", "categorical")]
-        if not chosen:
-            raise ValueError(
-                "Choose at least one numeric or categorical feature for a tabular model "
-                "(text columns need the text transformer)."
-            )
+    queued = kind.check(
+        QueueRequest(
+            dataset_id=dataset_id,
+            dataset_name=dataset.name,
+            target=target,
+            seed=seed,
+            column_kinds=kinds,
+            features=tuple(chosen),
+            text_columns=tuple(text_columns) if text_columns else None,
+            size=size,
+            members=tuple(members or ()),
+            rule=rule,
+            runs=LOOKUP,
+        )
+    )
+    chosen, size = list(queued.features), queued.size
+    extra_options.update(queued.options)
     if not 0.05 <= train_fraction <= 1.0:
         raise ValueError(
             f"The share of training rows must be between 5% and 100%, got {train_fraction}."
@@ -129,8 +115,6 @@ def create_run(
     positive_class = positive_class or (
         dataset.roles.positive_class if target == dataset.roles.target else None
     )
-    if model == "ft-transformer":
-        size = size or DEFAULT_FT_SIZE
     with session_factory().begin() as session:
         record = TrainingRunRecord(
             dataset_id=dataset_id,
@@ -157,11 +141,54 @@ def create_run(
         return record.id
 
 
-def ft_sizes() -> tuple[str, ...]:
-    """FT-Transformer size presets, smallest first (pages must not import models/)."""
-    from models.ft_transformer import SIZE_PRESETS
+def queue_candidates(
+    dataset_id: int,
+    models: list[str] | tuple[str, ...],
+    *,
+    size: str | None = None,
+    seed: int = 0,
+    time_budget_s: float | None = 120.0,
+    allow_pii: bool = False,
+    stack_text_with_tabular: bool = False,
+    actor: Actor | None = None,
+) -> list[int]:
+    """Queue the Train page's candidates on one dataset; returns the run ids.
 
-    return tuple(SIZE_PRESETS)
+    Cheap baselines go first so the leaderboard fills while the transformers train.
+    ``stack_text_with_tabular``: also train the text transformer and the tabular transformer
+    and stack them on their log-odds (the model for rows with text and tabular columns)."""
+    chosen = list(dict.fromkeys(get_kind(m).name for m in models))
+    stacked: list[str] = []
+    if stack_text_with_tabular:
+        stacked = [k.name for k in registry.transformers() if k.input in ("text", "tabular")]
+        chosen = list(dict.fromkeys([*chosen, *stacked]))
+        stacked.sort(key=lambda name: get_kind(name).input != "text")  # members: text first
+    order = sorted(chosen, key=lambda m: get_kind(m).family == "transformer")
+    run_ids = [
+        create_run(
+            dataset_id,
+            model,
+            size=size if get_kind(model).sizes() else None,
+            seed=seed,
+            time_budget_s=time_budget_s,
+            allow_pii=allow_pii,
+            actor=actor,
+        )
+        for model in order
+    ]
+    if stacked:
+        by_model = dict(zip(order, run_ids, strict=True))
+        run_ids.append(
+            create_run(
+                dataset_id,
+                registry.combiner().name,
+                seed=seed,
+                members=[by_model[m] for m in stacked],
+                rule="stack",
+                actor=actor,
+            )
+        )
+    return run_ids
 
 
 def store_validation_predictions(run_id: int, stored: dict) -> None:
@@ -189,6 +216,8 @@ def compute_validation_predictions(run_id: int) -> dict:
 
     run = get_run(run_id)
     data = _prepare_data(run)
+    if run.task is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
     encoder = TargetEncoder(task=run.task, classes=run.classes, positive_class=run.positive_class)
     stored = _part_predictions(
         load_run_model(run_id), run, data["parts"]["val"], encoder, data["money_column"]
@@ -248,50 +277,22 @@ def _prepare_data(run: RunInfo) -> dict:
 
 
 def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, on_epoch):
-    from models.preprocessing import FeatureSpec
-    from models.tabular import fit_tabular
-
-    if run.model in TABULAR_KINDS:
-        dataset = get_dataset(run.dataset_id)
-        kinds = {c.name: c.kind for c in dataset.schema.columns}
-        spec = FeatureSpec(
-            numeric=tuple(c for c in run.features if kinds[c] == "numeric"),
-            categorical=tuple(c for c in run.features if kinds[c] == "categorical"),
-        )
-        return fit_tabular(
-            run.model,
-            train_df=parts["train"],
-            y_train=parts["train"][run.target],
-            val_df=parts["val"],
-            y_val=parts["val"][run.target],
-            spec=spec,
-            target=target_encoder,
-            size=run.size or DEFAULT_FT_SIZE,
-            seed=run.seed,
-            time_budget_s=run.time_budget_s,
-            device=device,
-            threads=threads,
-            on_epoch=on_epoch,
-        )
-    if run.model == "ensemble":
-        from core.ensembles import fit_ensemble_run
-
-        return fit_ensemble_run(run, parts, target_encoder)
-    from core.text_runs import fit_text_run
-
-    return fit_text_run(run, parts, target_encoder, device, threads, on_epoch)
+    dataset = get_dataset(run.dataset_id)
+    context = FitContext(
+        parts=parts,
+        target=target_encoder,
+        device=device,
+        threads=threads,
+        on_epoch=on_epoch,
+        column_kinds={c.name: c.kind for c in dataset.schema.columns},
+        runs=LOOKUP,
+    )
+    return get_kind(run.model).fit(run, context)
 
 
-def predict_frame(model: Any, frame: pd.DataFrame, output: str = "proba") -> np.ndarray:
-    """One call for every model kind: tabular models take columns, text models take text."""
-    from core.ensembles import is_ensemble
-    from core.text_runs import is_text_model, texts_of
-
-    if is_ensemble(model):
-        return model.predict(frame, output=output)
-    if is_text_model(model):
-        return model.predict_texts(texts_of(model, frame), output=output)
-    return model.predict_encoded(model.preprocessor.encode(frame), output=output)
+def predict_frame(model: LoadedModel, frame: pd.DataFrame, output: Output = "proba") -> np.ndarray:
+    """``model.predict_frame(frame, output=...)``: kept as a function for callers that map it."""
+    return model.predict_frame(frame, output=output)
 
 
 def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> dict:
@@ -328,12 +329,12 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
         interval = bootstrap_interval(metric_fn, y, prediction)
         stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
         extra = {"curves": curves(y, prediction)} if task == "binary" else {}
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
-    metrics.update(extra)
-    metrics["test_rows"] = len(test)
+    figures: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    figures.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    figures.update(extra)
+    figures["test_rows"] = len(test)
     return {
-        "metrics": metrics,
+        "metrics": figures,
         "stored": stored,
         "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
     }
@@ -467,36 +468,6 @@ def execute_run(
             ),
         )
     return get_run(run_id)
-
-
-def _serving_threads() -> None:
-    """Models served in this process (scoring, reasons, explanations, what-if) run on
-    PAYOFF_THREADS torch threads, as training does. torch's default (one per core) made the
-    Score page's SHAP reasons 6-17x slower on 2 shared cores (16 vs 105-284 ms per row)."""
-    import torch
-
-    threads = load_settings().threads
-    if torch.get_num_threads() != threads:
-        torch.set_num_threads(threads)
-
-
-def load_run_model(run_id: int) -> Any:
-    """The trained model of a succeeded run, verified against its manifest."""
-    run = get_run(run_id)
-    if run.status != "succeeded" or run.artifact_path is None:
-        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
-    _serving_threads()
-    if run.model in TABULAR_KINDS:
-        from models.tabular import FittedTabularModel
-
-        return FittedTabularModel.load(run.artifact_path)
-    if run.model == "ensemble":
-        from core.ensembles import load_ensemble
-
-        return load_ensemble(run)
-    from core.text_runs import load_text_model
-
-    return load_text_model(run)
 
 
 def holdout_frame(run_id: int) -> pd.DataFrame:

@@ -21,6 +21,9 @@ Formulas (documented in README "How a run is valued"):
 - roi / payback / npv: economics.roi over the use case's horizon and discount rate.
 - "hindsight": the best threshold of the evaluation rows themselves, shown apart; it is an
   in-sample optimum and always flatters the model.
+
+Depends on core.runs, core.training (validation predictions, learning-curve runs),
+core.kinds.registry (a baseline is priced on a CPU), core.economics and core.usecases.
 """
 
 from __future__ import annotations
@@ -33,11 +36,21 @@ import pandas as pd
 
 from core import economics as eco
 from core.access import Actor
-from core.runs import RunInfo, holdout_predictions, list_runs, validation_predictions
-from core.training import compute_validation_predictions, create_run, load_run_model, predict_frame
+from core.datasets import get_dataset
+from core.db import session_factory
+from core.jobs import launch_worker_for
+from core.kinds.registry import get_kind
+from core.runs import (
+    RunInfo,
+    holdout_predictions,
+    list_runs,
+    load_run_model,
+    validation_predictions,
+)
+from core.splits import part_sizes
+from core.training import compute_validation_predictions, create_run
 from core.usecases import UseCase, get_use_case
 
-BASELINE_KINDS = ("logreg", "lightgbm", "tfidf-logreg")
 CPU_DEVICE = "cpu-2core"
 # Explanations per month when the analyst gives none, as a share of the monthly volume.
 DEFAULT_EXPLAIN_SHARE = 0.1
@@ -101,7 +114,7 @@ def labelled_outcomes(
     if rows.empty:
         raise ValueError(f"The labelled file has no rows with a {run.target!r} value.")
     model = model if model is not None else load_run_model(run.id)
-    score = np.asarray(predict_frame(model, rows), dtype=float)
+    score = np.asarray(model.predict_frame(rows), dtype=float)
     y = (labels[known].to_numpy() == run.positive_class).astype(int)
     money = None
     if money_column and money_column in rows.columns:
@@ -141,7 +154,8 @@ def compute_cost_for(
 ) -> eco.CostBreakdown:
     """Monthly compute $ from the run's measured training seconds and inference rows/s."""
     measured = device_for_run(run)
-    if (run.flops_per_row is None or run.model in BASELINE_KINDS) and device.name != CPU_DEVICE:
+    cheap = run.flops_per_row is None or get_kind(run.model).priced_on_cpu
+    if cheap and device.name != CPU_DEVICE:
         device = eco.DEVICE_CATALOG[CPU_DEVICE]  # cheap baselines run on a CPU (at its price)
     train_seconds = run.train_seconds or 0.0
     rows_seen = (run.train_rows_per_s or 0.0) * train_seconds
@@ -624,8 +638,6 @@ def _rebuild(
 
 
 def default_use_case_for(run: RunInfo) -> UseCase:
-    from core.datasets import get_dataset
-
     key = get_dataset(run.dataset_id).use_case or "credit_scoring"
     return get_use_case(key)
 
@@ -639,9 +651,6 @@ MIN_LEARNING_SIZES = 5
 
 def train_rows_of(run: RunInfo) -> int:
     """Training rows of the run's stored split (before any learning-curve subsample)."""
-    from core.db import session_factory
-    from core.splits import part_sizes
-
     with session_factory().begin() as session:
         sizes = part_sizes(session, run.dataset_id, run.target, run.seed)
     if sizes is None:
@@ -684,12 +693,15 @@ def launch_learning_curve(
 ) -> list[int]:
     """Queue the learning-curve runs (``queue_learning_curve``) and start one background
     worker for them. Returns the new run ids."""
-    from core.jobs import launch_worker_for
-
     ids = queue_learning_curve(run, fractions, repeats, actor=actor)
     if ids:
         launch_worker_for(ids)
     return ids
+
+
+def learning_curve_possible(run: RunInfo) -> bool:
+    """A learning curve retrains one model on shares of its rows: not a combination of runs."""
+    return not get_kind(run.model).combines_runs
 
 
 def queue_learning_curve(
@@ -704,7 +716,7 @@ def queue_learning_curve(
     rows stay whole), skipping points that exist. Returns the new run ids."""
     if run.status != "succeeded" or run.train_fraction < 1.0:
         raise ValueError("A learning curve starts from a finished run trained on all its rows.")
-    if run.model == "ensemble":
+    if not learning_curve_possible(run):
         raise ValueError("A learning curve needs a single model, not an ensemble.")
     if not 1 <= int(repeats) <= 5:
         raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")

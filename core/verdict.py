@@ -18,24 +18,29 @@ rows, or set by the user). Per row i, d_i = value_i(challenger) - value_i(champi
 - payback_months = extra one-off / (extra value - extra running cost) per month;
 - break_even_monthly_volume = fixed extra cost / (extra value per decision - extra scoring and
   explaining cost per decision): the volume at which the point estimate covers the cost.
+
+Depends on core.valuation, core.explanations (explanation cost), core.runs and
+core.kinds.registry (families); pages and the CLI depend on it.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
 from core import economics as eco
-from core.explanations import list_explanations, plan
-from core.runs import RunInfo, get_run, list_runs
+from core.datasets import get_dataset
+from core.explanations import get_explanation, list_explanations, plan
+from core.kinds import registry
+from core.runs import LOOKUP, RunInfo, get_run, list_runs, load_run_model
+from core.scenarios import html_report, svg_bars, svg_lines
 from core.thresholds import choose_on_validation
-from core.training import holdout_frame, load_run_model
+from core.training import holdout_frame
 from core.usecases import UseCase, get_use_case
 from core.valuation import (
-    BASELINE_KINDS,
     DEFAULT_EXPLAIN_SHARE,
     EXPLAIN_SHARE_SOURCE,
     MIN_POSITIVES,
@@ -45,6 +50,7 @@ from core.valuation import (
     device_from_options,
     labelled_outcomes,
     model_row_values,
+    profit_curve_for,
     run_outcomes,
     status_quo_row_values,
     validation_outcomes,
@@ -52,7 +58,6 @@ from core.valuation import (
 )
 from models.metrics import paired_resamples
 
-TRANSFORMER_KINDS = ("ft-transformer", "text-transformer")
 STATUS_QUO = "status_quo"
 LABELS = {
     "pays": "pays for itself",
@@ -153,12 +158,7 @@ def family(run: RunInfo) -> str:
     """The model's family: "transformer" (FT-Transformer, text transformer, or an ensemble
     containing one), "baseline" (logistic regression, LightGBM, TF-IDF + logistic
     regression), or "other"."""
-    if run.model in TRANSFORMER_KINDS:
-        return "transformer"
-    if run.model == "ensemble":
-        members = [get_run(i) for i in run.options.get("members", [])]
-        return "transformer" if any(m.model in TRANSFORMER_KINDS for m in members) else "other"
-    return "baseline" if run.model in BASELINE_KINDS else "other"
+    return registry.family_of(run, LOOKUP)
 
 
 def comparable_runs(run: RunInfo) -> list[RunInfo]:
@@ -298,8 +298,6 @@ def evaluate(
     run: RunInfo, setting: Setting, frame: pd.DataFrame | None = None, model: Any = None
 ) -> Evaluated:
     """One run through the one valuation path, at its operating threshold."""
-    from core.datasets import get_dataset
-
     if run.task != "binary":
         raise ValueError(f"ROI needs a binary model; run #{run.id} is {run.task}.")
     if frame is None:
@@ -687,13 +685,13 @@ def roi_summary(
     use_case = setting.use_case
     out = valuation.to_dict()
     out.pop("cumulative_net")
+    matrix = use_case.money_multipliers if valuation.money_weighted else use_case.payoff
+    assert matrix is not None  # a money-weighted valuation has its multipliers
     out.update(
         threshold_source=challenger.threshold.describe(),
         explain_ms_source=challenger.explain_source,
         baseline_run_id=verdict.champion_run,
-        payoff=(
-            use_case.money_multipliers if valuation.money_weighted else use_case.payoff
-        ).to_dict(),
+        payoff=matrix.to_dict(),
         monthly_volume=use_case.monthly_volume,
         verdict=verdict.to_dict(),
         champion_threshold=verdict.champion_threshold,
@@ -745,8 +743,6 @@ def compare_table(
 
 def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]:
     """The latest explanation's quality figures and global importance (None when none)."""
-    from core.explanations import get_explanation
-
     explained = list_explanations(run.id)
     if not explained:
         return None, None
@@ -774,7 +770,9 @@ def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]
 
 
 def _metrics_with_interval(run: RunInfo) -> dict:
-    out = {k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"}
+    out: dict[str, Any] = {
+        k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"
+    }
     name, value, interval = run.headline
     if interval:
         out[f"{name} 95% interval"] = f"{interval[0]:.3f} to {interval[1]:.3f}"
@@ -791,10 +789,6 @@ def report_html(
 ) -> str:
     """The audit report of a valuation: verdict, payoff, costs, threshold, models, explanation
     quality, assumptions with sources, inline SVG charts (core.scenarios.html_report)."""
-    from core.datasets import get_dataset
-    from core.scenarios import html_report, svg_bars
-    from core.valuation import profit_curve_for
-
     run, v, use_case = challenger.run, challenger.valuation, setting.use_case
     dataset = get_dataset(run.dataset_id)
     quality, importance = explanation_quality(run)
@@ -828,6 +822,7 @@ def report_html(
         )
     }
     matrix = use_case.money_multipliers if v.money_weighted else use_case.payoff
+    assert matrix is not None  # a money-weighted valuation has its multipliers
     payoff = {
         k: (f"x {x:g} of the amount" if v.money_weighted else x)
         for k, x in matrix.to_dict().items()
@@ -846,11 +841,14 @@ def report_html(
         figures.append(
             svg_bars(
                 [
-                    ("extra value, 95% low", verdict.ci_low),
-                    ("extra value, estimate", verdict.extra_value_per_month),
-                    ("extra value, 95% high", verdict.ci_high),
-                    ("extra cost", verdict.extra_cost_per_month),
-                    ("net", verdict.net_per_month),
+                    (name, cast(float, x))  # a labelled verdict has every figure
+                    for name, x in (
+                        ("extra value, 95% low", verdict.ci_low),
+                        ("extra value, estimate", verdict.extra_value_per_month),
+                        ("extra value, 95% high", verdict.ci_high),
+                        ("extra cost", verdict.extra_cost_per_month),
+                        ("net", verdict.net_per_month),
+                    )
                 ],
                 title="Verdict $ per month",
             )
@@ -904,8 +902,6 @@ def report_html(
 
 
 def _profit_svg(challenger: Evaluated, champion: Evaluated | None, setting: Setting, curve_of):
-    from core.scenarios import svg_lines
-
     series, vlines = [], []
     for who, ev in (("challenger", challenger), ("champion", champion)):
         if ev is None:

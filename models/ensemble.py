@@ -21,7 +21,7 @@ from sklearn.linear_model import LogisticRegression
 from models.artifacts import ArtifactError, read_artifact, write_artifact
 
 RULES = ("mean", "stack")
-ARTIFACT_KIND = "ensemble"
+ARTIFACT_KIND = "combiner"
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,11 @@ class Combiner:
         return write_artifact(Path(folder), files, {"kind": ARTIFACT_KIND, **manifest})
 
     @classmethod
-    def load(cls, folder: Path) -> tuple[Combiner, dict]:
+    def load(cls, folder: Path, legacy_kind: str | None = None) -> tuple[Combiner, dict]:
+        """`legacy_kind`: also accept an older artifact whose manifest names this app-level
+        kind."""
         manifest, files = read_artifact(Path(folder))
-        if manifest.get("kind") != ARTIFACT_KIND:
+        if manifest.get("kind") not in (ARTIFACT_KIND, legacy_kind or ARTIFACT_KIND):
             raise ArtifactError(f"not an ensemble artifact: kind={manifest.get('kind')!r}")
         data = json.loads(files["combiner.json"])
         return cls(

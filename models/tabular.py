@@ -45,12 +45,13 @@ from models.training_loop import (
     iterate_minibatches,
 )
 
-MODEL_KINDS = ("ft-transformer", "lightgbm", "logreg")
+# The models layer's own estimator ids (core/kinds maps the app's model kinds onto them).
+MODEL_KINDS = ("ft_transformer", "gbdt", "linear")
 Output = Literal["proba", "logit", "value"]
 _WEIGHT_FILES = {
-    "ft-transformer": "weights.safetensors",
-    "lightgbm": "lightgbm.txt",
-    "logreg": "linear.json",
+    "ft_transformer": "weights.safetensors",
+    "gbdt": "lightgbm.txt",
+    "linear": "linear.json",
 }
 
 
@@ -80,7 +81,7 @@ class FittedTabularModel:
         self.preprocessor = preprocessor
         self.estimator = estimator
         self.device = device
-        if kind == "ft-transformer":
+        if kind == "ft_transformer":
             estimator.to(device).eval()
 
     # ----- prediction --------------------------------------------------------------------
@@ -104,7 +105,7 @@ class FittedTabularModel:
         if task != "regression" and output == "value":
             raise ValueError(f"output='value' is for regression models; this one is {task=}")
         output = "value" if task == "regression" else output
-        if self.kind == "ft-transformer":
+        if self.kind == "ft_transformer":
             return self._predict_torch(np.asarray(z, dtype=np.float64), output, batch_size)
         z = self._check_z(z)
         return np.asarray(self.estimator.predict(z, output=output), dtype=np.float64)
@@ -134,15 +135,15 @@ class FittedTabularModel:
     # ----- description -------------------------------------------------------------------
     def n_params(self) -> int:
         """Trainable parameters (tree nodes for LightGBM, coefficients for logreg)."""
-        if self.kind == "ft-transformer":
+        if self.kind == "ft_transformer":
             return int(sum(p.numel() for p in self.estimator.parameters()))
         return self.estimator.n_params()
 
     def flops_per_row(self) -> float | None:
         """Forward FLOPs per row; None for trees (no matmuls to count)."""
-        if self.kind == "lightgbm":
+        if self.kind == "gbdt":
             return None
-        if self.kind == "logreg":
+        if self.kind == "linear":
             return float(2 * self.estimator.n_params())
         x_cont = torch.zeros(8, self.preprocessor.n_cont, device=self.device)
         x_cat = torch.zeros(8, len(self.spec.categorical), dtype=torch.long, device=self.device)
@@ -150,7 +151,7 @@ class FittedTabularModel:
 
     def linear_parts(self) -> tuple[Callable[[np.ndarray], np.ndarray], np.ndarray, np.ndarray]:
         """For logreg: (design_fn, coef, intercept); see `LinearModel.linear_parts`."""
-        if self.kind != "logreg":
+        if self.kind != "linear":
             raise ValueError(f"linear_parts only exists for logreg models, not {self.kind=}")
         return self.estimator.linear_parts()
 
@@ -172,17 +173,23 @@ class FittedTabularModel:
         write_artifact(Path(folder), files, manifest)
 
     def _estimator_bytes(self) -> bytes:
-        if self.kind == "ft-transformer":
+        if self.kind == "ft_transformer":
             return state_dict_to_bytes(self.estimator.state_dict())
         return self.estimator.to_bytes()
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> FittedTabularModel:
-        """Verify (sha256, format version) and rebuild a saved model on `device` ("auto" ok)."""
+    def load(
+        cls, folder: Path, device: str = "cpu", legacy_kind: str | None = None
+    ) -> FittedTabularModel:
+        """Verify (sha256, format version) and rebuild a saved model on `device` ("auto" ok).
+
+        `legacy_kind`: the estimator id to read an older artifact as, whose config names the
+        app's model kind instead of an estimator id."""
         _, files = read_artifact(Path(folder))
         try:
             config = json.loads(files["model.json"])
             kind = config["kind"]
+            kind = kind if kind in MODEL_KINDS else legacy_kind or kind
             spec = FeatureSpec.from_dict(config["spec"])
             target = TargetEncoder.from_dict(config["target"])
             pre = TabularPreprocessor.from_dict(json.loads(files["preprocessing.json"]))
@@ -235,10 +242,10 @@ def fit_tabular(
     z_train, z_val = pre.encode(train_df), pre.encode(val_df)
     y_tr, y_va = target.encode(y_train), target.encode(y_val)
     loop = None
-    if kind == "ft-transformer":
+    if kind == "ft_transformer":
         config = _ft_loop_config(size, len(y_tr), seed, time_budget_s, device, threads)
         estimator, loop = _fit_ft(pre, target, z_train, y_tr, z_val, y_va, size, config, on_epoch)
-    elif kind == "lightgbm":
+    elif kind == "gbdt":
         estimator = LightGBMModel.fit(
             z_train,
             _baseline_target(target, y_tr),
@@ -262,7 +269,7 @@ def fit_tabular(
             threads=threads,
         )
     model = FittedTabularModel(
-        kind, size if kind == "ft-transformer" else None, spec, target, pre, estimator, device
+        kind, size if kind == "ft_transformer" else None, spec, target, pre, estimator, device
     )
     return FitResult(
         model=model,
@@ -284,7 +291,7 @@ def _check_fit_args(
 ) -> None:
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model kind {kind=}; choose from {MODEL_KINDS}")
-    if kind == "ft-transformer" and size not in SIZE_PRESETS:
+    if kind == "ft_transformer" and size not in SIZE_PRESETS:
         raise ValueError(f"unknown FT-Transformer size {size=}; choose from {list(SIZE_PRESETS)}")
     if len(train_df) == 0 or len(val_df) == 0:
         raise ValueError(f"need training and validation rows, got {len(train_df)=} {len(val_df)=}")
@@ -443,9 +450,9 @@ def _transform_outputs(raw: np.ndarray, target: TargetEncoder, output: str) -> n
 def _load_estimator(
     kind: str, size: str | None, weights: bytes, pre: TabularPreprocessor, target: TargetEncoder
 ) -> Any:
-    if kind == "lightgbm":
+    if kind == "gbdt":
         return LightGBMModel.from_bytes(weights, target.task)
-    if kind == "logreg":
+    if kind == "linear":
         return LinearModel.from_bytes(weights)
     if size not in SIZE_PRESETS:
         raise ArtifactError(f"artifact names an unknown FT-Transformer size {size=}")

@@ -27,7 +27,7 @@ from models.artifacts import ArtifactError, read_artifact, write_artifact
 from models.tasks import TargetEncoder
 from models.text_classifier import OUTPUTS, Output, clean_text
 
-ARTIFACT_KIND = "tfidf-logreg"
+ARTIFACT_KIND = "tfidf_linear"
 _FILE = "tfidf_logreg.json"
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default: words of 2+ characters
 _MIN_DF = 2  # a term seen in one training text only cannot generalise
@@ -134,10 +134,12 @@ class FittedTfidfModel:
         return write_artifact(Path(folder), {_FILE: payload}, manifest)
 
     @classmethod
-    def load(cls, folder: Path) -> FittedTfidfModel:
-        """Read an artifact written by `save`, after its sha256 check."""
+    def load(cls, folder: Path, legacy_kind: str | None = None) -> FittedTfidfModel:
+        """Read an artifact written by `save`, after its sha256 check. `legacy_kind`: also
+        accept an older artifact whose manifest names this app-level kind."""
         manifest, files = read_artifact(Path(folder))
-        if manifest.get("kind") != ARTIFACT_KIND or _FILE not in files:
+        accepted = (ARTIFACT_KIND, legacy_kind or ARTIFACT_KIND)
+        if manifest.get("kind") not in accepted or _FILE not in files:
             raise ArtifactError(f"not a TF-IDF artifact: kind={manifest.get('kind')!r}")
         data = json.loads(files[_FILE])
         return cls(

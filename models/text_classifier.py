@@ -46,7 +46,7 @@ from models.metrics import HEADLINE, classification_metrics  # noqa: E402
 from models.tasks import TargetEncoder  # noqa: E402
 from models.training_loop import EpochReport, LoopConfig, LoopResult, fit_torch_model  # noqa: E402
 
-ARTIFACT_KIND = "text-transformer"
+ARTIFACT_KIND = "text_classifier"
 Output = Literal["proba", "logit"]
 OUTPUTS: tuple[str, ...] = ("proba", "logit")
 
@@ -303,11 +303,14 @@ class FittedTextModel:
         return write_artifact(Path(folder), files, manifest)
 
     @classmethod
-    def load(cls, folder: Path, device: str = "cpu") -> FittedTextModel:
+    def load(
+        cls, folder: Path, device: str = "cpu", legacy_kind: str | None = None
+    ) -> FittedTextModel:
         """Read and verify an artifact, then load the verified bytes (never the live folder,
-        which could change between the check and the load)."""
+        which could change between the check and the load). `legacy_kind`: also accept an
+        older artifact whose manifest names this app-level kind."""
         manifest, files = read_artifact(Path(folder))
-        if manifest.get("kind") != ARTIFACT_KIND:
+        if manifest.get("kind") not in (ARTIFACT_KIND, legacy_kind or ARTIFACT_KIND):
             raise ArtifactError(f"not a text model artifact: kind={manifest.get('kind')!r}")
         with tempfile.TemporaryDirectory() as tmp:
             for name, data in files.items():

@@ -14,6 +14,7 @@ from core.datasets import (
     check_target,
     delete_dataset,
     list_datasets,
+    positive_class_choices,
     register_dataset,
     set_roles,
 )
@@ -22,6 +23,7 @@ from core.usecases import USE_CASES
 from pages._shared import state
 from pages._shared.auth import current_actor
 from pages._shared.frame import use_app_navigation
+from pages._shared.pickers import pick_dataset
 from pages._shared.resources import dataset_frame, parse_upload
 from pages._shared.widgets import user_errors
 
@@ -156,13 +158,8 @@ def _roles_form(
     if len(targets) == 1:
         with user_errors():  # said now; saving refuses it too
             check_target(schema, targets[0])
-        values = sorted(frame[targets[0]].dropna().astype(str).str.strip().unique().tolist())
-        if 2 <= len(values) <= 50:
-            default = roles.positive_class if roles.positive_class in values else None
-            if default is None:
-                default = (
-                    frame[targets[0]].dropna().astype(str).str.strip().value_counts().index[-1]
-                )
+        values, default = positive_class_choices(frame[targets[0]], roles.positive_class)
+        if values:
             positive = st.selectbox(
                 "Positive class (the event to flag: default, fraud, churn, ...)",
                 values,
@@ -233,19 +230,12 @@ datasets = list_datasets()
 if not datasets:
     st.info("No datasets yet: upload a CSV above.")
     st.stop()
-ids = [d.id for d in datasets]
-current = st.session_state.get(state.DATASET_ID)
-chosen = st.selectbox(
-    "Dataset",
-    ids,
-    index=ids.index(current) if current in ids else 0,
-    format_func=lambda i: next(
-        f"#{d.id} {d.name} ({d.n_rows:,} rows)" for d in datasets if d.id == i
-    ),
+info = pick_dataset(
+    datasets,
     key="data_dataset",
+    empty_message="No datasets yet: upload a CSV above.",
+    describe=lambda d: f"#{d.id} {d.name} ({d.n_rows:,} rows)",
 )
-st.session_state[state.DATASET_ID] = chosen
-info = next(d for d in datasets if d.id == chosen)
 frame = None
 with user_errors():
     frame = dataset_frame(info.id, info.sha256)

@@ -11,7 +11,6 @@ import streamlit as st
 from core.engines import check_engine
 from core.explanations import (
     BACKGROUND_ROWS,
-    SAMPLED_MODELS,
     get_explanation,
     list_explanations,
     pairs_for,
@@ -19,6 +18,7 @@ from core.explanations import (
     shap_table,
 )
 from core.jobs import store_input, submit_and_start
+from core.kinds.registry import get_kind
 from core.runs import list_runs
 from core.scoring import to_safe_csv
 from core.training import part_frame
@@ -43,8 +43,9 @@ st.caption(
 )
 
 # Ensembles are explained through their members (one set of SHAP values per model).
-runs = [r for r in list_runs() if r.status == "succeeded" and r.model != "ensemble"]
+runs = [r for r in list_runs() if r.status == "succeeded" and get_kind(r.model).explainable]
 run = pick_run(runs, key="explain_run", empty_message="Train a model first.")
+kind = get_kind(run.model)
 
 with st.expander("New explanation", expanded=not list_explanations(run.id)):
     source = st.radio(
@@ -69,12 +70,12 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
             "Rows to explain",
             1,
             int(min(len(frame), 2000)),
-            # A fine-tuned encoder costs ~0.2 s per text on a CPU: start smaller there.
-            int(min(len(frame), 20 if run.model == "text-transformer" else 100)),
+            # A fine-tuned encoder costs ~0.2 s per text on a CPU: it starts smaller.
+            int(min(len(frame), kind.explain_rows)),
             key="explain_rows",
         )
         n_pairs = None
-        if run.model in SAMPLED_MODELS:
+        if kind.sampled:
             default = pairs_for(run)
             n_pairs = st.select_slider(
                 "Accuracy vs time (higher is slower and closer to exact)",
@@ -86,7 +87,7 @@ with st.expander("New explanation", expanded=not list_explanations(run.id)):
                 "permutation pairs per game; see the notes at the bottom.)",
             )
         background_rows = BACKGROUND_ROWS
-        if run.model == "ft-transformer":
+        if kind.background == "summary":
             background_rows = st.select_slider(
                 "Typical training rows to compare against",
                 [8, 16, 32, 64, 128],

@@ -13,6 +13,7 @@ from core.usecases import USE_CASES
 from core.valuation import (
     launch_learning_curve,
     learning_curve_points,
+    learning_curve_possible,
     monte_carlo_for,
     profit_curve_for,
     sensitivity_for,
@@ -170,7 +171,8 @@ with user_errors():
     except ValueError as exc:
         message = str(exc)
     learning_block(points, more, train_rows, message)
-    if st.button("Train the learning-curve runs", key="roi_lc", disabled=run.model == "ensemble"):
+    possible = learning_curve_possible(run)
+    if st.button("Train the learning-curve runs", key="roi_lc", disabled=not possible):
         started = launch_learning_curve(run, actor=current_actor())
         st.info(
             f"Training {len(started)} run(s) in the background; come back when they finish."

@@ -9,6 +9,7 @@ import streamlit as st
 from sklearn.metrics import confusion_matrix
 
 from core.datasets import list_datasets
+from core.diagnostics import headline_higher_is_better
 from core.runs import delete_run, holdout_predictions, list_runs
 from core.training import confidently_wrong
 from pages._shared import state
@@ -17,7 +18,7 @@ from pages._shared.charts import curve_figures
 from pages._shared.comparison_views import comparison_panel
 from pages._shared.diagnostics import cutoff_panel, ranking_panel
 from pages._shared.frame import use_app_navigation
-from pages._shared.pickers import pick_dataset
+from pages._shared.pickers import pick_dataset, pick_run
 from pages._shared.widgets import fmt_count, fmt_seconds, user_errors
 
 use_app_navigation()
@@ -56,7 +57,7 @@ for run in runs:
     )
 board = pd.DataFrame(rows)
 if done:
-    higher = done[0].metrics.get("headline") != "rmse"
+    higher = headline_higher_is_better(done)
     board = board.sort_values("value", ascending=not higher, na_position="last")
 st.subheader("Leaderboard")
 st.caption(
@@ -97,18 +98,9 @@ if not done:
     st.info("No finished runs yet; the diagnostics appear when a run succeeds.")
     st.stop()
 
-run_ids = [r.id for r in done]
-chosen = st.selectbox(
-    "Diagnostics for",
-    run_ids,
-    format_func=lambda i: next(r.label for r in done if r.id == i),
-    index=run_ids.index(st.session_state[state.RUN_ID])
-    if st.session_state.get(state.RUN_ID) in run_ids
-    else 0,
-    key="runs_run",
+run = pick_run(
+    done, key="runs_run", empty_message="", describe=lambda r: r.label, label="Diagnostics for"
 )
-st.session_state[state.RUN_ID] = chosen
-run = next(r for r in done if r.id == chosen)
 stored = holdout_predictions(run.id)
 
 if run.task == "binary":

@@ -11,12 +11,14 @@ import pandas as pd
 import streamlit as st
 
 from core.access import mask_pii
+from core.counterfactuals import whatif_record
 from core.datasets import list_datasets, pii_columns
 from core.engines import check_engine
-from core.explanations import explain_row, reasons_plan
+from core.explanations import explain_row
 from core.jobs import store_input, submit_and_start
+from core.kinds.registry import get_kind
 from core.runs import list_runs
-from core.scoring import batch_predictions, list_batches, to_safe_csv
+from core.scoring import batch_predictions, list_batches, reasons_plan, to_safe_csv
 from core.settings import load_settings
 from pages._shared import state
 from pages._shared import whatif_views as whatif
@@ -83,7 +85,7 @@ reason_rows = st.number_input(
     step=50,
     key="reason_rows",
 )
-if reason_rows and run.model != "ensemble":
+if reason_rows and get_kind(run.model).explainable:
     with user_errors("Reasons: "), st.spinner("Timing reasons on a few rows..."):
         estimate = reasons_plan(run, int(reason_rows), model)
         st.caption(
@@ -188,34 +190,31 @@ st.caption(
 @st.fragment
 def what_if_editor() -> None:
     st.subheader("What if? Edit one record")
-    from core.text_runs import is_text_model
-
-    if run.model == "ensemble":
+    kind = get_kind(run.model)
+    if not kind.explainable:
         st.info(
             "The what-if editor works on single models: pick one of this ensemble's members above."
         )
         return
-    if is_text_model(model):
+    text_model = kind.input == "text"
+    if text_model:
         text = st.text_area(
             "Text", value="The product arrived late and the box was damaged.", key="whatif_text"
         )
         row = pd.DataFrame({c: [text] for c in run.features})
     else:
-        typical = model.preprocessor.typical_row()
-        vocab = model.preprocessor.vocabularies
         choices = ["typical profile", *[f"row {i + 1}" for i in range(min(len(table), 100))]]
         start_from = st.selectbox("Start from", choices, key="whatif_start")
+        picked = None
         if start_from != "typical profile":
             picked = table.iloc[int(start_from.split()[1]) - 1]
-            for column in model.spec.columns:
-                value = picked.get(column)
-                if value is not None and not pd.isna(value):
-                    typical[column] = str(value) if column in vocab else value
+        record = whatif_record(model, picked)
+        typical, vocab = record.start, record.choices
         start_values = dict(typical)
         with st.form("whatif"):
             values = {}
             grid = st.columns(3)
-            for i, column in enumerate(model.spec.columns):
+            for i, column in enumerate(record.columns):
                 box = grid[i % 3]
                 if column in vocab:
                     options = vocab[column]
@@ -232,12 +231,10 @@ def what_if_editor() -> None:
                     )
             st.form_submit_button("Score this record", type="primary")
         row = pd.DataFrame({c: [v] for c, v in values.items()})
-    from core.training import predict_frame
-
     score = None
     with user_errors():
-        score = predict_frame(model, row)
-        if not is_text_model(model):
+        score = model.predict_frame(row)
+        if not text_model:
             whatif.edited_fields(start_values, values, start_from)
         if run.task == "binary":
             decision = run.positive_class if score[0] >= (threshold or 0.5) else run.classes[0]
@@ -268,9 +265,7 @@ def what_if_editor() -> None:
             width="stretch",
         )
     if run.task == "binary" and score is not None:
-        whatif.counterfactual_panel(
-            run, model, row, float(score[0]), threshold or 0.5, is_text_model(model)
-        )
+        whatif.counterfactual_panel(run, model, row, float(score[0]), threshold or 0.5, text_model)
 
 
 st.divider()

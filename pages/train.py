@@ -8,8 +8,9 @@ import streamlit as st
 
 from core.datasets import list_datasets
 from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
-from core.runs import DEFAULT_FT_SIZE, MODEL_LABELS, list_runs
-from core.training import create_run, ft_sizes
+from core.kinds import registry
+from core.runs import list_runs
+from core.training import create_run, queue_candidates
 from pages._shared.auth import current_actor, read_only_note
 from pages._shared.frame import use_app_navigation
 from pages._shared.pickers import pick_dataset
@@ -42,35 +43,26 @@ st.markdown(
 )
 
 candidates: list[str] = []
+size = None
+offered = {"tabular": tabular_features, "text": text_features}
 with st.container(border=True):
     st.markdown("**Candidates** — all train on the same stored train / validation / test split.")
-    if tabular_features:
-        cols = st.columns(3)
-        if cols[0].checkbox("FT-Transformer", value=True, key="cand_ft"):
-            candidates.append("ft-transformer")
-        size = cols[0].selectbox(
-            "Size",
-            list(ft_sizes()),
-            index=list(ft_sizes()).index(DEFAULT_FT_SIZE),
-            key="ft_size",
-            help="tiny 1×32, small 2×64, default 3×192 (the paper's configuration).",
-        )
-        if cols[1].checkbox("LightGBM (baseline)", value=True, key="cand_lgb"):
-            candidates.append("lightgbm")
-        if cols[2].checkbox("Logistic regression (baseline)", value=True, key="cand_lr"):
-            candidates.append("logreg")
-    else:
-        size = None
-    if text_features:
-        cols = st.columns(2)
-        if cols[0].checkbox(
-            "Text transformer (fine-tuned MiniLM)", value=not tabular_features, key="cand_text"
-        ):
-            candidates.append("text-transformer")
-        if cols[1].checkbox(
-            "TF-IDF + logistic regression (baseline)", value=True, key="cand_tfidf"
-        ):
-            candidates.append("tfidf-logreg")
+    for column_input in ("tabular", "text"):
+        kinds_here = registry.for_input(column_input)
+        if not offered[column_input]:
+            continue
+        for col, kind in zip(st.columns(len(kinds_here)), kinds_here, strict=True):
+            ticked = kind.preselected or not tabular_features
+            if col.checkbox(kind.label, value=ticked, key=f"cand_{kind.name}"):
+                candidates.append(kind.name)
+            if kind.sizes():
+                size = col.selectbox(
+                    "Size",
+                    list(kind.sizes()),
+                    index=list(kind.sizes()).index(kind.default_size),
+                    key="ft_size",
+                    help="tiny 1×32, small 2×64, default 3×192 (the paper's configuration).",
+                )
     stack_mixed = False
     if text_features and tabular_features:
         stack_mixed = st.checkbox(
@@ -94,35 +86,16 @@ with st.container(border=True):
 
 if start:
     with user_errors():
-        # Cheap baselines first so the leaderboard fills while the transformer trains.
-        if stack_mixed:
-            candidates = list(dict.fromkeys([*candidates, "ft-transformer", "text-transformer"]))
-        order = sorted(candidates, key=lambda m: m in ("ft-transformer", "text-transformer"))
-        run_ids = [
-            create_run(
-                dataset_id,
-                model,
-                size=size if model == "ft-transformer" else None,
-                seed=int(seed),
-                time_budget_s=float(budget),
-                allow_pii=allow_pii,
-                actor=actor,
-            )
-            for model in order
-        ]
-        if stack_mixed:
-            by_model = dict(zip(order, run_ids, strict=True))
-            members = [by_model["text-transformer"], by_model["ft-transformer"]]
-            run_ids.append(
-                create_run(
-                    dataset_id,
-                    "ensemble",
-                    seed=int(seed),
-                    members=members,
-                    rule="stack",
-                    actor=actor,
-                )
-            )
+        run_ids = queue_candidates(
+            dataset_id,
+            candidates,
+            size=size,
+            seed=int(seed),
+            time_budget_s=float(budget),
+            allow_pii=allow_pii,
+            stack_text_with_tabular=stack_mixed,
+            actor=actor,
+        )
         launch_worker_for(run_ids)
         st.session_state["train_started"] = run_ids
         st.toast(f"Started {len(run_ids)} run(s) in the background.")
@@ -193,7 +166,7 @@ finished = [
     for r in list_runs(dataset_id)
     if r.status == "succeeded"
     and r.task == "binary"
-    and r.model != "ensemble"
+    and not registry.get_kind(r.model).combines_runs
     and r.train_fraction == 1.0
 ]
 with st.expander("Ensemble of finished runs"):
@@ -226,7 +199,7 @@ with st.expander("Ensemble of finished runs"):
                     [
                         create_run(
                             dataset_id,
-                            "ensemble",
+                            registry.combiner().name,
                             target=first.target,
                             seed=first.seed,
                             members=chosen,
@@ -236,4 +209,4 @@ with st.expander("Ensemble of finished runs"):
                     ]
                 )
                 st.toast("Ensemble queued.")
-st.caption(f"Available models: {', '.join(MODEL_LABELS.values())}.")
+st.caption(f"Available models: {', '.join(k.label for k in registry.all_kinds())}.")

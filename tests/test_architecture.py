@@ -235,3 +235,128 @@ def test_layering_detector_catches_lazy_imports() -> None:
         "models/ imports sqlalchemy.orm",
         "models/ imports core.db",
     ]
+
+
+# ---- one home per model kind; no import cycles ----------------------------------------------
+
+KIND_NAMES = (
+    "ft-transformer",
+    "lightgbm",
+    "logreg",
+    "text-transformer",
+    "tfidf-logreg",
+    "ensemble",
+)
+MAX_FILES_PER_KIND_NAME = 2  # its own module in core/kinds/ (and at most one other)
+
+
+def kind_name_files(files: list[Path], root: Path = REPO_ROOT) -> dict[str, list[str]]:
+    """Per kind name, the files that hold it as a quoted literal (code, docstrings or
+    comments alike: the text is scanned, as grep -E "[\"']name[\"']" would)."""
+    found: dict[str, list[str]] = {name: [] for name in KIND_NAMES}
+    for path in files:
+        text = path.read_text()
+        for name in KIND_NAMES:
+            if f'"{name}"' in text or f"'{name}'" in text:
+                found[name].append(path.relative_to(root).as_posix())
+    return found
+
+
+def test_each_kind_name_lives_in_at_most_two_files() -> None:
+    found = kind_name_files(_source_files())
+    spread = {n: f for n, f in found.items() if len(f) > MAX_FILES_PER_KIND_NAME}
+    assert not spread, f"kind names spread beyond their module: {spread}"
+    for name, files in found.items():
+        own = f"core/kinds/{name.replace('-', '_')}.py"
+        assert own in files, f"{name!r} is not declared in {own}"
+
+
+def _module_name(path: Path, root: Path) -> str:
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(files: list[Path], root: Path = REPO_ROOT) -> dict[str, set[str]]:
+    """Module -> the checked modules it imports, anywhere in the file (inside functions and
+    under ``if TYPE_CHECKING:`` too). ``from a import b`` depends on ``a`` and, when ``a.b``
+    is a module, on it as well (the rule of /work/shared/hooks/import_cycles.py)."""
+    modules = {_module_name(p, root): p for p in files}
+    graph: dict[str, set[str]] = {m: set() for m in modules}
+    for module, path in modules.items():
+        package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+        for node in ast.walk(_parse(path)):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    keep = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*keep, base]) if base else ".".join(keep)
+                targets = [base] + [f"{base}.{alias.name}" for alias in node.names]
+            for target in targets:
+                while target and target not in modules:
+                    target = target.rpartition(".")[0]
+                if target and target != module:
+                    graph[module].add(target)
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(cycles)
+
+
+def test_no_import_cycles() -> None:
+    cycles = import_cycles(import_graph(_source_files()))
+    assert not cycles, "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+
+
+def test_cycle_detector_sees_function_level_and_type_checking_imports(tmp_path: Path) -> None:
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("def f():\n    from pkg import b\n")  # function level
+    (package / "b.py").write_text(
+        "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from . import a\n"
+    )
+    (package / "c.py").write_text("from pkg.a import f\n")  # depends on a, no cycle
+    graph = import_graph(sorted(package.glob("*.py")), root=tmp_path)
+    assert graph["pkg.c"] == {"pkg.a"}
+    assert import_cycles(graph) == [["pkg.a", "pkg.b"]]
+
+
+def test_kind_name_scan_catches_a_stray_literal(tmp_path: Path) -> None:
+    (tmp_path / "page.py").write_text("if run.model == 'lightgbm':\n    pass  # not logreg\n")
+    found = kind_name_files([tmp_path / "page.py"], root=tmp_path)
+    assert found["lightgbm"] == ["page.py"] and found["logreg"] == []

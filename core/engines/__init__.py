@@ -15,6 +15,8 @@ import importlib
 import os
 from types import ModuleType
 
+from core.kinds.registry import get_kind
+
 ENGINES = ("local", "ray")
 RAY_ADDRESS_ENV = "PAYOFF_RAY_ADDRESS"
 
@@ -29,6 +31,12 @@ def get_engine(name: str) -> ModuleType:
 def cluster_configured() -> bool:
     """Whether ``PAYOFF_RAY_ADDRESS`` names a Ray cluster (the Score page then offers Ray)."""
     return bool(os.environ.get(RAY_ADDRESS_ENV, "").strip())
+
+
+def ray_explains(model_kind: str) -> bool:
+    """Whether the Ray engine explains runs of this model kind: text models are explained
+    locally (an ensemble is refused by the explanation itself, on any engine)."""
+    return get_kind(model_kind).input != "text"
 
 
 def check_engine(name: str) -> None:

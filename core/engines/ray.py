@@ -35,8 +35,8 @@ import pandas as pd
 
 from core import audit
 from core.access import Actor
-from core.engines import RAY_ADDRESS_ENV
-from core.runs import TEXT_KINDS, RunInfo, get_run
+from core.engines import RAY_ADDRESS_ENV, ray_explains
+from core.runs import RunInfo, get_run, load_run_model
 from core.scoring import (
     DEFAULT_CHUNK_ROWS,
     DriftCounter,
@@ -52,7 +52,6 @@ from core.scoring import (
     write_batch,
 )
 from core.settings import REPO_ROOT, load_settings
-from core.training import load_run_model
 
 NAME = "ray"
 LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see shared/STACK.md)
@@ -434,7 +433,7 @@ def explain(run_id: int, frame: pd.DataFrame, *, workers: int | None = None, **o
     from core.explanations import explain_frame
 
     run: RunInfo = get_run(run_id)
-    if run.model in TEXT_KINDS:
+    if not ray_explains(run.model):
         raise ValueError(
             f"The Ray engine explains tabular models; run #{run_id} is a text model "
             f"({run.model}): explain it with the local engine."

@@ -33,6 +33,7 @@ def pick_run(
     key: str,
     empty_message: str,
     describe: Callable[[RunInfo], str] | None = None,
+    label: str = "Model",
 ) -> RunInfo:
     """A model selectbox, or an empty state pointing to Train (and the page stops)."""
     if not runs:
@@ -42,7 +43,7 @@ def pick_run(
         runs,
         state.RUN_ID,
         key,
-        "Model",
+        label,
         describe or (lambda r: f"{r.label} · dataset #{r.dataset_id}"),
     )
 
@@ -54,9 +55,12 @@ def pick_dataset(
     empty_message: str,
     empty_page: str = "pages/data.py",
     empty_label: str = "Data",
+    describe: Callable[[DatasetInfo], str] | None = None,
 ) -> DatasetInfo:
     """A dataset selectbox, or an empty state (and the page stops)."""
     if not datasets:
         empty_state(empty_message, empty_page, empty_label)
         st.stop()
-    return _pick(datasets, state.DATASET_ID, key, "Dataset", lambda d: f"#{d.id} {d.name}")
+    return _pick(
+        datasets, state.DATASET_ID, key, "Dataset", describe or (lambda d: f"#{d.id} {d.name}")
+    )

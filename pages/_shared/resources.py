@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core import datasets, training
+from core import datasets, runs
 from core.ingest import IngestResult, read_csv_bytes
 from core.settings import load_settings
 from core.startup import start
@@ -37,7 +37,7 @@ def parse_upload(data: bytes, name: str) -> IngestResult:
 @st.cache_resource(show_spinner="Loading the model...", max_entries=4)
 def run_model(run_id: int, artifact_path: str):
     # The artifact path is in the key: a deleted and re-created run id reloads.
-    return training.load_run_model(run_id)
+    return runs.load_run_model(run_id)
 
 
 @st.cache_data(show_spinner="Scoring the labelled rows...", max_entries=4)

@@ -60,10 +60,9 @@ def fmt_count(value: float | None, unit: str = "") -> str:
 def engine_choice(run, key: str) -> str:
     """ "local", or "ray" when PAYOFF_RAY_ADDRESS names a cluster and the user picks it (text
     models are explained locally only)."""
-    from core.engines import cluster_configured
-    from core.runs import TEXT_KINDS
+    from core.engines import cluster_configured, ray_explains
 
-    if not cluster_configured() or (key.startswith("explain") and run.model in TEXT_KINDS):
+    if not cluster_configured() or (key.startswith("explain") and not ray_explains(run.model)):
         return "local"
     return st.radio(
         "Run on",

@@ -281,7 +281,8 @@ def test_reasons_default_to_the_operating_threshold(shared) -> None:
 def test_reason_time_estimate_uses_the_measured_rate(shared) -> None:
     """The Score page's estimate is rows x a measured per-row rate: the Explain page's own
     measurement when one exists with its defaults (the same computation), else a probe."""
-    from core.explanations import measure_reason_rate, reasons_plan
+    from core.explanations import measure_reason_rate
+    from core.scoring import reasons_plan
 
     run = get_run(shared.runs["ft-transformer"].id)
     model = load_run_model(run.id)

@@ -206,7 +206,7 @@ def test_reasons_agree_with_the_decision_at_the_given_threshold(run) -> None:
         other = "lowers" if decision else "raises"
         assert text.startswith(f"No column {words}") or (words in text and other not in text)
     # The Score page's time estimate reads this batch's measured rate.
-    from core.explanations import reasons_plan
+    from core.scoring import reasons_plan
 
     plan = reasons_plan(run, 100)
     assert f"Score batch #{report.batch_id}" in plan["basis"]

@@ -127,7 +127,7 @@ def test_saved_model_loads_with_identical_outputs(kind: str, tmp_path: Path) -> 
 
 
 def test_corrupted_weights_are_refused(tmp_path: Path) -> None:
-    _fit("ft-transformer").save(tmp_path / "m")
+    _fit("ft_transformer").save(tmp_path / "m")
     weights = tmp_path / "m" / "weights.safetensors"
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
@@ -137,7 +137,7 @@ def test_corrupted_weights_are_refused(tmp_path: Path) -> None:
 
 
 def test_predict_encoded_is_batched_consistently(tmp_path: Path) -> None:
-    model = _fit("ft-transformer")
+    model = _fit("ft_transformer")
     rows, _ = make_toy(50, seed=9)
     z = model.preprocessor.encode(rows)
     whole = model.predict_encoded(z)

@@ -114,7 +114,7 @@ def test_linear_design_imputes_and_handles_unknown_codes() -> None:
     assert x[0, 3] == 1.0 and x[0, 8] == 1.0  # unknown codes land on slot 0
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+@pytest.mark.parametrize("kind", ["gbdt", "linear"])
 def test_regression_baselines_predict_in_original_units(kind: str) -> None:
     train, _ = make_toy(300, seed=1)
     val, _ = make_toy(100, seed=2)
@@ -132,7 +132,7 @@ def test_regression_baselines_predict_in_original_units(kind: str) -> None:
     assert np.sqrt(np.mean((pred - y_val) ** 2)) < 60  # 300 = one std of the signal
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+@pytest.mark.parametrize("kind", ["gbdt", "linear"])
 def test_multiclass_baselines_return_probabilities(kind: str) -> None:
     train, _ = make_toy(300, seed=1)
     val, _ = make_toy(100, seed=2)
@@ -155,7 +155,7 @@ def test_multiclass_baselines_return_probabilities(kind: str) -> None:
         result.model.predict_frame(val, output="value")
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "logreg"])
+@pytest.mark.parametrize("kind", ["gbdt", "linear"])
 def test_baselines_score_unseen_categories_and_missing_numerics(kind: str) -> None:
     train, y_train = make_toy(300, seed=1)
     val, y_val = make_toy(100, seed=2)

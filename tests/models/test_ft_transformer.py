@@ -39,7 +39,7 @@ def _fit_tiny(seed: int = 0, **kwargs):
     target = TargetEncoder.fit(y_train, positive="yes")
     options = {"size": "tiny", "seed": seed, "time_budget_s": None} | kwargs
     result = fit_tabular(
-        "ft-transformer",
+        "ft_transformer",
         train_df=train,
         y_train=y_train,
         val_df=val,
@@ -168,7 +168,7 @@ def test_other_tasks_train_and_predict_in_the_right_space(task: str) -> None:
         spec = SPEC
     target = TargetEncoder.fit(y_train, task=task)
     result = fit_tabular(
-        "ft-transformer",
+        "ft_transformer",
         train_df=train,
         y_train=y_train,
         val_df=val,

@@ -235,8 +235,8 @@ def test_train_start_queues_a_run_that_the_worker_finishes() -> None:
     at = _open("train")
     credit = next(d for d in list_datasets() if d.name == CREDIT_SAMPLE_NAME)
     assert at.selectbox(key="train_dataset").value == credit.id
-    at.checkbox(key="cand_ft").uncheck()
-    at.checkbox(key="cand_lgb").uncheck()
+    at.checkbox(key="cand_ft-transformer").uncheck()
+    at.checkbox(key="cand_lightgbm").uncheck()
     at.slider(key="budget").set_value(10)
     timed_run(at, "train (choose)")
     _button(at, "Start training").click()

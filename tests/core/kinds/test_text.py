@@ -1,0 +1,92 @@
+"""The text kinds (fine-tuned transformer, TF-IDF + logistic regression): the LoadedModel
+protocol round trip on tiny data (a tiny BERT built by tests/models), queue-time checks, and
+artifacts written before models had estimator ids."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from core.kinds.registry import get_kind
+from core.kinds.text import rows_to_texts
+from core.runs import LOOKUP, holdout_predictions, load_run_model
+from core.training import create_run, holdout_frame
+from tests.core.kinds.legacy_artifacts import write_legacy_artifact
+from tests.fixtures import register_frame, train
+from tests.models.test_text_classifier import FILLER, NEGATIVE, POSITIVE, SPECIALS, make_corpus
+
+
+@pytest.fixture()
+def reviews():
+    texts, labels = make_corpus(200, seed=3)
+    frame = pd.DataFrame({"review": texts, "stars": np.arange(200) % 5, "label": labels})
+    return register_frame(frame, "reviews.csv", target="label", positive_class="other")
+
+
+def make_tiny_bert(folder: Path) -> Path:
+    """A randomly initialised 2-layer BERT with room for the app's 128-token texts."""
+    folder.mkdir(parents=True)
+    vocab = folder / "vocab.txt"
+    vocab.write_text("\n".join(SPECIALS + list(FILLER) + list(POSITIVE + NEGATIVE)) + "\n")
+    tokenizer = BertTokenizer(vocab=str(vocab))
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=160,
+    )
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture()
+def tiny_text_model(tmp_path, monkeypatch):
+    monkeypatch.setenv("PAYOFF_TEXT_MODEL", str(make_tiny_bert(tmp_path / "tiny_bert")))
+
+
+@pytest.mark.parametrize("name", ["tfidf-logreg", "text-transformer"])
+def test_protocol_round_trip(name, reviews, tiny_text_model, tmp_path) -> None:
+    run = train(reviews.id, name, time_budget_s=20)
+    assert run.features == ("review",)  # text kinds keep the text columns only
+    model = load_run_model(run.id)
+    assert model.features == ("review",) and model.tabular_parts() == []
+    assert model.target.task == "binary" and tuple(model.target.classes) == run.classes
+    rows = holdout_frame(run.id)
+    proba = model.predict_frame(rows)
+    np.testing.assert_allclose(proba, holdout_predictions(run.id)["proba"], atol=1e-5)
+    logit = model.predict_frame(rows, output="logit")
+    np.testing.assert_allclose(1 / (1 + np.exp(-logit)), proba, atol=1e-5)
+    model.save(tmp_path / "copy")
+    again = get_kind(name).load(dataclasses.replace(run, artifact_path=tmp_path / "copy"), LOOKUP)
+    np.testing.assert_allclose(again.predict_frame(rows), proba, atol=1e-6)
+    # Old artifacts named the app's kind in their manifest: they still load.
+    write_legacy_artifact(run.id, tmp_path / "old", name)
+    np.testing.assert_allclose(load_run_model(run.id).predict_frame(rows), proba, atol=1e-6)
+
+
+def test_text_kinds_need_a_text_column(reviews) -> None:
+    with pytest.raises(ValueError, match="needs a text column"):
+        create_run(reviews.id, "tfidf-logreg", features=["stars"])
+    with pytest.raises(ValueError, match="ghost"):
+        create_run(reviews.id, "tfidf-logreg", text_columns=["ghost"])
+
+
+def test_rows_become_labelled_texts() -> None:
+    frame = pd.DataFrame({"subject": ["Late", None], "body": ["box broken", "fine"]})
+    assert rows_to_texts(frame, ("body",)) == ["box broken", "fine"]
+    assert rows_to_texts(frame, ("subject", "body")) == [
+        "subject: Late\nbody: box broken",
+        "subject: \nbody: fine",
+    ]
+    with pytest.raises(ValueError, match="missing the text column"):
+        rows_to_texts(frame, ("title",))
