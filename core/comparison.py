@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from core.kinds import registry
 from core.runs import RunInfo, holdout_predictions, list_runs, validation_predictions
 from core.verdict import family
 from models.metrics import (
@@ -143,9 +144,10 @@ def seed_spreads(dataset_id: int, target: str) -> tuple[SeedSpread, ...]:
     mean, sample sd, min and max of the test headline metric."""
     groups: dict[tuple[str, str | None], dict[int, RunInfo]] = {}
     for run in _full_runs(dataset_id, target):  # newest first
-        if run.model == "ensemble":
+        kind = registry.get_kind(run.model)
+        if kind.combines_runs:
             continue
-        size = run.size if run.model == "ft-transformer" else None
+        size = run.size if kind.sizes() else None
         groups.setdefault((run.model, size), {}).setdefault(run.seed, run)
     out = []
     for (model, size), by_seed in groups.items():
