@@ -8,7 +8,6 @@ leaves a file without a row or a row without a file.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
@@ -22,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import audit
 from core.access import SYSTEM, Actor
-from core.db import scrub_deleted_pages, session_factory
+from core.db import get_or_raise, scrub_deleted_pages, session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
 from core.jobs import pid_alive
 from core.records import (
@@ -174,8 +173,8 @@ def _to_info(record: DatasetRecord, n_runs: int = 0) -> DatasetInfo:
         stored_path=Path(record.stored_path),
         n_rows=record.n_rows,
         n_columns=record.n_columns,
-        schema=DatasetSchema.from_dict(json.loads(record.schema_json)),
-        roles=Roles.from_dict(json.loads(record.roles_json)),
+        schema=DatasetSchema.from_dict(record.schema_json),
+        roles=Roles.from_dict(record.roles_json),
         use_case=record.use_case,
         is_sample=record.is_sample,
         created_at=record.created_at,
@@ -266,8 +265,8 @@ def register_dataset(
                 stored_path=str(path),
                 n_rows=schema.n_rows,
                 n_columns=len(schema.columns),
-                schema_json=json.dumps(schema.to_dict()),
-                roles_json=json.dumps(final_roles.to_dict()),
+                schema_json=schema.to_dict(),
+                roles_json=final_roles.to_dict(),
                 use_case=use_case,
                 is_sample=is_sample,
             )
@@ -308,9 +307,7 @@ def list_datasets() -> list[DatasetInfo]:
 
 def get_dataset(dataset_id: int) -> DatasetInfo:
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
         n_runs = session.scalar(
             select(func.count()).where(TrainingRunRecord.dataset_id == dataset_id)
         )
@@ -323,7 +320,7 @@ def pii_columns(dataset_id: int) -> list[str]:
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
             return []
-        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        schema = DatasetSchema.from_dict(record.schema_json)
         return [c.name for c in schema.columns if c.pii]
 
 
@@ -354,12 +351,10 @@ def set_roles(
 ) -> DatasetInfo:
     actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
-        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
+        schema = DatasetSchema.from_dict(record.schema_json)
         roles.validate(schema)
-        record.roles_json = json.dumps(roles.to_dict())
+        record.roles_json = roles.to_dict()
         record.use_case = use_case
         audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "roles")
         session.flush()
@@ -369,9 +364,7 @@ def set_roles(
 def rename_dataset(dataset_id: int, name: str, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
         record.name = _clean_name(name)
         audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "name")
 
@@ -398,9 +391,7 @@ def delete_dataset(
     folders: list[Path] = []
     with audit.failures_recorded(actor, "delete", "dataset", dataset_id):
         with session_factory().begin() as session:
-            record = session.get(DatasetRecord, dataset_id)
-            if record is None:
-                raise ValueError(f"There is no dataset with id {dataset_id}.")
+            record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
             runs = session.scalars(
                 select(TrainingRunRecord).where(TrainingRunRecord.dataset_id == dataset_id)
             ).all()

@@ -83,7 +83,7 @@ def fit_ensemble_run(run, parts: dict, target_encoder) -> _EnsembleFit:
     if target_encoder.task != "binary":
         raise ValueError("Ensembles combine binary models only (one probability each).")
     members = []
-    for member_id in run.options.get("members", []):
+    for member_id in run.options.members:
         member = get_run(member_id)
         if member.status != "succeeded":
             raise ValueError(f"Member run #{member_id} is {member.status}; it must have succeeded.")
@@ -96,7 +96,7 @@ def fit_ensemble_run(run, parts: dict, target_encoder) -> _EnsembleFit:
     val_logits = handle.member_logits(parts["val"])
     y_val = target_encoder.encode(parts["val"][run.target])
     handle.combiner = fit_combiner(
-        run.options.get("rule", "stack"), val_logits, y_val, seed=run.seed
+        run.options.rule, val_logits, y_val, seed=run.seed
     )
     own = time.perf_counter() - started
     flops = [m.flops_per_row for m, _ in members]

@@ -36,7 +36,7 @@ from sqlalchemy import delete, select
 
 from core import audit
 from core.access import Actor
-from core.db import bulk_insert, session_factory
+from core.db import bulk_insert, get_or_raise, session_factory
 from core.records import ExplanationRecord, ExplanationValueRecord
 from core.runs import RunInfo, get_run
 from core.text_runs import is_text_model, texts_of
@@ -453,7 +453,7 @@ def _explain_frame(
     if run.model == "ensemble":
         raise ValueError(
             "Explanations are computed per model; explain the ensemble's member runs "
-            f"({', '.join(f'#{m}' for m in run.options.get('members', []))})."
+            f"({', '.join(f'#{m}' for m in run.options.members)})."
         )
     model = model if model is not None else load_run_model(run_id)
     if run.task == "multiclass" and class_index is None:
@@ -696,15 +696,15 @@ def _store(
             run_id=run.id,
             source_name=str(source_name)[:300],
             n_rows=n,
-            columns_json=json.dumps(columns),
+            columns_json=list(columns),
             output_space=space,
             base_value=float(base_value),
             method=method,
             seconds=float(seconds),
             ms_per_row=1000.0 * seconds / max(n, 1),
             additivity_error=float(additivity),
-            quality_json=json.dumps(quality, default=float),
-            rows_json=json.dumps(rows_payload, default=str),
+            quality_json=quality,
+            rows_json=rows_payload,
             status="writing",
             writer_pid=os.getpid(),
         )
@@ -732,9 +732,7 @@ def _store(
 
 def get_explanation(explanation_id: int) -> Explanation:
     with session_factory().begin() as session:
-        record = session.get(ExplanationRecord, explanation_id)
-        if record is None:
-            raise ValueError(f"There is no explanation with id {explanation_id}.")
+        record = get_or_raise(session, ExplanationRecord, explanation_id, "explanation")
         stored = session.execute(
             select(
                 ExplanationValueRecord.row_number,
@@ -742,8 +740,8 @@ def get_explanation(explanation_id: int) -> Explanation:
                 ExplanationValueRecord.value,
             ).where(ExplanationValueRecord.explanation_id == explanation_id)
         ).all()
-        columns = json.loads(record.columns_json)
-        payload = json.loads(record.rows_json)
+        columns = record.columns_json
+        payload = record.rows_json
         values = np.full((record.n_rows, len(columns)), np.nan)
         for row, column, value in stored:
             values[row, column] = value
@@ -762,7 +760,7 @@ def get_explanation(explanation_id: int) -> Explanation:
             seconds=record.seconds,
             ms_per_row=record.ms_per_row,
             additivity_error=record.additivity_error,
-            quality=json.loads(record.quality_json),
+            quality=record.quality_json,
             rows=rows,
             spans=payload.get("spans", []),
         )
@@ -786,7 +784,7 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
                 "method": r.method,
                 "ms_per_row": r.ms_per_row,
                 "created_at": r.created_at,
-                "quality": json.loads(r.quality_json or "{}"),
+                "quality": r.quality_json or {},
             }
             for r in session.scalars(query).all()
         ]

@@ -581,12 +581,12 @@ def labelled_rows(
         )
     if source is None:
         stored = holdout_predictions(run_id)
-        if "proba" not in stored:
+        if stored.proba is None:
             raise ValueError(f"Run #{run_id} has no stored test predictions.")
-        y = np.asarray(stored["y"], dtype=int)
+        y = np.asarray(stored.y, dtype=int)
         rows = holdout_frame(run_id).iloc[: y.size].reset_index(drop=True)
-        money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
-        outcomes = Outcomes(y, np.asarray(stored["proba"], dtype=float), money, "test part")
+        money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
+        outcomes = Outcomes(y, np.asarray(stored.proba, dtype=float), money, "test part")
         return LabelledRows(rows, outcomes, "test part")
     raw, typed, scores = read_scored(run_id, source, source_name=source_name, model=model)
     if run.target not in raw.columns:

@@ -41,8 +41,9 @@ from sqlalchemy import delete, select, update
 from core import audit
 from core.access import Actor
 from core.access import resolve as resolve_actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import JobRecord, TrainingRunRecord, utcnow
+from core.runs import RunOptions
 from core.settings import REPO_ROOT, _int_env, load_settings
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -148,9 +149,7 @@ def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
     """Cancel a training run (and its job): a queued one at once, a running one at its next
     epoch."""
     with session_factory().begin() as session:
-        run = session.get(TrainingRunRecord, run_id)
-        if run is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
+        run = get_or_raise(session, TrainingRunRecord, run_id)
         job_ids = session.scalars(
             select(JobRecord.id).where(
                 JobRecord.run_id == run_id,
@@ -352,9 +351,7 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
     by_run: dict[int, int] = {}
     for run_id in run_ids:
         with session_factory().begin() as session:
-            run = session.get(TrainingRunRecord, run_id)
-            if run is None:
-                raise ValueError(f"There is no training run with id {run_id}.")
+            run = get_or_raise(session, TrainingRunRecord, run_id)
             existing = session.scalar(
                 select(JobRecord.id).where(
                     JobRecord.run_id == run_id,
@@ -362,7 +359,7 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
                     JobRecord.status.in_(ACTIVE_STATUSES),
                 )
             )
-            members = json.loads(run.options_json or "{}").get("members", [])
+            members = RunOptions.from_dict(run.options_json).members
             if members:
                 member_jobs = session.scalars(
                     select(JobRecord.id).where(
@@ -384,9 +381,7 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
 
 def get_job(job_id: int) -> JobInfo:
     with session_factory().begin() as session:
-        record = session.get(JobRecord, job_id)
-        if record is None:
-            raise ValueError(f"There is no job with id {job_id}.")
+        record = get_or_raise(session, JobRecord, job_id, "job")
         return _job_info(record)
 
 
@@ -414,9 +409,7 @@ def cancel_job(job_id: int) -> JobInfo:
     """A queued job is cancelled at once; a running one stops at its next check (between
     chunks, rows or epochs) and removes what it had half written."""
     with session_factory().begin() as session:
-        record = session.get(JobRecord, job_id)
-        if record is None:
-            raise ValueError(f"There is no job with id {job_id}.")
+        record = get_or_raise(session, JobRecord, job_id, "job")
         if record.status == "queued":
             record.status = "cancelled"
             record.finished_at = utcnow()
@@ -548,7 +541,7 @@ def reap_dead_jobs(timeout_s: float | None = None) -> list[int]:
                 if run is not None and run.status in ACTIVE_STATUSES:
                     if again:
                         run.status, run.pid, run.started_at = "queued", None, None
-                        run.progress_json = json.dumps({"stage": "queued again"})
+                        run.progress_json = {"stage": "queued again"}
                     else:
                         run.status, run.error, run.finished_at = "interrupted", reason, utcnow()
     if handled:

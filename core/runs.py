@@ -7,17 +7,19 @@ the training machinery, and training can depend on those modules without an impo
 
 from __future__ import annotations
 
-import json
+import math
 import shutil
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import TrainingRunRecord
 
 TABULAR_KINDS = ("ft-transformer", "lightgbm", "logreg")
@@ -35,6 +37,161 @@ MODEL_LABELS = {
 }
 
 
+# ---- typed views of the run's JSON columns -----------------------------------------------
+# Each reads what any version wrote (missing keys take their defaults) and keeps keys it does
+# not know in ``extra``, so a field added by newer code survives a read-modify-write here.
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the analyst chose when queueing the run (``training_run.options_json``)."""
+
+    positive_class: str | None = None
+    train_fraction: float = 1.0  # share of the training part used (learning curves)
+    subsample_seed: int | None = None  # which rows that share takes (default: the run's seed)
+    members: tuple[int, ...] = ()  # ensemble: the member runs
+    rule: str = "stack"  # ensemble: "mean" or "stack"
+    allow_pii: tuple[str, ...] = ()  # personal-data columns the analyst let in as features
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("positive_class", "train_fraction", "subsample_seed", "members", "rule", "allow_pii")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RunOptions:
+        data = data or {}
+        seed = data.get("subsample_seed")
+        pii = data.get("allow_pii")
+        return cls(
+            positive_class=data.get("positive_class"),
+            train_fraction=float(data.get("train_fraction", 1.0)),
+            subsample_seed=None if seed is None else int(seed),
+            members=tuple(int(m) for m in data.get("members") or ()),
+            rule=str(data.get("rule") or "stack"),
+            allow_pii=tuple(pii) if isinstance(pii, list | tuple) else (),
+            extra={k: v for k, v in data.items() if k not in cls._KEYS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """As stored: positive_class and train_fraction always, the rest only when set."""
+        out: dict[str, Any] = {
+            "positive_class": self.positive_class,
+            "train_fraction": self.train_fraction,
+        }
+        if self.members:
+            out.update(members=list(self.members), rule=self.rule)
+        if self.allow_pii:
+            out["allow_pii"] = list(self.allow_pii)
+        if self.subsample_seed is not None:
+            out["subsample_seed"] = self.subsample_seed
+        return {**out, **self.extra}
+
+
+def _number(value: Any) -> float:
+    """A stored metric: null (how JSON holds NaN, see core.db.dumps_json) reads as NaN."""
+    return math.nan if value is None else float(value)
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """The test-part evaluation (``training_run.metrics_json``).
+
+    ``values``: every metric figure by name (roc_auc, accuracy, rmse, ...; NaN where it could
+    not be computed), in the order they were computed. ``headline`` names the one the
+    leaderboard ranks by, ``interval`` its bootstrap 95% interval.
+    """
+
+    values: Mapping[str, float] = field(default_factory=dict)
+    headline: str | None = None
+    interval: tuple[float, float] | None = None
+    curves: Mapping[str, Any] | None = None  # binary: ROC, PR and calibration points
+    test_rows: int | None = None
+    dropped_missing_target: int | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("headline", "interval", "curves", "test_rows", "dropped_missing_target")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> RunMetrics:
+        data = data or {}
+        interval = data.get("interval")
+        rows, dropped = data.get("test_rows"), data.get("dropped_missing_target")
+        values: dict[str, float] = {}
+        extra: dict[str, Any] = {}
+        for key, value in data.items():
+            if key in cls._KEYS:
+                continue
+            if value is None or (isinstance(value, int | float) and not isinstance(value, bool)):
+                values[key] = _number(value)
+            else:
+                extra[key] = value
+        return cls(
+            values=values,
+            headline=data.get("headline") or None,
+            interval=(_number(interval[0]), _number(interval[1])) if interval else None,
+            curves=data.get("curves"),
+            test_rows=None if rows is None else int(rows),
+            dropped_missing_target=None if dropped is None else int(dropped),
+            extra=extra,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.values)
+        if self.headline is not None:
+            out["headline"] = self.headline
+        if self.interval is not None:
+            out["interval"] = list(self.interval)
+        if self.curves is not None:
+            out["curves"] = dict(self.curves)
+        if self.test_rows is not None:
+            out["test_rows"] = self.test_rows
+        if self.dropped_missing_target is not None:
+            out["dropped_missing_target"] = self.dropped_missing_target
+        return {**out, **self.extra}
+
+    def figures(self) -> dict[str, float]:
+        """Every number to show in a table: the metric values, then the row counts."""
+        counts = {"test_rows": self.test_rows, "dropped_missing_target": self.dropped_missing_target}
+        return {**self.values, **{k: v for k, v in counts.items() if v is not None}}
+
+
+@dataclass(frozen=True)
+class PartPredictions:
+    """A part's stored predictions (``test_json``: test part, ``validation_json``: validation
+    part), row-aligned lists capped at core.training.MAX_STORED_TEST_ROWS.
+
+    ``y``: the class index (classification) or the true value (regression). ``proba``:
+    P(positive) per row (binary) or one list of class probabilities per row (multiclass);
+    ``prediction``: the predicted value (regression); ``money``: the dataset's money column.
+    Empty (``y == []``) for a run that has not succeeded.
+    """
+
+    y: list = field(default_factory=list)
+    proba: list | None = None
+    prediction: list[float] | None = None
+    money: list[float] | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    _KEYS = ("y", "proba", "prediction", "money")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> PartPredictions:
+        data = data or {}
+        return cls(
+            y=list(data.get("y") or []),
+            proba=data.get("proba"),
+            prediction=data.get("prediction"),
+            money=data.get("money"),
+            extra={k: v for k, v in data.items() if k not in cls._KEYS},
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"y": self.y}
+        for key in ("proba", "prediction", "money"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return {**out, **self.extra}
+
+
 @dataclass(frozen=True)
 class RunInfo:
     id: int
@@ -43,7 +200,7 @@ class RunInfo:
     size: str | None
     target: str
     features: tuple[str, ...]
-    options: dict
+    options: RunOptions
     seed: int
     time_budget_s: float | None
     status: str
@@ -52,7 +209,7 @@ class RunInfo:
     task: str | None
     positive_class: str | None
     classes: tuple[str, ...]
-    metrics: dict
+    metrics: RunMetrics
     device: str | None
     device_name: str | None
     train_seconds: float | None
@@ -71,24 +228,29 @@ class RunInfo:
 
     @property
     def train_fraction(self) -> float:
-        return float(self.options.get("train_fraction", 1.0))
+        return self.options.train_fraction
+
+    @property
+    def subsample_seed(self) -> int:
+        """Which rows a training share (train_fraction < 1) took: the run's seed by default."""
+        seed = self.options.subsample_seed
+        return self.seed if seed is None else seed
 
     @property
     def label(self) -> str:
         if self.model == "ensemble":
-            members = " + ".join(f"#{m}" for m in self.options.get("members", []))
-            return f"#{self.id} Ensemble ({self.options.get('rule', 'stack')}: {members})"
+            members = " + ".join(f"#{m}" for m in self.options.members)
+            return f"#{self.id} Ensemble ({self.options.rule}: {members})"
         size = f" {self.size}" if self.size and self.model == "ft-transformer" else ""
         share = f" ({self.train_fraction:.0%} of rows)" if self.train_fraction < 1 else ""
         return f"#{self.id} {MODEL_LABELS.get(self.model, self.model)}{size}{share}"
 
     @property
     def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
-        name = self.metrics.get("headline")
+        name = self.metrics.headline
         if not name:
             return ("", None, None)
-        interval = self.metrics.get("interval")
-        return (name, self.metrics.get(name), tuple(interval) if interval else None)
+        return (name, self.metrics.values.get(name), self.metrics.interval)
 
 
 def _to_info(r: TrainingRunRecord) -> RunInfo:
@@ -98,17 +260,17 @@ def _to_info(r: TrainingRunRecord) -> RunInfo:
         model=r.model,
         size=r.size,
         target=r.target,
-        features=tuple(json.loads(r.features_json)),
-        options=json.loads(r.options_json or "{}"),
+        features=tuple(r.features_json),
+        options=RunOptions.from_dict(r.options_json),
         seed=r.seed,
         time_budget_s=r.time_budget_s,
         status=r.status,
-        progress=json.loads(r.progress_json or "{}"),
+        progress=r.progress_json or {},
         error=r.error,
         task=r.task,
         positive_class=r.positive_class,
-        classes=tuple(json.loads(r.classes_json or "[]")),
-        metrics=json.loads(r.metrics_json or "{}"),
+        classes=tuple(r.classes_json or ()),
+        metrics=RunMetrics.from_dict(r.metrics_json),
         device=r.device,
         device_name=r.device_name,
         train_seconds=r.train_seconds,
@@ -130,10 +292,7 @@ DEFAULT_FT_SIZE = "small"
 
 def get_run(run_id: int) -> RunInfo:
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return _to_info(record)
+        return _to_info(get_or_raise(session, TrainingRunRecord, run_id))
 
 
 def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
@@ -144,31 +303,25 @@ def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
         return [_to_info(r) for r in session.scalars(query).all()]
 
 
-def holdout_predictions(run_id: int) -> dict:
+def holdout_predictions(run_id: int) -> PartPredictions:
     """The run's test part: labels (class index), scores and money weights where known."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return json.loads(record.test_json or "{}")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
+        return PartPredictions.from_dict(record.test_json)
 
 
-def validation_predictions(run_id: int) -> dict | None:
+def validation_predictions(run_id: int) -> PartPredictions | None:
     """The run's validation part: labels (class index), scores and money weights where known;
     None for a run trained before they were stored."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return record.validation_json
+        stored = get_or_raise(session, TrainingRunRecord, run_id).validation_json
+        return None if stored is None else PartPredictions.from_dict(stored)
 
 
 def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "delete", "run", run_id)
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
         if record.status in ("queued", "running"):
             raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
         artifact = Path(record.artifact_path) if record.artifact_path else None

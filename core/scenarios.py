@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 import math
 from datetime import datetime
 from typing import Any
@@ -13,7 +12,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import ScenarioRecord
 
 
@@ -35,8 +34,8 @@ def save_scenario(
             name=name,
             run_id=run_id,
             use_case=use_case,
-            assumptions_json=json.dumps(assumptions, default=float),
-            results_json=json.dumps(results, default=float),
+            assumptions_json=assumptions,
+            results_json=results,
         )
         session.add(record)
         session.flush()
@@ -53,8 +52,8 @@ def list_scenarios() -> list[dict[str, Any]]:
                 "name": r.name,
                 "run_id": r.run_id,
                 "use_case": r.use_case,
-                "assumptions": json.loads(r.assumptions_json),
-                "results": json.loads(r.results_json),
+                "assumptions": r.assumptions_json,
+                "results": r.results_json,
                 "created_at": r.created_at,
             }
             for r in records
@@ -64,9 +63,7 @@ def list_scenarios() -> list[dict[str, Any]]:
 def delete_scenario(scenario_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "delete", "scenario", scenario_id)
     with session_factory().begin() as session:
-        record = session.get(ScenarioRecord, scenario_id)
-        if record is None:
-            raise ValueError(f"There is no scenario with id {scenario_id}.")
+        record = get_or_raise(session, ScenarioRecord, scenario_id, "scenario")
         session.delete(record)
         audit.record(session, actor, "delete", "scenario", scenario_id)
 

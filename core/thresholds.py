@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import TrainingRunRecord
 from core.runs import RunInfo, get_run
 from core.usecases import UseCase
@@ -60,9 +60,7 @@ def _store(
     """Write the threshold; a user's change (``actor`` given) is audited in the same
     transaction, the automatic choice on validation rows is derived data and is not."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
         record.operating_threshold = threshold
         record.threshold_source = source
         if actor is not None:

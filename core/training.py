@@ -8,7 +8,6 @@ background worker and (later) a cluster worker all call the same code.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -31,7 +30,9 @@ from core.runs import (
     MODEL_LABELS,
     TABULAR_KINDS,
     TEXT_KINDS,
+    PartPredictions,
     RunInfo,
+    RunOptions,
     get_run,
     holdout_predictions,
 )
@@ -91,7 +92,7 @@ def create_run(
             "features unless you opt in (allow personal data)."
         )
     if pii:
-        extra_options["allow_pii"] = pii
+        extra_options["allow_pii"] = tuple(pii)
     if model == "ensemble":
         from core.ensembles import RULE_LABELS, check_members
 
@@ -101,7 +102,7 @@ def create_run(
             )
         member_runs = check_members(dataset_id, target, seed, list(members or []))
         chosen = list(dict.fromkeys(c for r in member_runs for c in r.features))
-        extra_options = {"members": [r.id for r in member_runs], "rule": rule}
+        extra_options = {"members": tuple(r.id for r in member_runs), "rule": rule}
     elif model in TEXT_KINDS:
         texts = list(text_columns or [c for c in chosen if kinds.get(c) == "text"])
         if not texts:
@@ -137,19 +138,17 @@ def create_run(
             model=model,
             size=size,
             target=target,
-            features_json=json.dumps(chosen),
-            options_json=json.dumps(
-                {
-                    "positive_class": positive_class,
-                    "train_fraction": train_fraction,
-                    **extra_options,
-                    **({} if subsample_seed is None else {"subsample_seed": int(subsample_seed)}),
-                }
-            ),
+            features_json=chosen,
+            options_json=RunOptions(
+                positive_class=positive_class,
+                train_fraction=train_fraction,
+                subsample_seed=None if subsample_seed is None else int(subsample_seed),
+                **extra_options,
+            ).to_dict(),
             seed=seed,
             time_budget_s=time_budget_s,
             status="queued",
-            progress_json=json.dumps({"stage": "queued"}),
+            progress_json={"stage": "queued"},
         )
         session.add(record)
         session.flush()
@@ -164,26 +163,27 @@ def ft_sizes() -> tuple[str, ...]:
     return tuple(SIZE_PRESETS)
 
 
-def store_validation_predictions(run_id: int, stored: dict) -> None:
-    _update(run_id, validation_json=stored)
+def store_validation_predictions(run_id: int, stored: PartPredictions) -> None:
+    _update(run_id, validation_json=stored.to_dict())
 
 
 def _part_predictions(
     model: Any, run: RunInfo, part: pd.DataFrame, target_encoder, money_column: str | None
-) -> dict:
+) -> PartPredictions:
     """y (class index) and P(positive) of one part, capped like the test part, for the
     threshold and value maths; classification only."""
     part = part.iloc[:MAX_STORED_TEST_ROWS]
-    stored = {
-        "y": target_encoder.encode(part[run.target]).tolist(),
-        "proba": np.asarray(predict_frame(model, part)).tolist(),
-    }
+    money = None
     if money_column:
-        stored["money"] = pd.to_numeric(part[money_column], errors="coerce").fillna(0.0).tolist()
-    return stored
+        money = pd.to_numeric(part[money_column], errors="coerce").fillna(0.0).tolist()
+    return PartPredictions(
+        y=target_encoder.encode(part[run.target]).tolist(),
+        proba=np.asarray(predict_frame(model, part)).tolist(),
+        money=money,
+    )
 
 
-def compute_validation_predictions(run_id: int) -> dict:
+def compute_validation_predictions(run_id: int) -> PartPredictions:
     """Recompute and store the validation-part predictions of an older succeeded run."""
     from models.tasks import TargetEncoder
 
@@ -212,7 +212,7 @@ def _update(run_id: int, **fields: Any) -> None:
 
 
 def _set_progress(run_id: int, progress: dict) -> None:
-    _update(run_id, progress_json=json.dumps(progress, default=float))
+    _update(run_id, progress_json=progress)
 
 
 def _prepare_data(run: RunInfo) -> dict:
@@ -230,13 +230,13 @@ def _prepare_data(run: RunInfo) -> dict:
     for name, code in (("train", TRAIN), ("val", VALIDATION), ("test", TEST)):
         rows = np.flatnonzero(assignment == code)
         parts[name] = frame.iloc[rows].reset_index(drop=True)
-    fraction = float(run.options.get("train_fraction", 1.0))
+    fraction = run.options.train_fraction
     if fraction < 1.0:
         # Learning curves: a seeded subsample of the training part; validation and test
         # parts stay whole so every point is measured on the same rows.
         keep = max(10, int(round(len(parts["train"]) * fraction)))
         # ``subsample_seed`` repeats a share with other rows on the same split.
-        pick = int(run.options.get("subsample_seed", run.seed))
+        pick = run.subsample_seed
         parts["train"] = parts["train"].sample(n=keep, random_state=pick).reset_index(drop=True)
     money = dataset.roles.money_column
     return {
@@ -375,7 +375,7 @@ def execute_run(
         started_at=utcnow(),
         device=device,
         device_name=device_name(device),
-        progress_json=json.dumps({"stage": "loading data"}),
+        progress_json={"stage": "loading data"},
     )
     history: list[dict] = []
 
@@ -397,7 +397,7 @@ def execute_run(
         data = _prepare_data(run)
         parts = data["parts"]
         target_encoder = TargetEncoder.fit(
-            parts["train"][run.target], positive=run.options.get("positive_class")
+            parts["train"][run.target], positive=run.options.positive_class
         )
         _set_progress(run_id, {"stage": "training", "history": history})
         with PeakMemory(device) as memory:
@@ -434,10 +434,10 @@ def execute_run(
             finished_at=utcnow(),
             task=target_encoder.task,
             positive_class=target_encoder.positive_class,
-            classes_json=json.dumps(list(target_encoder.classes)),
-            metrics_json=json.dumps(evaluation["metrics"]),
-            test_json=json.dumps(stored),
-            validation_json=validation,
+            classes_json=list(target_encoder.classes),
+            metrics_json=evaluation["metrics"],
+            test_json=stored,
+            validation_json=None if validation is None else validation.to_dict(),
             train_seconds=fit.train_seconds,
             train_rows_per_s=rows_seen / fit.train_seconds if fit.train_seconds else None,
             infer_rows_per_s=evaluation["infer_rows_per_s"],
@@ -446,14 +446,14 @@ def execute_run(
             peak_rss_bytes=int(memory.peak_rss_bytes),
             cuda_peak_bytes=memory.peak_cuda_bytes,
             artifact_path=str(artifact),
-            progress_json=json.dumps({"stage": "done", "history": history}),
+            progress_json={"stage": "done", "history": history},
         )
     except RunCancelled:
         _update(
             run_id,
             status="cancelled",
             finished_at=utcnow(),
-            progress_json=json.dumps({"stage": "cancelled", "history": history}),
+            progress_json={"stage": "cancelled", "history": history},
         )
     except Exception as exc:  # noqa: BLE001 - recorded on the row, shown on the page
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -462,9 +462,11 @@ def execute_run(
             status="failed",
             finished_at=utcnow(),
             error=message,
-            progress_json=json.dumps(
-                {"stage": "failed", "history": history, "trace": traceback.format_exc()[-4000:]}
-            ),
+            progress_json={
+                "stage": "failed",
+                "history": history,
+                "trace": traceback.format_exc()[-4000:],
+            },
         )
     return get_run(run_id)
 
@@ -508,11 +510,11 @@ def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
     """Test rows the model got wrong with the highest confidence (binary and multiclass)."""
     run = get_run(run_id)
     stored = holdout_predictions(run_id)
-    if run.task not in ("binary", "multiclass") or "proba" not in stored:
+    if run.task not in ("binary", "multiclass") or stored.proba is None:
         return pd.DataFrame()
-    frame = holdout_frame(run_id).iloc[: len(stored["y"])].reset_index(drop=True)
-    y = np.asarray(stored["y"])
-    proba = np.asarray(stored["proba"], dtype=float)
+    frame = holdout_frame(run_id).iloc[: len(stored.y)].reset_index(drop=True)
+    y = np.asarray(stored.y)
+    proba = np.asarray(stored.proba, dtype=float)
     if run.task == "binary":
         predicted = (proba >= 0.5).astype(int)
         confidence = np.where(predicted == 1, proba, 1 - proba)

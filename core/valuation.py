@@ -70,12 +70,12 @@ def run_outcomes(run: RunInfo) -> Outcomes:
             f"ROI needs a binary model (a decision to flag or not); run #{run.id} is {run.task}."
         )
     stored = holdout_predictions(run.id)
-    if "proba" not in stored:
+    if stored.proba is None:
         raise ValueError(f"Run #{run.id} has no stored test predictions.")
-    money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
+    money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
     return Outcomes(
-        np.asarray(stored["y"], dtype=int),
-        np.asarray(stored["proba"], dtype=float),
+        np.asarray(stored.y, dtype=int),
+        np.asarray(stored.proba, dtype=float),
         money,
         "test part",
     )
@@ -167,12 +167,12 @@ def validation_outcomes(run: RunInfo) -> Outcomes:
     if run.task != "binary":
         raise ValueError(f"A decision threshold needs a binary model; run #{run.id} is {run.task}.")
     stored = validation_predictions(run.id)
-    if not stored or "proba" not in stored:
+    if stored is None or stored.proba is None:
         stored = compute_validation_predictions(run.id)
-    money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
+    money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
     return Outcomes(
-        np.asarray(stored["y"], dtype=int),
-        np.asarray(stored["proba"], dtype=float),
+        np.asarray(stored.y, dtype=int),
+        np.asarray(stored.proba, dtype=float),
         money,
         "validation part",
     )
@@ -666,7 +666,7 @@ def learning_curve_points(run: RunInfo) -> pd.DataFrame:
                 {
                     "run_id": other.id,
                     "fraction": other.train_fraction,
-                    "subsample_seed": other.options.get("subsample_seed", other.seed),
+                    "subsample_seed": other.subsample_seed,
                     "metric": other.headline[1],
                 }
             )
@@ -709,7 +709,7 @@ def queue_learning_curve(
     if not 1 <= int(repeats) <= 5:
         raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")
     have = {
-        (other.train_fraction, other.options.get("subsample_seed", other.seed))
+        (other.train_fraction, other.subsample_seed)
         for other in list_runs(run.dataset_id)
         if other.status in ("queued", "running", "succeeded")
         and (other.target, other.model, other.size, other.seed)
@@ -733,7 +733,7 @@ def queue_learning_curve(
                     time_budget_s=run.time_budget_s,
                     train_fraction=float(fraction),
                     subsample_seed=subsample_seed,
-                    allow_pii=bool(run.options.get("allow_pii")),
+                    allow_pii=bool(run.options.allow_pii),
                     actor=actor,
                 )
             )

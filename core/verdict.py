@@ -156,7 +156,7 @@ def family(run: RunInfo) -> str:
     if run.model in TRANSFORMER_KINDS:
         return "transformer"
     if run.model == "ensemble":
-        members = [get_run(i) for i in run.options.get("members", [])]
+        members = [get_run(i) for i in run.options.members]
         return "transformer" if any(m.model in TRANSFORMER_KINDS for m in members) else "other"
     return "baseline" if run.model in BASELINE_KINDS else "other"
 
@@ -779,11 +779,11 @@ def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]
 
 
 def _metrics_with_interval(run: RunInfo) -> dict:
-    out = {k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"}
+    out: dict = {k: v for k, v in run.metrics.figures().items() if k != "test_rows"}
     name, value, interval = run.headline
     if interval:
         out[f"{name} 95% interval"] = f"{interval[0]:.3f} to {interval[1]:.3f}"
-    out["test rows"] = f"{run.metrics.get('test_rows', 0):,}"
+    out["test rows"] = f"{run.metrics.test_rows or 0:,}"
     return out
 
 

@@ -55,7 +55,7 @@ for run in runs:
     )
 board = pd.DataFrame(rows)
 if done:
-    higher = done[0].metrics.get("headline") != "rmse"
+    higher = done[0].metrics.headline != "rmse"
     board = board.sort_values("value", ascending=not higher, na_position="last")
 st.subheader("Leaderboard")
 st.caption(
@@ -110,19 +110,19 @@ run = next(r for r in done if r.id == chosen)
 stored = holdout_predictions(run.id)
 
 if run.task == "binary":
-    curves = run.metrics.get("curves", {})
+    curves = run.metrics.curves or {}
     if curves:
         nan = float("nan")
         figures = curve_figures(
-            curves, run.metrics.get("roc_auc", nan), run.metrics.get("pr_auc", nan)
+            curves, run.metrics.values.get("roc_auc", nan), run.metrics.values.get("pr_auc", nan)
         )
         for column, figure in zip(st.columns(len(figures)), figures, strict=True):
             column.plotly_chart(figure, width="stretch")
     with user_errors():
         cutoff_panel(run)
 elif run.task == "regression":
-    truth = np.asarray(stored["y"], dtype=float)
-    predicted = np.asarray(stored["prediction"], dtype=float)
+    truth = np.asarray(stored.y, dtype=float)
+    predicted = np.asarray(stored.prediction, dtype=float)
     left, right = st.columns(2)
     left.plotly_chart(
         px.scatter(
@@ -141,8 +141,8 @@ elif run.task == "regression":
         width="stretch",
     )
 else:
-    y = np.asarray(stored["y"])
-    predicted = np.asarray(stored["proba"]).argmax(axis=1)
+    y = np.asarray(stored.y)
+    predicted = np.asarray(stored.proba).argmax(axis=1)
     st.plotly_chart(
         px.imshow(
             confusion_matrix(y, predicted),
@@ -159,7 +159,7 @@ if run.task == "binary":
     with user_errors():
         ranking_panel(run)
 else:
-    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    metrics = run.metrics.figures()
     st.dataframe(
         pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True
     )

@@ -55,9 +55,9 @@ def separated(shared) -> SimpleNamespace:
     """The logreg run's test part, checked to be perfectly ranked (the premise of the maths)."""
     run = shared.runs["logreg"]
     stored = runs_module.holdout_predictions(run.id)
-    y = np.asarray(stored["y"])
-    proba = np.asarray(stored["proba"])
-    money = np.asarray(stored["money"])
+    y = np.asarray(stored.y)
+    proba = np.asarray(stored.proba)
+    money = np.asarray(stored.money)
     assert proba[y == 1].min() > proba[y == 0].max()
     return SimpleNamespace(run=run, y=y, proba=proba, money=money, n=len(y))
 
@@ -297,7 +297,7 @@ def test_learning_curve_runs_are_queued_on_the_same_split(shared) -> None:
     ids = queue_learning_curve(run, fractions=(0.25, 0.5), repeats=2)
     assert len(ids) == 4
     queued = [get_run(i) for i in ids]
-    assert {(r.train_fraction, r.options["subsample_seed"]) for r in queued} == {
+    assert {(r.train_fraction, r.options.subsample_seed) for r in queued} == {
         (0.25, 0), (0.25, 1), (0.5, 0), (0.5, 1)
     }  # fmt: skip
     assert {r.seed for r in queued} == {run.seed}  # same split
