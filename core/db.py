@@ -212,6 +212,18 @@ def session_factory(url: str | None = None) -> sessionmaker[Session]:
     return sessionmaker(get_engine(url), expire_on_commit=False)
 
 
+@contextlib.contextmanager
+def unit_of_work(session: Session | None = None) -> Iterator[Session]:
+    """The transaction a write joins: the caller's ``session`` when it passes one (its action
+    commits once, at its end), else a new transaction committed on exit. Write helpers take
+    ``session=None`` and open their transaction through this."""
+    if session is not None:
+        yield session
+        return
+    with session_factory().begin() as own:
+        yield own
+
+
 def dispose_all() -> None:
     """Forget cached engines (tests point PAYOFF_HOME somewhere new for every test)."""
     with _lock:

@@ -95,9 +95,7 @@ def fit_ensemble_run(run, parts: dict, target_encoder) -> _EnsembleFit:
     handle = EnsembleRunModel(members, None, target_encoder)
     val_logits = handle.member_logits(parts["val"])
     y_val = target_encoder.encode(parts["val"][run.target])
-    handle.combiner = fit_combiner(
-        run.options.rule, val_logits, y_val, seed=run.seed
-    )
+    handle.combiner = fit_combiner(run.options.rule, val_logits, y_val, seed=run.seed)
     own = time.perf_counter() - started
     flops = [m.flops_per_row for m, _ in members]
     return _EnsembleFit(

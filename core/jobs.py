@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.access import Actor
@@ -148,10 +149,10 @@ def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "train", "run", run_id)
     """Cancel a training run (and its job): a queued one at once, a running one at its next
     epoch."""
-    with session_factory().begin() as session:
+    with session_factory().begin() as session:  # the run, its jobs and the event: one commit
         run = get_or_raise(session, TrainingRunRecord, run_id)
-        job_ids = session.scalars(
-            select(JobRecord.id).where(
+        jobs = session.scalars(
+            select(JobRecord).where(
                 JobRecord.run_id == run_id,
                 JobRecord.kind == "train",
                 JobRecord.status.in_(ACTIVE_STATUSES),
@@ -160,8 +161,8 @@ def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
         if run.status in ACTIVE_STATUSES:
             run.cancel_requested = True
             audit.record(session, actor, "train", "run", run_id, "ok", "cancel")
-    for job_id in job_ids:
-        cancel_job(job_id)
+        for job in jobs:
+            _cancel(session, job)
 
 
 def cancel_requested(run_id: int) -> bool:
@@ -405,28 +406,38 @@ def list_jobs(
         return [_job_info(r) for r in session.scalars(query)]
 
 
-def cancel_job(job_id: int) -> JobInfo:
+def cancel_job(job_id: int, *, actor: Actor | None = None) -> JobInfo:
     """A queued job is cancelled at once; a running one stops at its next check (between
-    chunks, rows or epochs) and removes what it had half written."""
+    chunks, rows or epochs) and removes what it had half written. Needs the right to start
+    such a job; audited with the change."""
+    kind = get_job(job_id).kind
+    actor = audit.authorize(actor, kind, "job", job_id)
     with session_factory().begin() as session:
         record = get_or_raise(session, JobRecord, job_id, "job")
-        if record.status == "queued":
-            record.status = "cancelled"
-            record.finished_at = utcnow()
-            record.progress = {**(record.progress or {}), "stage": "cancelled"}
-            if record.kind == "train" and record.run_id is not None:
-                run = session.get(TrainingRunRecord, record.run_id)
-                if run is not None and run.status == "queued":
-                    run.status = "cancelled"
-                    run.cancel_requested = True
-                    run.finished_at = utcnow()
-        elif record.status == "running":
-            record.cancel_requested = True
-            if record.kind == "train" and record.run_id is not None:
-                run = session.get(TrainingRunRecord, record.run_id)
-                if run is not None:
-                    run.cancel_requested = True
+        if record.status in ACTIVE_STATUSES:
+            audit.record(session, actor, kind, "job", job_id, "ok", "cancel")
+        _cancel(session, record)
     return get_job(job_id)
+
+
+def _cancel(session: Session, record: JobRecord) -> None:
+    """Cancel ``record`` inside the caller's transaction (and its training run, if queued)."""
+    if record.status == "queued":
+        record.status = "cancelled"
+        record.finished_at = utcnow()
+        record.progress = {**(record.progress or {}), "stage": "cancelled"}
+        if record.kind == "train" and record.run_id is not None:
+            run = session.get(TrainingRunRecord, record.run_id)
+            if run is not None and run.status == "queued":
+                run.status = "cancelled"
+                run.cancel_requested = True
+                run.finished_at = utcnow()
+    elif record.status == "running":
+        record.cancel_requested = True
+        if record.kind == "train" and record.run_id is not None:
+            run = session.get(TrainingRunRecord, record.run_id)
+            if run is not None:
+                run.cancel_requested = True
 
 
 # ---- claiming ---------------------------------------------------------------------------------

@@ -150,7 +150,10 @@ class RunMetrics:
 
     def figures(self) -> dict[str, float]:
         """Every number to show in a table: the metric values, then the row counts."""
-        counts = {"test_rows": self.test_rows, "dropped_missing_target": self.dropped_missing_target}
+        counts = {
+            "test_rows": self.test_rows,
+            "dropped_missing_target": self.dropped_missing_target,
+        }
         return {**self.values, **{k: v for k, v in counts.items() if v is not None}}
 
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.access import Actor
 from core.datasets import check_target, get_dataset, load_frame
-from core.db import session_factory
+from core.db import session_factory, unit_of_work
 from core.jobs import cancel_requested
 from core.records import TrainingRunRecord, utcnow
 from core.runs import (
@@ -63,11 +64,13 @@ def create_run(
     subsample_seed: int | None = None,
     allow_pii: bool = False,
     actor: Actor | None = None,
+    session: Session | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
     ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
-    still be queued, as long as they run first.
+    still be queued, as long as they run first. ``session``: the caller's transaction, when
+    the run is one part of a larger action (a learning curve queues all its runs at once).
     """
     actor = audit.authorize(actor, "train", "dataset", dataset_id)
     if model not in MODEL_KINDS:
@@ -132,7 +135,7 @@ def create_run(
     )
     if model == "ft-transformer":
         size = size or DEFAULT_FT_SIZE
-    with session_factory().begin() as session:
+    with unit_of_work(session) as session:
         record = TrainingRunRecord(
             dataset_id=dataset_id,
             model=model,

@@ -31,8 +31,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import audit
 from core import economics as eco
 from core.access import Actor
+from core.db import session_factory
 from core.runs import RunInfo, holdout_predictions, list_runs, validation_predictions
 from core.training import compute_validation_predictions, create_run, load_run_model, predict_frame
 from core.usecases import UseCase, get_use_case
@@ -708,6 +710,9 @@ def queue_learning_curve(
         raise ValueError("A learning curve needs a single model, not an ensemble.")
     if not 1 <= int(repeats) <= 5:
         raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")
+    # Authorised before the transaction opens (a refusal is written in one of its own), then
+    # every point is queued with its audit event in one transaction: all of them or none.
+    actor = audit.authorize(actor, "train", "dataset", run.dataset_id)
     have = {
         (other.train_fraction, other.subsample_seed)
         for other in list_runs(run.dataset_id)
@@ -716,27 +721,29 @@ def queue_learning_curve(
         == (run.target, run.model, run.size, run.seed)
     }
     ids = []
-    for fraction in fractions:
-        for repeat in range(int(repeats)):
-            subsample_seed = run.seed + repeat
-            if (float(fraction), subsample_seed) in have:
-                continue
-            ids.append(
-                create_run(
-                    run.dataset_id,
-                    run.model,
-                    target=run.target,
-                    features=list(run.features),
-                    positive_class=run.positive_class,
-                    size=run.size,
-                    seed=run.seed,
-                    time_budget_s=run.time_budget_s,
-                    train_fraction=float(fraction),
-                    subsample_seed=subsample_seed,
-                    allow_pii=bool(run.options.allow_pii),
-                    actor=actor,
+    with session_factory().begin() as session:
+        for fraction in fractions:
+            for repeat in range(int(repeats)):
+                subsample_seed = run.seed + repeat
+                if (float(fraction), subsample_seed) in have:
+                    continue
+                ids.append(
+                    create_run(
+                        run.dataset_id,
+                        run.model,
+                        target=run.target,
+                        features=list(run.features),
+                        positive_class=run.positive_class,
+                        size=run.size,
+                        seed=run.seed,
+                        time_budget_s=run.time_budget_s,
+                        train_fraction=float(fraction),
+                        subsample_seed=subsample_seed,
+                        allow_pii=bool(run.options.allow_pii),
+                        actor=actor,
+                        session=session,
+                    )
                 )
-            )
     return ids
 
 

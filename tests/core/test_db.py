@@ -311,16 +311,34 @@ def _documents_at_0005() -> dict:
     return {
         "schema": schema,
         "roles": roles,
-        "options": {"positive_class": "bad", "train_fraction": 0.25, "allow_pii": ["email"],
-                    "subsample_seed": 3, "from_a_newer_branch": {"k": 1}},  # fmt: skip
-        "ensemble_options": {"positive_class": "bad", "train_fraction": 1.0, "members": [1, 2],
-                             "rule": "mean"},  # fmt: skip
-        "metrics": {"roc_auc": 0.8123456789012345, "pr_auc": float("nan"), "log_loss": 0.5,
-                    "headline": "roc_auc", "interval": [0.70000000000000007, 0.9],
-                    "curves": {"roc": {"x": [0.0, 1.0], "y": [0.0, 1.0]}}, "test_rows": 3,
-                    "dropped_missing_target": 0},  # fmt: skip
-        "test": {"y": [0, 1, 1], "proba": [0.1, 0.30000000000000004, 1e-300],
-                 "money": [10.5, 0.0, 3.25]},  # fmt: skip
+        "options": {
+            "positive_class": "bad",
+            "train_fraction": 0.25,
+            "allow_pii": ["email"],
+            "subsample_seed": 3,
+            "from_a_newer_branch": {"k": 1},
+        },
+        "ensemble_options": {
+            "positive_class": "bad",
+            "train_fraction": 1.0,
+            "members": [1, 2],
+            "rule": "mean",
+        },
+        "metrics": {
+            "roc_auc": 0.8123456789012345,
+            "pr_auc": float("nan"),
+            "log_loss": 0.5,
+            "headline": "roc_auc",
+            "interval": [0.70000000000000007, 0.9],
+            "curves": {"roc": {"x": [0.0, 1.0], "y": [0.0, 1.0]}},
+            "test_rows": 3,
+            "dropped_missing_target": 0,
+        },
+        "test": {
+            "y": [0, 1, 1],
+            "proba": [0.1, 0.30000000000000004, 1e-300],
+            "money": [10.5, 0.0, 3.25],
+        },
         "validation": {"y": [1, 0], "proba": [0.9, 0.2]},
         "progress": {"stage": "done", "history": [{"epoch": 1, "val_loss": float("nan")}]},
         "report": {"rows": 3, "warnings": ["drift"], "psi": {"age": 0.01}},
@@ -328,8 +346,12 @@ def _documents_at_0005() -> dict:
         "results": {"roi": 1.5, "payback_months": float("inf"), "verdict_label": "pays"},
         "columns": ["age", "plan"],
         "quality": {"fidelity": {"spearman": 0.99}, "trustworthy": True},
-        "rows": {"rows": {"columns": ["age", "plan"], "data": [[30, "a"]]}, "output": [0.4],
-                 "spans": [], "kind": "tabular"},  # fmt: skip
+        "rows": {
+            "rows": {"columns": ["age", "plan"], "data": [[30, "a"]]},
+            "output": [0.4],
+            "spans": [],
+            "kind": "tabular",
+        },
     }
 
 
