@@ -14,6 +14,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, func, select
@@ -21,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import audit
 from core.access import SYSTEM, Actor
-from core.db import get_or_raise, scrub_deleted_pages, session_factory
+from core.db import affected, get_or_raise, scrub_deleted_pages, session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
 from core.jobs import pid_alive
 from core.records import (
@@ -422,18 +423,22 @@ def delete_dataset(
                     select(ExplanationRecord.id).where(ExplanationRecord.run_id.in_(run_ids))
                 )
             )
-            deleted = {
+            deleted: dict[str, Any] = {
                 "dataset_id": dataset_id,
                 "runs": run_ids,
                 "score_batches": batch_ids,
-                "predictions": session.execute(
-                    delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
-                ).rowcount,
-                "prediction_reasons": session.execute(
-                    delete(PredictionReasonRecord).where(
-                        PredictionReasonRecord.batch_id.in_(batch_ids)
+                "predictions": affected(
+                    session.execute(
+                        delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
                     )
-                ).rowcount,
+                ),
+                "prediction_reasons": affected(
+                    session.execute(
+                        delete(PredictionReasonRecord).where(
+                            PredictionReasonRecord.batch_id.in_(batch_ids)
+                        )
+                    )
+                ),
                 "explanations": explanation_ids,
             }
             session.execute(

@@ -16,12 +16,12 @@ import threading
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -45,6 +45,12 @@ def get_or_raise(session: Session, model: type[T], id: int, what: str = "trainin
     if record is None:
         raise ValueError(f"There is no {what} with id {id}.")
     return record
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE statement changed (``Session.execute`` is typed as returning
+    a plain Result; for these statements it is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 def _plain(value: Any) -> Any:
@@ -311,7 +317,7 @@ def _copy_rows(engine: Engine, table, names: list[str], rows, *, parent_checked:
     key = str(engine.url)
     raw = engine.raw_connection()
     try:
-        connection = raw.driver_connection
+        connection: Any = raw.driver_connection  # psycopg.Connection
         if parent_checked and key not in _no_trigger_skip:
             try:
                 # Only this transaction: the per-row foreign-key triggers are skipped, as

@@ -191,6 +191,8 @@ def compute_validation_predictions(run_id: int) -> PartPredictions:
     from models.tasks import TargetEncoder
 
     run = get_run(run_id)
+    if run.task is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
     data = _prepare_data(run)
     encoder = TargetEncoder(task=run.task, classes=run.classes, positive_class=run.positive_class)
     stored = _part_predictions(
@@ -331,12 +333,12 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
         interval = bootstrap_interval(metric_fn, y, prediction)
         stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
         extra = {"curves": curves(y, prediction)} if task == "binary" else {}
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
-    metrics.update(extra)
-    metrics["test_rows"] = len(test)
+    figures: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    figures.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    figures.update(extra)
+    figures["test_rows"] = len(test)
     return {
-        "metrics": metrics,
+        "metrics": figures,
         "stored": stored,
         "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
     }
