@@ -714,7 +714,8 @@ def _store(
     try:
         bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
         with session_factory().begin() as session:
-            session.get(ExplanationRecord, explanation_id).status = "complete"
+            done = get_or_raise(session, ExplanationRecord, explanation_id, "explanation")
+            done.status = "complete"
             audit.record(
                 session, actor, "explain", "explanation", explanation_id, "ok", f"run {run.id}"
             )

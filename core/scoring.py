@@ -899,7 +899,7 @@ def write_batch(
         if tmp_out is not None:
             os.replace(tmp_out, out_path)
         with factory.begin() as session:
-            record = session.get(ScoreBatchRecord, batch_id)
+            record = get_or_raise(session, ScoreBatchRecord, batch_id, "score batch")
             record.status = "complete"
             record.n_rows = rows
             record.seconds = seconds
