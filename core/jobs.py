@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.access import Actor
 from core.access import resolve as resolve_actor
-from core.db import affected, get_or_raise, session_factory
+from core.db import affected, get_or_raise, session_factory, unit_of_work
 from core.records import JobRecord, TrainingRunRecord, utcnow
 from core.runs import RunOptions
 from core.settings import REPO_ROOT, _int_env, load_settings
@@ -317,10 +317,12 @@ def submit(
     after: list[int] | None = None,
     created_by: str | None = None,
     actor: Actor | None = None,
+    session: Session | None = None,
 ) -> int:
     """Queue a job; returns its id. ``after``: job ids that must finish before it starts.
     ``actor``: the user the job acts for (recorded as ``created_by``, and passed to the work
-    so its writes are checked and audited under that user)."""
+    so its writes are checked and audited under that user). ``session``: the caller's
+    transaction, when the job is one part of a larger action."""
     if kind not in JOB_KINDS:
         raise ValueError(f"Unknown job kind {kind!r}; choose one of {', '.join(JOB_KINDS)}.")
     if actor is not None or "actor" not in params:
@@ -329,7 +331,7 @@ def submit(
     audit.authorize(actor_from(params), kind, "job")
     created_by = created_by or params["actor"]["name"]
     params = _plain({**params, **({"after": list(after)} if after else {})})
-    with session_factory().begin() as session:
+    with unit_of_work(session) as session:
         record = JobRecord(
             kind=kind,
             status="queued",
@@ -347,11 +349,13 @@ def submit(
 
 def submit_training(run_ids: list[int], created_by: str | None = None) -> list[int]:
     """A training job per queued run (an existing active job is reused); an ensemble waits
-    for the jobs of its members."""
+    for the jobs of its members. All of them are queued in one transaction, or none."""
     job_ids: list[int] = []
     by_run: dict[int, int] = {}
-    for run_id in run_ids:
-        with session_factory().begin() as session:
+    # Checked before the transaction opens: a refusal is recorded in one of its own.
+    audit.authorize(actor_from(actor_params(None)), "train", "job")
+    with session_factory().begin() as session:
+        for run_id in run_ids:
             run = get_or_raise(session, TrainingRunRecord, run_id)
             existing = session.scalar(
                 select(JobRecord.id).where(
@@ -371,12 +375,17 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
                 ).all()
             else:
                 member_jobs = []
-        after = sorted({*member_jobs, *(by_run[m] for m in members if m in by_run)})
-        job_id = existing or submit(
-            "train", {"run_id": run_id}, run_id=run_id, after=after, created_by=created_by
-        )
-        by_run[run_id] = job_id
-        job_ids.append(job_id)
+            after = sorted({*member_jobs, *(by_run[m] for m in members if m in by_run)})
+            job_id = existing or submit(
+                "train",
+                {"run_id": run_id},
+                run_id=run_id,
+                after=after,
+                created_by=created_by,
+                session=session,
+            )
+            by_run[run_id] = job_id
+            job_ids.append(job_id)
     return job_ids
 
 
