@@ -697,7 +697,9 @@ def roi_summary(
         explain_ms_source=challenger.explain_source,
         baseline_run_id=verdict.champion_run,
         payoff=(
-            use_case.money_multipliers if valuation.money_weighted else use_case.payoff
+            (use_case.money_multipliers or use_case.payoff)
+            if valuation.money_weighted
+            else use_case.payoff
         ).to_dict(),
         monthly_volume=use_case.monthly_volume,
         verdict=verdict.to_dict(),
@@ -832,7 +834,9 @@ def report_html(
             "npv",
         )
     }
-    matrix = use_case.money_multipliers if v.money_weighted else use_case.payoff
+    matrix = (
+        (use_case.money_multipliers or use_case.payoff) if v.money_weighted else use_case.payoff
+    )
     payoff = {
         k: (f"x {x:g} of the amount" if v.money_weighted else x)
         for k, x in matrix.to_dict().items()
@@ -851,11 +855,15 @@ def report_html(
         figures.append(
             svg_bars(
                 [
-                    ("extra value, 95% low", verdict.ci_low),
-                    ("extra value, estimate", verdict.extra_value_per_month),
-                    ("extra value, 95% high", verdict.ci_high),
-                    ("extra cost", verdict.extra_cost_per_month),
-                    ("net", verdict.net_per_month),
+                    (name, float(value))
+                    for name, value in (
+                        ("extra value, 95% low", verdict.ci_low),
+                        ("extra value, estimate", verdict.extra_value_per_month),
+                        ("extra value, 95% high", verdict.ci_high),
+                        ("extra cost", verdict.extra_cost_per_month),
+                        ("net", verdict.net_per_month),
+                    )
+                    if value is not None
                 ],
                 title="Verdict $ per month",
             )
