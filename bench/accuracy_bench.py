@@ -309,7 +309,7 @@ def payoff_models(
                         ),
                         "seconds": round(seconds, 2),
                         "train_seconds": round(run.train_seconds or 0.0, 2),
-                        "payoff_test_metric": run.metrics.get(run.metrics.get("headline", "")),
+                        "payoff_test_metric": run.metrics.values.get(run.metrics.headline or ""),
                     }
                 )
         finally:

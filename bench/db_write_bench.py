@@ -51,19 +51,19 @@ def measure(url: str, n_rows: int) -> dict:
         dataset = connection.execute(
             DatasetRecord.__table__.insert().returning(DatasetRecord.id),
             {"name": "bench", "sha256": "0" * 64, "stored_path": "-", "n_rows": 0,
-             "n_columns": 0, "schema_json": "{}", "roles_json": "{}", "is_sample": False},
+             "n_columns": 0, "schema_json": {}, "roles_json": {}, "is_sample": False},
         ).scalar()  # fmt: skip
         run = connection.execute(
             TrainingRunRecord.__table__.insert().returning(TrainingRunRecord.id),
-            {"dataset_id": dataset, "model": "logreg", "target": "y", "features_json": "[]",
-             "options_json": "{}", "seed": 0, "status": "succeeded", "cancel_requested": False,
-             "progress_json": "{}", "classes_json": "[]", "metrics_json": "{}",
-             "test_json": "{}"},
+            {"dataset_id": dataset, "model": "logreg", "target": "y", "features_json": [],
+             "options_json": {}, "seed": 0, "status": "succeeded", "cancel_requested": False,
+             "progress_json": {}, "classes_json": [], "metrics_json": {},
+             "test_json": {}},
         ).scalar()  # fmt: skip
         batch = connection.execute(
             ScoreBatchRecord.__table__.insert().returning(ScoreBatchRecord.id),
             {"run_id": run, "source_name": "bench", "n_rows": 0, "seconds": 0.0,
-             "status": "writing", "report_json": "{}"},
+             "status": "writing", "report_json": {}},
         ).scalar()  # fmt: skip
     chunks = [_rows(batch, start, min(CHUNK, n_rows - start)) for start in range(0, n_rows, CHUNK)]
     # One pooled connection serves every chunk: its server process's CPU time is the server's.

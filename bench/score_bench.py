@@ -82,7 +82,7 @@ def child_write_rate(n_rows: int) -> dict:
     run_id = list_runs()[0].id
     with session_factory().begin() as session:
         batch = ScoreBatchRecord(
-            run_id=run_id, source_name="write-rate", status="writing", report_json="{}"
+            run_id=run_id, source_name="write-rate", status="writing", report_json={}
         )
         session.add(batch)
         session.flush()

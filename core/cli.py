@@ -162,10 +162,8 @@ def cmd_train(args: argparse.Namespace) -> dict:
     run = get_run(run_id)
     if run.status != "succeeded":
         raise CliError(f"run {run.id} {run.status}: {run.error or 'no model was trained'}")
-    metrics: dict[str, object] = {
-        k: v for k, v in run.metrics.items() if isinstance(v, (int, float))
-    }
-    metrics["interval"] = run.metrics.get("interval")
+    metrics: dict = run.metrics.figures()
+    metrics["interval"] = list(run.metrics.interval) if run.metrics.interval else None
     return {
         "run_id": run.id,
         "dataset_id": dataset_id,

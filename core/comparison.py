@@ -115,16 +115,16 @@ def _full_runs(dataset_id: int, target: str) -> list[RunInfo]:
         if r.status == "succeeded"
         and r.target == target
         and r.train_fraction == 1.0
-        and r.metrics.get("headline")
+        and r.metrics.headline
     ]
 
 
 def _validation_score(run: RunInfo, metric: str) -> float | None:
     stored = validation_predictions(run.id)
-    if not stored or "proba" not in stored or run.task not in ("binary", "multiclass"):
+    if stored is None or stored.proba is None or run.task not in ("binary", "multiclass"):
         return None
     value = classification_metrics(
-        run.task, np.asarray(stored["y"]), np.asarray(stored["proba"], dtype=float)
+        run.task, np.asarray(stored.y), np.asarray(stored.proba, dtype=float)
     ).get(metric)
     return None if value is None or not np.isfinite(value) else float(value)
 
@@ -133,7 +133,7 @@ def _pick_best(runs: list[RunInfo], metric: str, on_validation: bool) -> RunInfo
     sign = 1.0 if higher_is_better(metric) else -1.0
 
     def score(run: RunInfo) -> tuple[float, int]:
-        value = _validation_score(run, metric) if on_validation else run.metrics.get(metric)
+        value = _validation_score(run, metric) if on_validation else run.metrics.values.get(metric)
         return (sign * float(value) if value is not None else -np.inf, run.id)
 
     return max(runs, key=score)
@@ -152,8 +152,8 @@ def seed_spreads(dataset_id: int, target: str) -> tuple[SeedSpread, ...]:
     out = []
     for (model, size), by_seed in groups.items():
         runs = sorted(by_seed.values(), key=lambda r: r.seed)
-        metric = runs[0].metrics["headline"]
-        values = np.array([r.metrics.get(metric, np.nan) for r in runs], dtype=float)
+        metric = runs[0].metrics.headline or ""
+        values = np.array([r.metrics.values.get(metric, np.nan) for r in runs], dtype=float)
         if len(runs) < 2 or not np.isfinite(values).all():
             continue
         label = runs[0].label.split(" ", 1)[1]  # without the "#id"
@@ -176,15 +176,15 @@ def seed_spreads(dataset_id: int, target: str) -> tuple[SeedSpread, ...]:
 
 def _test(metric: str, task: str, a: RunInfo, b: RunInfo) -> PairedDifference:
     stored_a, stored_b = holdout_predictions(a.id), holdout_predictions(b.id)
-    y_a, y_b = np.asarray(stored_a.get("y", [])), np.asarray(stored_b.get("y", []))
+    y_a, y_b = np.asarray(stored_a.y), np.asarray(stored_b.y)
     if y_a.size == 0 or y_a.shape != y_b.shape or not np.array_equal(y_a, y_b):
         raise ValueError(
             f"Runs #{a.id} and #{b.id} do not have stored predictions for the same test rows; "
             "a paired test needs one split (same dataset, target and seed)."
         )
     key = "prediction" if task == "regression" else "proba"
-    pred_a = np.asarray(stored_a[key], dtype=float)
-    pred_b = np.asarray(stored_b[key], dtype=float)
+    pred_a = np.asarray(getattr(stored_a, key), dtype=float)
+    pred_b = np.asarray(getattr(stored_b, key), dtype=float)
     if task == "binary" and metric == "roc_auc":
         return delong_test(y_a, pred_a, pred_b)
     return paired_bootstrap_test(metric, y_a, pred_a, pred_b, n_boot=PAIRED_BOOT, seed=0)
@@ -240,7 +240,7 @@ def leaderboard_comparison(
     if not transformers or not baselines:
         return None
     task = on_split[0].task or ""
-    metric = on_split[0].metrics["headline"]
+    metric = on_split[0].metrics.headline or ""
     notes = []
     on_validation = all(_validation_score(r, metric) is not None for r in transformers + baselines)
     if not on_validation:
@@ -252,7 +252,7 @@ def leaderboard_comparison(
     baseline = _pick_best(baselines, metric, on_validation)
     tested = _test(metric, task, transformer, baseline)
     if task == "binary":
-        positives = int(np.sum(holdout_predictions(transformer.id)["y"]))
+        positives = int(np.sum(holdout_predictions(transformer.id).y))
         if positives < 30:
             notes.append(
                 f"Only {positives} positive test rows: the interval and p-value are rough."

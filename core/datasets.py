@@ -8,13 +8,13 @@ leaves a file without a row or a row without a file.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, func, select
@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import audit
 from core.access import SYSTEM, Actor
-from core.db import scrub_deleted_pages, session_factory
+from core.db import affected, get_or_raise, scrub_deleted_pages, session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
 from core.jobs import pid_alive
 from core.records import (
@@ -192,8 +192,8 @@ def _to_info(record: DatasetRecord, n_runs: int = 0) -> DatasetInfo:
         stored_path=Path(record.stored_path),
         n_rows=record.n_rows,
         n_columns=record.n_columns,
-        schema=DatasetSchema.from_dict(json.loads(record.schema_json)),
-        roles=Roles.from_dict(json.loads(record.roles_json)),
+        schema=DatasetSchema.from_dict(record.schema_json),
+        roles=Roles.from_dict(record.roles_json),
         use_case=record.use_case,
         is_sample=record.is_sample,
         created_at=record.created_at,
@@ -284,8 +284,8 @@ def register_dataset(
                 stored_path=str(path),
                 n_rows=schema.n_rows,
                 n_columns=len(schema.columns),
-                schema_json=json.dumps(schema.to_dict()),
-                roles_json=json.dumps(final_roles.to_dict()),
+                schema_json=schema.to_dict(),
+                roles_json=final_roles.to_dict(),
                 use_case=use_case,
                 is_sample=is_sample,
             )
@@ -326,9 +326,7 @@ def list_datasets() -> list[DatasetInfo]:
 
 def get_dataset(dataset_id: int) -> DatasetInfo:
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
         n_runs = session.scalar(
             select(func.count()).where(TrainingRunRecord.dataset_id == dataset_id)
         )
@@ -341,7 +339,7 @@ def pii_columns(dataset_id: int) -> list[str]:
         record = session.get(DatasetRecord, dataset_id)
         if record is None:
             return []
-        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        schema = DatasetSchema.from_dict(record.schema_json)
         return [c.name for c in schema.columns if c.pii]
 
 
@@ -372,12 +370,10 @@ def set_roles(
 ) -> DatasetInfo:
     actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
-        schema = DatasetSchema.from_dict(json.loads(record.schema_json))
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
+        schema = DatasetSchema.from_dict(record.schema_json)
         roles.validate(schema)
-        record.roles_json = json.dumps(roles.to_dict())
+        record.roles_json = roles.to_dict()
         record.use_case = use_case
         audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "roles")
         session.flush()
@@ -387,9 +383,7 @@ def set_roles(
 def rename_dataset(dataset_id: int, name: str, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "edit", "dataset", dataset_id)
     with session_factory().begin() as session:
-        record = session.get(DatasetRecord, dataset_id)
-        if record is None:
-            raise ValueError(f"There is no dataset with id {dataset_id}.")
+        record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
         record.name = _clean_name(name)
         audit.record(session, actor, "edit", "dataset", dataset_id, "ok", "name")
 
@@ -416,9 +410,7 @@ def delete_dataset(
     folders: list[Path] = []
     with audit.failures_recorded(actor, "delete", "dataset", dataset_id):
         with session_factory().begin() as session:
-            record = session.get(DatasetRecord, dataset_id)
-            if record is None:
-                raise ValueError(f"There is no dataset with id {dataset_id}.")
+            record = get_or_raise(session, DatasetRecord, dataset_id, "dataset")
             runs = session.scalars(
                 select(TrainingRunRecord).where(TrainingRunRecord.dataset_id == dataset_id)
             ).all()
@@ -449,18 +441,22 @@ def delete_dataset(
                     select(ExplanationRecord.id).where(ExplanationRecord.run_id.in_(run_ids))
                 )
             )
-            deleted = {
+            deleted: dict[str, Any] = {
                 "dataset_id": dataset_id,
                 "runs": run_ids,
                 "score_batches": batch_ids,
-                "predictions": session.execute(
-                    delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
-                ).rowcount,
-                "prediction_reasons": session.execute(
-                    delete(PredictionReasonRecord).where(
-                        PredictionReasonRecord.batch_id.in_(batch_ids)
+                "predictions": affected(
+                    session.execute(
+                        delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
                     )
-                ).rowcount,
+                ),
+                "prediction_reasons": affected(
+                    session.execute(
+                        delete(PredictionReasonRecord).where(
+                            PredictionReasonRecord.batch_id.in_(batch_ids)
+                        )
+                    )
+                ),
                 "explanations": explanation_ids,
             }
             session.execute(

@@ -10,13 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
+import math
 import threading
 from collections.abc import Iterator
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
+import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,6 +35,58 @@ MIGRATION_LOCK_KEY = 0x7061796F6666  # "payoff"
 
 _lock = threading.Lock()
 _engines: dict[str, Engine] = {}
+
+T = TypeVar("T")
+
+
+def get_or_raise(session: Session, model: type[T], id: int, what: str = "training run") -> T:
+    """The row of ``model`` with primary key ``id``, or ValueError naming what is missing."""
+    record = session.get(model, id)
+    if record is None:
+        raise ValueError(f"There is no {what} with id {id}.")
+    return record
+
+
+def affected(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE statement changed (``Session.execute`` is typed as returning
+    a plain Result; for these statements it is a CursorResult)."""
+    return cast(CursorResult[Any], result).rowcount
+
+
+def _plain(value: Any) -> Any:
+    """json.dumps ``default``: numpy scalars and arrays as plain numbers and lists, dates as
+    ISO text; anything else is a programming error (TypeError)."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, np.generic | np.ndarray):
+        value = _plain(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+def dumps_json(value: Any) -> str:
+    """How every JSON column is written (the engines' ``json_serializer``).
+
+    JSON has no NaN or infinity (PostgreSQL's json type refuses Python's ``NaN`` token), so a
+    non-finite number is written as null; readers that expect a number read null as NaN
+    (core.runs.RunMetrics). numpy values become plain numbers and lists."""
+    try:
+        return json.dumps(value, allow_nan=False, default=_plain)
+    except ValueError:  # a NaN or infinity somewhere: walk the document once
+        return json.dumps(_finite(value), allow_nan=False, default=_plain)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -50,12 +107,16 @@ def make_engine(url: str) -> Engine:
         if db_path and db_path != ":memory:":
             Path(db_path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
-            url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+            url,
+            connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+            json_serializer=dumps_json,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     connect_args = {"connect_timeout": CONNECT_TIMEOUT_S} if url.startswith("postgresql") else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=connect_args, json_serializer=dumps_json
+    )
 
 
 def describe_url(url: str) -> str:
@@ -82,20 +143,46 @@ def _migration_lock(engine: Engine) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def migrate(engine: Engine, action: str = "upgrade", revision: str = "head") -> None:
+    """Run an Alembic ``upgrade`` or ``downgrade`` to ``revision`` in one transaction.
+
+    SQLite alters most columns by copying the table (Alembic's batch mode: create, copy, drop,
+    rename). Dropping a table that other rows point to would fail with foreign keys on, or
+    cascade its children away, so its connection runs the migration with foreign keys off and
+    checks them all before the commit (SQLite's documented procedure for schema changes;
+    ``PRAGMA foreign_keys`` only takes effect outside a transaction)."""
+    config = Config(str(REPO_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
+    sqlite = engine.dialect.name == "sqlite"
+    with engine.connect() as connection:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()
+        try:
+            with connection.begin():
+                if engine.dialect.name == "postgresql":
+                    connection.execute(
+                        text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
+                    )
+                config.attributes["connection"] = connection
+                getattr(command, action)(config, revision)
+                if sqlite:
+                    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+                    if broken:
+                        raise RuntimeError(f"Migration left rows without their parent: {broken}")
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
+
+
 def upgrade_to_head(engine: Engine) -> None:
     """Bring the schema to the newest Alembic revision (idempotent, one process at a time).
 
     SQLite: a file lock next to the database. PostgreSQL: a transaction-level advisory lock,
     so workers on several machines starting against a new database migrate it once."""
-    config = Config(str(REPO_ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(REPO_ROOT / "alembic"))
-    with _migration_lock(engine), engine.begin() as connection:
-        if engine.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY}
-            )
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    with _migration_lock(engine):
+        migrate(engine, "upgrade", "head")
 
 
 def get_engine(url: str | None = None) -> Engine:
@@ -129,6 +216,18 @@ def get_engine(url: str | None = None) -> Engine:
 def session_factory(url: str | None = None) -> sessionmaker[Session]:
     """Use as ``with session_factory().begin() as session:``: one user action, one transaction."""
     return sessionmaker(get_engine(url), expire_on_commit=False)
+
+
+@contextlib.contextmanager
+def unit_of_work(session: Session | None = None) -> Iterator[Session]:
+    """The transaction a write joins: the caller's ``session`` when it passes one (its action
+    commits once, at its end), else a new transaction committed on exit. Write helpers take
+    ``session=None`` and open their transaction through this."""
+    if session is not None:
+        yield session
+        return
+    with session_factory().begin() as own:
+        yield own
 
 
 def dispose_all() -> None:
@@ -218,7 +317,7 @@ def _copy_rows(engine: Engine, table, names: list[str], rows, *, parent_checked:
     key = str(engine.url)
     raw = engine.raw_connection()
     try:
-        connection = raw.driver_connection
+        connection: Any = raw.driver_connection  # psycopg.Connection
         if parent_checked and key not in _no_trigger_skip:
             try:
                 # Only this transaction: the per-row foreign-key triggers are skipped, as

@@ -58,9 +58,9 @@ def holdout_outcomes(run: RunInfo) -> tuple[np.ndarray, np.ndarray]:
     if run.task != "binary":
         raise ValueError(f"Run #{run.id} is a {run.task} model; these views need a binary one.")
     stored = holdout_predictions(run.id)
-    if "proba" not in stored:
+    if stored.proba is None:
         raise ValueError(f"Run #{run.id} has no stored test predictions.")
-    return np.asarray(stored["y"], dtype=int), np.asarray(stored["proba"], dtype=float)
+    return np.asarray(stored.y, dtype=int), np.asarray(stored.proba, dtype=float)
 
 
 def rank_metrics(run: RunInfo) -> dict[str, float]:
@@ -68,7 +68,7 @@ def rank_metrics(run: RunInfo) -> dict[str, float]:
     PR-AUC, log loss, Brier."""
     y, proba = holdout_outcomes(run)
     ks = ks_statistic(y, proba)
-    stored = run.metrics
+    stored = run.metrics.values
     return {
         "roc_auc": float(stored.get("roc_auc", float("nan"))),
         "gini": gini(y, proba),
@@ -113,5 +113,5 @@ def gains(run: RunInfo) -> pd.DataFrame:
 def headline_higher_is_better(runs: list[RunInfo]) -> bool:
     """Whether a larger headline metric is better for these runs (the first one's metric:
     a leaderboard holds one target); True when none has a headline yet."""
-    name = next((r.metrics.get("headline") for r in runs if r.metrics.get("headline")), None)
+    name = next((r.metrics.headline for r in runs if r.metrics.headline), None)
     return True if name is None else higher_is_better(name)

@@ -41,7 +41,7 @@ from sqlalchemy import delete, select
 from core import audit
 from core.access import Actor
 from core.datasets import get_dataset
-from core.db import bulk_insert, session_factory
+from core.db import bulk_insert, get_or_raise, session_factory
 from core.kinds.base import (
     BROAD_REFERENCE_EVALUATIONS,
     DEFAULT_PAIRS,
@@ -706,15 +706,15 @@ def _store(
             run_id=run.id,
             source_name=str(source_name)[:300],
             n_rows=n,
-            columns_json=json.dumps(columns),
+            columns_json=list(columns),
             output_space=space,
             base_value=float(base_value),
             method=method,
             seconds=float(seconds),
             ms_per_row=1000.0 * seconds / max(n, 1),
             additivity_error=float(additivity),
-            quality_json=json.dumps(quality, default=float),
-            rows_json=json.dumps(rows_payload, default=str),
+            quality_json=quality,
+            rows_json=rows_payload,
             status="writing",
             writer_pid=os.getpid(),
         )
@@ -724,9 +724,8 @@ def _store(
     try:
         bulk_insert(ExplanationValueRecord.__table__, [(explanation_id, *row[1:]) for row in flat])
         with session_factory().begin() as session:
-            stored = session.get(ExplanationRecord, explanation_id)
-            assert stored is not None  # written above, in this process
-            stored.status = "complete"
+            done = get_or_raise(session, ExplanationRecord, explanation_id, "explanation")
+            done.status = "complete"
             audit.record(
                 session, actor, "explain", "explanation", explanation_id, "ok", f"run {run.id}"
             )
@@ -744,9 +743,7 @@ def _store(
 
 def get_explanation(explanation_id: int) -> Explanation:
     with session_factory().begin() as session:
-        record = session.get(ExplanationRecord, explanation_id)
-        if record is None:
-            raise ValueError(f"There is no explanation with id {explanation_id}.")
+        record = get_or_raise(session, ExplanationRecord, explanation_id, "explanation")
         stored = session.execute(
             select(
                 ExplanationValueRecord.row_number,
@@ -754,8 +751,8 @@ def get_explanation(explanation_id: int) -> Explanation:
                 ExplanationValueRecord.value,
             ).where(ExplanationValueRecord.explanation_id == explanation_id)
         ).all()
-        columns = json.loads(record.columns_json)
-        payload = json.loads(record.rows_json)
+        columns = record.columns_json
+        payload = record.rows_json
         values = np.full((record.n_rows, len(columns)), np.nan)
         for row, column, value in stored:
             values[row, column] = value
@@ -774,7 +771,7 @@ def get_explanation(explanation_id: int) -> Explanation:
             seconds=record.seconds,
             ms_per_row=record.ms_per_row,
             additivity_error=record.additivity_error,
-            quality=json.loads(record.quality_json),
+            quality=record.quality_json,
             rows=rows,
             spans=payload.get("spans", []),
         )
@@ -798,7 +795,7 @@ def list_explanations(run_id: int | None = None) -> list[dict]:
                 "method": r.method,
                 "ms_per_row": r.ms_per_row,
                 "created_at": r.created_at,
-                "quality": json.loads(r.quality_json or "{}"),
+                "quality": r.quality_json or {},
             }
             for r in session.scalars(query).all()
         ]

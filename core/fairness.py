@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -264,7 +264,7 @@ def parity_figures(
     )
     tpr, fpr = table["tpr"].to_numpy(dtype=float), table["fpr"].to_numpy(dtype=float)
     if np.isfinite(tpr).all() and np.isfinite(fpr).all():
-        gap = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
+        gap: float | None = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
     else:
         gaps = [np.nanmax(r) - np.nanmin(r) for r in (tpr, fpr) if np.isfinite(r).sum() >= 2]
         gap = float(max(gaps)) if gaps else None
@@ -294,7 +294,7 @@ def fairness_report(
     ]
     if grouping.banded:  # the band's edges, so any figure can be recomputed from raw values
         for record in records:
-            record["low"], record["high"] = grouping.band_range(record["group"])
+            record["low"], record["high"] = grouping.band_range(str(record["group"]))
     return FairnessReport(
         group_column=column,
         threshold=float(threshold),
@@ -321,7 +321,7 @@ def _value_per_decision(
     today = eco.status_quo_value(
         outcomes.y,
         payoff,
-        use_case.status_quo.policy,
+        cast(eco.StatusQuoPolicy, use_case.status_quo.policy),
         weights=weights,
         manual_cost=use_case.status_quo.cost_per_decision,
         fixed=fixed,
@@ -460,7 +460,7 @@ def price_of_fairness(
     grouping = make_grouping(report_values, column, bands)
     report_groups = np.asarray(grouping.apply(report_values), dtype=object)
     in_sample = search is None or search_values is None
-    if in_sample:
+    if search is None or search_values is None:
         search, search_groups = report, report_groups
     else:
         search_groups = np.asarray(grouping.apply(search_values), dtype=object)
@@ -470,7 +470,7 @@ def price_of_fairness(
     fair = _apply_thresholds(report.score, report_groups, group_cut, threshold)
     free = _apply_thresholds(report.score, report_groups, free_cut, threshold)
     volume = use_case.monthly_volume
-    figures = {}
+    figures: dict[str, dict[str, Any]] = {}
     for name, flags in (("unconstrained", single), ("constrained", fair), ("group_best", free)):
         model, today = _value_per_decision(use_case, report, flags, use_money)
         figures[name] = {
@@ -581,12 +581,12 @@ def labelled_rows(
         )
     if source is None:
         stored = holdout_predictions(run_id)
-        if "proba" not in stored:
+        if stored.proba is None:
             raise ValueError(f"Run #{run_id} has no stored test predictions.")
-        y = np.asarray(stored["y"], dtype=int)
+        y = np.asarray(stored.y, dtype=int)
         rows = holdout_frame(run_id).iloc[: y.size].reset_index(drop=True)
-        money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
-        outcomes = Outcomes(y, np.asarray(stored["proba"], dtype=float), money, "test part")
+        money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
+        outcomes = Outcomes(y, np.asarray(stored.proba, dtype=float), money, "test part")
         return LabelledRows(rows, outcomes, "test part")
     raw, typed, scores = read_scored(run_id, source, source_name=source_name, model=model)
     if run.target not in raw.columns:

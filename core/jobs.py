@@ -37,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.access import Actor
 from core.access import resolve as resolve_actor
-from core.db import session_factory
+from core.db import affected, get_or_raise, session_factory, unit_of_work
 from core.records import JobRecord, TrainingRunRecord, utcnow
+from core.runs import RunOptions
 from core.settings import REPO_ROOT, _int_env, load_settings
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -147,12 +149,10 @@ def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "train", "run", run_id)
     """Cancel a training run (and its job): a queued one at once, a running one at its next
     epoch."""
-    with session_factory().begin() as session:
-        run = session.get(TrainingRunRecord, run_id)
-        if run is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        job_ids = session.scalars(
-            select(JobRecord.id).where(
+    with session_factory().begin() as session:  # the run, its jobs and the event: one commit
+        run = get_or_raise(session, TrainingRunRecord, run_id)
+        jobs = session.scalars(
+            select(JobRecord).where(
                 JobRecord.run_id == run_id,
                 JobRecord.kind == "train",
                 JobRecord.status.in_(ACTIVE_STATUSES),
@@ -161,8 +161,8 @@ def request_cancel(run_id: int, *, actor: Actor | None = None) -> None:
         if run.status in ACTIVE_STATUSES:
             run.cancel_requested = True
             audit.record(session, actor, "train", "run", run_id, "ok", "cancel")
-    for job_id in job_ids:
-        cancel_job(job_id)
+        for job in jobs:
+            _cancel(session, job)
 
 
 def cancel_requested(run_id: int) -> bool:
@@ -317,10 +317,12 @@ def submit(
     after: list[int] | None = None,
     created_by: str | None = None,
     actor: Actor | None = None,
+    session: Session | None = None,
 ) -> int:
     """Queue a job; returns its id. ``after``: job ids that must finish before it starts.
     ``actor``: the user the job acts for (recorded as ``created_by``, and passed to the work
-    so its writes are checked and audited under that user)."""
+    so its writes are checked and audited under that user). ``session``: the caller's
+    transaction, when the job is one part of a larger action."""
     if kind not in JOB_KINDS:
         raise ValueError(f"Unknown job kind {kind!r}; choose one of {', '.join(JOB_KINDS)}.")
     if actor is not None or "actor" not in params:
@@ -329,7 +331,7 @@ def submit(
     audit.authorize(actor_from(params), kind, "job")
     created_by = created_by or params["actor"]["name"]
     params = _plain({**params, **({"after": list(after)} if after else {})})
-    with session_factory().begin() as session:
+    with unit_of_work(session) as session:
         record = JobRecord(
             kind=kind,
             status="queued",
@@ -347,14 +349,14 @@ def submit(
 
 def submit_training(run_ids: list[int], created_by: str | None = None) -> list[int]:
     """A training job per queued run (an existing active job is reused); an ensemble waits
-    for the jobs of its members."""
+    for the jobs of its members. All of them are queued in one transaction, or none."""
     job_ids: list[int] = []
     by_run: dict[int, int] = {}
-    for run_id in run_ids:
-        with session_factory().begin() as session:
-            run = session.get(TrainingRunRecord, run_id)
-            if run is None:
-                raise ValueError(f"There is no training run with id {run_id}.")
+    # Checked before the transaction opens: a refusal is recorded in one of its own.
+    audit.authorize(actor_from(actor_params(None)), "train", "job")
+    with session_factory().begin() as session:
+        for run_id in run_ids:
+            run = get_or_raise(session, TrainingRunRecord, run_id)
             existing = session.scalar(
                 select(JobRecord.id).where(
                     JobRecord.run_id == run_id,
@@ -362,7 +364,7 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
                     JobRecord.status.in_(ACTIVE_STATUSES),
                 )
             )
-            members = json.loads(run.options_json or "{}").get("members", [])
+            members = RunOptions.from_dict(run.options_json).members
             if members:
                 member_jobs = session.scalars(
                     select(JobRecord.id).where(
@@ -373,20 +375,23 @@ def submit_training(run_ids: list[int], created_by: str | None = None) -> list[i
                 ).all()
             else:
                 member_jobs = []
-        after = sorted({*member_jobs, *(by_run[m] for m in members if m in by_run)})
-        job_id = existing or submit(
-            "train", {"run_id": run_id}, run_id=run_id, after=after, created_by=created_by
-        )
-        by_run[run_id] = job_id
-        job_ids.append(job_id)
+            after = sorted({*member_jobs, *(by_run[m] for m in members if m in by_run)})
+            job_id = existing or submit(
+                "train",
+                {"run_id": run_id},
+                run_id=run_id,
+                after=after,
+                created_by=created_by,
+                session=session,
+            )
+            by_run[run_id] = job_id
+            job_ids.append(job_id)
     return job_ids
 
 
 def get_job(job_id: int) -> JobInfo:
     with session_factory().begin() as session:
-        record = session.get(JobRecord, job_id)
-        if record is None:
-            raise ValueError(f"There is no job with id {job_id}.")
+        record = get_or_raise(session, JobRecord, job_id, "job")
         return _job_info(record)
 
 
@@ -410,30 +415,38 @@ def list_jobs(
         return [_job_info(r) for r in session.scalars(query)]
 
 
-def cancel_job(job_id: int) -> JobInfo:
+def cancel_job(job_id: int, *, actor: Actor | None = None) -> JobInfo:
     """A queued job is cancelled at once; a running one stops at its next check (between
-    chunks, rows or epochs) and removes what it had half written."""
+    chunks, rows or epochs) and removes what it had half written. Needs the right to start
+    such a job; audited with the change."""
+    kind = get_job(job_id).kind
+    actor = audit.authorize(actor, kind, "job", job_id)
     with session_factory().begin() as session:
-        record = session.get(JobRecord, job_id)
-        if record is None:
-            raise ValueError(f"There is no job with id {job_id}.")
-        if record.status == "queued":
-            record.status = "cancelled"
-            record.finished_at = utcnow()
-            record.progress = {**(record.progress or {}), "stage": "cancelled"}
-            if record.kind == "train" and record.run_id is not None:
-                run = session.get(TrainingRunRecord, record.run_id)
-                if run is not None and run.status == "queued":
-                    run.status = "cancelled"
-                    run.cancel_requested = True
-                    run.finished_at = utcnow()
-        elif record.status == "running":
-            record.cancel_requested = True
-            if record.kind == "train" and record.run_id is not None:
-                run = session.get(TrainingRunRecord, record.run_id)
-                if run is not None:
-                    run.cancel_requested = True
+        record = get_or_raise(session, JobRecord, job_id, "job")
+        if record.status in ACTIVE_STATUSES:
+            audit.record(session, actor, kind, "job", job_id, "ok", "cancel")
+        _cancel(session, record)
     return get_job(job_id)
+
+
+def _cancel(session: Session, record: JobRecord) -> None:
+    """Cancel ``record`` inside the caller's transaction (and its training run, if queued)."""
+    if record.status == "queued":
+        record.status = "cancelled"
+        record.finished_at = utcnow()
+        record.progress = {**(record.progress or {}), "stage": "cancelled"}
+        if record.kind == "train" and record.run_id is not None:
+            run = session.get(TrainingRunRecord, record.run_id)
+            if run is not None and run.status == "queued":
+                run.status = "cancelled"
+                run.cancel_requested = True
+                run.finished_at = utcnow()
+    elif record.status == "running":
+        record.cancel_requested = True
+        if record.kind == "train" and record.run_id is not None:
+            run = session.get(TrainingRunRecord, record.run_id)
+            if run is not None:
+                run.cancel_requested = True
 
 
 # ---- claiming ---------------------------------------------------------------------------------
@@ -479,23 +492,25 @@ def claim_next(
                     continue  # a CLI process runs this one itself
                 if not _dependencies_done(session, params):
                     continue
-                claimed = session.execute(
-                    update(JobRecord)
-                    .where(JobRecord.id == record.id, JobRecord.status == "queued")
-                    .values(
-                        status="running",
-                        worker=worker,
-                        attempts=JobRecord.attempts + 1,
-                        heartbeat_at=now,
-                        started_at=now,
-                        progress={"stage": "starting", "worker": worker},
+                claimed = affected(
+                    session.execute(
+                        update(JobRecord)
+                        .where(JobRecord.id == record.id, JobRecord.status == "queued")
+                        .values(
+                            status="running",
+                            worker=worker,
+                            attempts=JobRecord.attempts + 1,
+                            heartbeat_at=now,
+                            started_at=now,
+                            progress={"stage": "starting", "worker": worker},
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                )
                 if claimed == 1:
                     session.flush()
                     session.expire(record)
-                    return _job_info(session.get(JobRecord, record.id))
+                    return _job_info(get_or_raise(session, JobRecord, record.id, "job"))
                 lost = True
             if not lost:
                 return None  # every queued job waits for another
@@ -524,22 +539,27 @@ def reap_dead_jobs(timeout_s: float | None = None) -> list[int]:
             )
             # A CLI command's own job (inline) has no one to take it over.
             again = record.attempts < MAX_ATTEMPTS and not (record.params or {}).get("inline")
-            done = session.execute(
-                update(JobRecord)
-                .where(
-                    JobRecord.id == record.id,
-                    JobRecord.status == "running",
-                    JobRecord.heartbeat_at == record.heartbeat_at,
+            done = affected(
+                session.execute(
+                    update(JobRecord)
+                    .where(
+                        JobRecord.id == record.id,
+                        JobRecord.status == "running",
+                        JobRecord.heartbeat_at == record.heartbeat_at,
+                    )
+                    .values(
+                        status="queued" if again else "interrupted",
+                        worker=None,
+                        error=reason if not again else None,
+                        finished_at=None if again else utcnow(),
+                        progress={
+                            "stage": "queued again" if again else "interrupted",
+                            "note": reason,
+                        },
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .values(
-                    status="queued" if again else "interrupted",
-                    worker=None,
-                    error=reason if not again else None,
-                    finished_at=None if again else utcnow(),
-                    progress={"stage": "queued again" if again else "interrupted", "note": reason},
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if done != 1:
                 continue  # its worker came back just now
             handled.append(record.id)
@@ -548,7 +568,7 @@ def reap_dead_jobs(timeout_s: float | None = None) -> list[int]:
                 if run is not None and run.status in ACTIVE_STATUSES:
                     if again:
                         run.status, run.pid, run.started_at = "queued", None, None
-                        run.progress_json = json.dumps({"stage": "queued again"})
+                        run.progress_json = {"stage": "queued again"}
                     else:
                         run.status, run.error, run.finished_at = "interrupted", reason, utcnow()
     if handled:
@@ -623,16 +643,18 @@ class JobContext:
 
     def beat(self) -> None:
         with session_factory().begin() as session:
-            owned = session.execute(
-                update(JobRecord)
-                .where(
-                    JobRecord.id == self.job.id,
-                    JobRecord.worker == self.worker,
-                    JobRecord.status == "running",
+            owned = affected(
+                session.execute(
+                    update(JobRecord)
+                    .where(
+                        JobRecord.id == self.job.id,
+                        JobRecord.worker == self.worker,
+                        JobRecord.status == "running",
+                    )
+                    .values(heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
-                .values(heartbeat_at=utcnow())
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             flag = session.scalar(
                 select(JobRecord.cancel_requested).where(JobRecord.id == self.job.id)
             )

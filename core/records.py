@@ -3,6 +3,12 @@
 The schema itself is owned by Alembic (``alembic/versions``); these classes must match the
 latest migration (``tests/core/test_db.py`` checks that they do). ORM objects never leave
 ``core/``: public functions return frozen dataclasses or DataFrames.
+
+Structured fields are JSON columns (PostgreSQL ``json``, SQLite text holding JSON; migration
+0006 moved them off text blobs). Their names keep the ``_json`` suffix: it still says what the
+column holds, and renaming would churn every query and raw SQL statement for no gain. Typed
+views of them live beside their readers (``core.runs``: ``RunOptions``, ``RunMetrics``,
+``PartPredictions``). Documents are written through ``core.db.dumps_json`` (NaN -> null).
 """
 
 from __future__ import annotations
@@ -44,8 +50,8 @@ class DatasetRecord(Base):
     stored_path: Mapped[str] = mapped_column(String(500))
     n_rows: Mapped[int] = mapped_column(Integer)
     n_columns: Mapped[int] = mapped_column(Integer)
-    schema_json: Mapped[str] = mapped_column(Text)
-    roles_json: Mapped[str] = mapped_column(Text, default="{}")
+    schema_json: Mapped[dict] = mapped_column(JSON)
+    roles_json: Mapped[dict] = mapped_column(JSON, default=dict)
     use_case: Mapped[str | None] = mapped_column(String(64), nullable=True)
     is_sample: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -73,20 +79,20 @@ class TrainingRunRecord(Base):
     model: Mapped[str] = mapped_column(String(40))
     size: Mapped[str | None] = mapped_column(String(40), nullable=True)
     target: Mapped[str] = mapped_column(String(200))
-    features_json: Mapped[str] = mapped_column(Text)
-    options_json: Mapped[str] = mapped_column(Text, default="{}")
+    features_json: Mapped[list[str]] = mapped_column(JSON)
+    options_json: Mapped[dict] = mapped_column(JSON, default=dict)
     seed: Mapped[int] = mapped_column(Integer, default=0)
     time_budget_s: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="queued", index=True)
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    progress_json: Mapped[str] = mapped_column(Text, default="{}")
+    progress_json: Mapped[dict] = mapped_column(JSON, default=dict)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     task: Mapped[str | None] = mapped_column(String(20), nullable=True)
     positive_class: Mapped[str | None] = mapped_column(String(200), nullable=True)
-    classes_json: Mapped[str] = mapped_column(Text, default="[]")
-    metrics_json: Mapped[str] = mapped_column(Text, default="{}")
-    test_json: Mapped[str] = mapped_column(Text, default="{}")
+    classes_json: Mapped[list[str]] = mapped_column(JSON, default=list)
+    metrics_json: Mapped[dict] = mapped_column(JSON, default=dict)
+    test_json: Mapped[dict] = mapped_column(JSON, default=dict)
     # Validation-part predictions (y, proba, money), the rows the operating threshold is
     # chosen on; NULL for runs trained before migration 0003 (computed on first use).
     validation_json: Mapped[dict | None] = mapped_column(JSON, nullable=True)
@@ -151,7 +157,7 @@ class ScoreBatchRecord(Base):
     threshold: Mapped[float | None] = mapped_column(Float, nullable=True)
     status: Mapped[str] = mapped_column(String(20), default="writing")
     writer_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    report_json: Mapped[str] = mapped_column(Text, default="{}")
+    report_json: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -196,15 +202,15 @@ class ExplanationRecord(Base):
     run_id: Mapped[int] = mapped_column(ForeignKey("training_run.id", ondelete="CASCADE"))
     source_name: Mapped[str] = mapped_column(String(300))
     n_rows: Mapped[int] = mapped_column(Integer)
-    columns_json: Mapped[str] = mapped_column(Text)
+    columns_json: Mapped[list[str]] = mapped_column(JSON)
     output_space: Mapped[str] = mapped_column(String(100))
     base_value: Mapped[float] = mapped_column(Float)
     method: Mapped[str] = mapped_column(String(100))
     seconds: Mapped[float] = mapped_column(Float)
     ms_per_row: Mapped[float] = mapped_column(Float)
     additivity_error: Mapped[float] = mapped_column(Float)
-    quality_json: Mapped[str] = mapped_column(Text, default="{}")
-    rows_json: Mapped[str] = mapped_column(Text, default="{}")
+    quality_json: Mapped[dict] = mapped_column(JSON, default=dict)
+    rows_json: Mapped[dict] = mapped_column(JSON, default=dict)
     status: Mapped[str] = mapped_column(String(20), default="writing")
     writer_pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -231,8 +237,8 @@ class ScenarioRecord(Base):
         ForeignKey("training_run.id", ondelete="SET NULL"), nullable=True
     )
     use_case: Mapped[str] = mapped_column(String(64))
-    assumptions_json: Mapped[str] = mapped_column(Text)
-    results_json: Mapped[str] = mapped_column(Text)
+    assumptions_json: Mapped[dict] = mapped_column(JSON)
+    results_json: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

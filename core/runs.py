@@ -11,7 +11,6 @@ through ``LOOKUP``, handed in by ``load_run_model``.
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,10 +20,13 @@ from sqlalchemy import select
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.kinds import registry
 from core.kinds.base import LoadedModel, RunLookup
 from core.records import TrainingRunRecord
+from core.run_fields import PartPredictions as PartPredictions
+from core.run_fields import RunMetrics as RunMetrics
+from core.run_fields import RunOptions as RunOptions
 
 
 @dataclass(frozen=True)
@@ -35,7 +37,7 @@ class RunInfo:
     size: str | None
     target: str
     features: tuple[str, ...]
-    options: dict
+    options: RunOptions
     seed: int
     time_budget_s: float | None
     status: str
@@ -44,7 +46,7 @@ class RunInfo:
     task: str | None
     positive_class: str | None
     classes: tuple[str, ...]
-    metrics: dict
+    metrics: RunMetrics
     device: str | None
     device_name: str | None
     train_seconds: float | None
@@ -63,7 +65,13 @@ class RunInfo:
 
     @property
     def train_fraction(self) -> float:
-        return float(self.options.get("train_fraction", 1.0))
+        return self.options.train_fraction
+
+    @property
+    def subsample_seed(self) -> int:
+        """Which rows a training share (train_fraction < 1) took: the run's seed by default."""
+        seed = self.options.subsample_seed
+        return self.seed if seed is None else seed
 
     @property
     def label(self) -> str:
@@ -71,11 +79,10 @@ class RunInfo:
 
     @property
     def headline(self) -> tuple[str, float | None, tuple[float, float] | None]:
-        name = self.metrics.get("headline")
+        name = self.metrics.headline
         if not name:
             return ("", None, None)
-        interval = self.metrics.get("interval")
-        return (name, self.metrics.get(name), tuple(interval) if interval else None)
+        return (name, self.metrics.values.get(name), self.metrics.interval)
 
 
 def _to_info(r: TrainingRunRecord) -> RunInfo:
@@ -85,17 +92,17 @@ def _to_info(r: TrainingRunRecord) -> RunInfo:
         model=r.model,
         size=r.size,
         target=r.target,
-        features=tuple(json.loads(r.features_json)),
-        options=json.loads(r.options_json or "{}"),
+        features=tuple(r.features_json),
+        options=RunOptions.from_dict(r.options_json),
         seed=r.seed,
         time_budget_s=r.time_budget_s,
         status=r.status,
-        progress=json.loads(r.progress_json or "{}"),
+        progress=r.progress_json or {},
         error=r.error,
         task=r.task,
         positive_class=r.positive_class,
-        classes=tuple(json.loads(r.classes_json or "[]")),
-        metrics=json.loads(r.metrics_json or "{}"),
+        classes=tuple(r.classes_json or ()),
+        metrics=RunMetrics.from_dict(r.metrics_json),
         device=r.device,
         device_name=r.device_name,
         train_seconds=r.train_seconds,
@@ -114,10 +121,7 @@ def _to_info(r: TrainingRunRecord) -> RunInfo:
 
 def get_run(run_id: int) -> RunInfo:
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return _to_info(record)
+        return _to_info(get_or_raise(session, TrainingRunRecord, run_id))
 
 
 def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
@@ -128,31 +132,25 @@ def list_runs(dataset_id: int | None = None) -> list[RunInfo]:
         return [_to_info(r) for r in session.scalars(query).all()]
 
 
-def holdout_predictions(run_id: int) -> dict:
+def holdout_predictions(run_id: int) -> PartPredictions:
     """The run's test part: labels (class index), scores and money weights where known."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return json.loads(record.test_json or "{}")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
+        return PartPredictions.from_dict(record.test_json)
 
 
-def validation_predictions(run_id: int) -> dict | None:
+def validation_predictions(run_id: int) -> PartPredictions | None:
     """The run's validation part: labels (class index), scores and money weights where known;
     None for a run trained before they were stored."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
-        return record.validation_json
+        stored = get_or_raise(session, TrainingRunRecord, run_id).validation_json
+        return None if stored is None else PartPredictions.from_dict(stored)
 
 
 def delete_run(run_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "delete", "run", run_id)
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
         if record.status in ("queued", "running"):
             raise ValueError(f"Run #{run_id} is still {record.status}; cancel it first.")
         artifact = Path(record.artifact_path) if record.artifact_path else None

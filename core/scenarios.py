@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import html
-import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import ScenarioRecord
 
 
@@ -35,8 +35,8 @@ def save_scenario(
             name=name,
             run_id=run_id,
             use_case=use_case,
-            assumptions_json=json.dumps(assumptions, default=float),
-            results_json=json.dumps(results, default=float),
+            assumptions_json=assumptions,
+            results_json=results,
         )
         session.add(record)
         session.flush()
@@ -53,8 +53,8 @@ def list_scenarios() -> list[dict[str, Any]]:
                 "name": r.name,
                 "run_id": r.run_id,
                 "use_case": r.use_case,
-                "assumptions": json.loads(r.assumptions_json),
-                "results": json.loads(r.results_json),
+                "assumptions": r.assumptions_json,
+                "results": r.results_json,
                 "created_at": r.created_at,
             }
             for r in records
@@ -64,9 +64,7 @@ def list_scenarios() -> list[dict[str, Any]]:
 def delete_scenario(scenario_id: int, *, actor: Actor | None = None) -> None:
     actor = audit.authorize(actor, "delete", "scenario", scenario_id)
     with session_factory().begin() as session:
-        record = session.get(ScenarioRecord, scenario_id)
-        if record is None:
-            raise ValueError(f"There is no scenario with id {scenario_id}.")
+        record = get_or_raise(session, ScenarioRecord, scenario_id, "scenario")
         session.delete(record)
         audit.record(session, actor, "delete", "scenario", scenario_id)
 
@@ -203,15 +201,15 @@ def svg_lines(
     title: str,
     x_label: str,
     y_label: str,
-    vlines: list[tuple[str, float]] = (),
-    hlines: list[tuple[str, float]] = (),
+    vlines: Sequence[tuple[str, float]] = (),
+    hlines: Sequence[tuple[str, float]] = (),
     width: int = 640,
     height: int = 300,
 ) -> str:
     """A small line chart as inline SVG."""
     left, right, top, bottom = 70, 20, 30, 40
-    xs = [x for _, x, _ in series for x in x] + [v for _, v in vlines]
-    ys = [y for _, _, y in series for y in y] + [v for _, v in hlines]
+    xs = [v for _, x_values, _ in series for v in x_values] + [v for _, v in vlines]
+    ys = [v for _, _, y_values in series for v in y_values] + [v for _, v in hlines]
     if not xs or not ys:
         return ""
     x0, x1 = min(xs), max(xs)

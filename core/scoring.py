@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import os
 import re
 import time
@@ -32,7 +31,7 @@ from sqlalchemy import delete, select
 from core import audit
 from core.access import Actor, mask_pii
 from core.datasets import pii_columns
-from core.db import bulk_insert, session_factory
+from core.db import bulk_insert, get_or_raise, session_factory
 from core.explanations import (
     list_explanations,
     measure_reason_rate,
@@ -833,7 +832,7 @@ def write_batch(
             threshold=threshold,
             status="writing",
             writer_pid=os.getpid(),
-            report_json="{}",
+            report_json={},
         )
         session.add(batch)
         session.flush()
@@ -910,12 +909,11 @@ def write_batch(
         if tmp_out is not None and out_path is not None:
             os.replace(tmp_out, out_path)
         with factory.begin() as session:
-            record = session.get(ScoreBatchRecord, batch_id)
-            assert record is not None  # written above by this batch
+            record = get_or_raise(session, ScoreBatchRecord, batch_id, "score batch")
             record.status = "complete"
             record.n_rows = rows
             record.seconds = seconds
-            record.report_json = json.dumps(report.to_dict(), default=float)
+            record.report_json = report.to_dict()
             audit.record(session, actor, "score", "score_batch", batch_id, "ok", f"run {run_id}")
         return report
     except BaseException as exc:
@@ -1023,7 +1021,7 @@ def list_batches(run_id: int | None = None) -> list[dict]:
                 "seconds": b.seconds,
                 "threshold": b.threshold,
                 "created_at": b.created_at,
-                "report": json.loads(b.report_json or "{}"),
+                "report": b.report_json or {},
             }
             for b in session.scalars(query.order_by(ScoreBatchRecord.id.desc())).all()
         ]
@@ -1032,9 +1030,7 @@ def list_batches(run_id: int | None = None) -> list[dict]:
 def batch_predictions(batch_id: int) -> pd.DataFrame:
     """row_number, prediction (class name or value), probability, decision, reasons."""
     with session_factory().begin() as session:
-        batch = session.get(ScoreBatchRecord, batch_id)
-        if batch is None:
-            raise ValueError(f"There is no score batch with id {batch_id}.")
+        batch = get_or_raise(session, ScoreBatchRecord, batch_id, "score batch")
         run_id = batch.run_id
     run = get_run(run_id)
     engine = session_factory().kw["bind"]

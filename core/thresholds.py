@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from core import audit
 from core.access import Actor
-from core.db import session_factory
+from core.db import get_or_raise, session_factory
 from core.records import TrainingRunRecord
 from core.runs import RunInfo, get_run
 from core.usecases import UseCase
@@ -55,18 +55,20 @@ def _check_binary(run: RunInfo) -> None:
 
 
 def _store(
-    run_id: int, threshold: float | None, source: str | None, actor: Actor | None = None
+    run_id: int,
+    threshold: float | None,
+    source: str | None,
+    actor: Actor | None = None,
+    detail: str | None = None,
 ) -> None:
     """Write the threshold; a user's change (``actor`` given) is audited in the same
     transaction, the automatic choice on validation rows is derived data and is not."""
     with session_factory().begin() as session:
-        record = session.get(TrainingRunRecord, run_id)
-        if record is None:
-            raise ValueError(f"There is no training run with id {run_id}.")
+        record = get_or_raise(session, TrainingRunRecord, run_id)
         record.operating_threshold = threshold
         record.threshold_source = source
         if actor is not None:
-            detail = "reset to the validation choice" if threshold is None else f"{threshold:.6g}"
+            detail = detail or f"{threshold:.6g}"
             audit.record(session, actor, "edit", "run", run_id, "ok", f"threshold {detail}")
 
 
@@ -107,5 +109,7 @@ def reset_operating_threshold(run_id: int, *, actor: Actor | None = None) -> Ope
     actor = audit.authorize(actor, "edit", "run", run_id)
     run = get_run(run_id)
     _check_binary(run)
-    _store(run_id, None, None, actor)
-    return operating_threshold(run_id)
+    # Chosen first, then written with the audit event in one transaction.
+    threshold, rows = choose_on_validation(run, default_use_case_for(run))
+    _store(run_id, threshold, "validation", actor, "reset to the validation choice")
+    return OperatingThreshold(run_id, threshold, "validation", rows)

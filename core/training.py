@@ -12,7 +12,6 @@ for that (they use core.runs).
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import traceback
@@ -22,17 +21,26 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sqlalchemy.orm import Session
 
 from core import audit
 from core.access import Actor
 from core.datasets import check_target, get_dataset, load_frame
-from core.db import session_factory
+from core.db import session_factory, unit_of_work
 from core.jobs import cancel_requested
 from core.kinds import registry
 from core.kinds.base import FitContext, LoadedModel, Output, QueueRequest
 from core.kinds.registry import get_kind
 from core.records import TrainingRunRecord, utcnow
-from core.runs import LOOKUP, RunInfo, get_run, holdout_predictions, load_run_model
+from core.runs import (
+    LOOKUP,
+    PartPredictions,
+    RunInfo,
+    RunOptions,
+    get_run,
+    holdout_predictions,
+    load_run_model,
+)
 from core.settings import load_settings
 from core.splits import TEST, TRAIN, VALIDATION, get_or_create_split
 
@@ -60,11 +68,14 @@ def create_run(
     subsample_seed: int | None = None,
     allow_pii: bool = False,
     actor: Actor | None = None,
+    session: Session | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
     ``members`` and ``rule`` ("mean" or "stack") are for the kind that combines runs (the
     registry's ``combiner()``): its members may still be queued, as long as they run first.
+    ``session``: the caller's transaction, when the run is one part of a larger action (a
+    learning curve queues all its runs at once).
     """
     actor = audit.authorize(actor, "train", "dataset", dataset_id)
     kind = get_kind(model)
@@ -88,7 +99,7 @@ def create_run(
             "features unless you opt in (allow personal data)."
         )
     if pii:
-        extra_options["allow_pii"] = pii
+        extra_options["allow_pii"] = tuple(pii)
     queued = kind.check(
         QueueRequest(
             dataset_id=dataset_id,
@@ -115,25 +126,25 @@ def create_run(
     positive_class = positive_class or (
         dataset.roles.positive_class if target == dataset.roles.target else None
     )
-    with session_factory().begin() as session:
+    with unit_of_work(session) as session:
         record = TrainingRunRecord(
             dataset_id=dataset_id,
             model=model,
             size=size,
             target=target,
-            features_json=json.dumps(chosen),
-            options_json=json.dumps(
+            features_json=chosen,
+            options_json=RunOptions.from_dict(
                 {
                     "positive_class": positive_class,
                     "train_fraction": train_fraction,
+                    "subsample_seed": None if subsample_seed is None else int(subsample_seed),
                     **extra_options,
-                    **({} if subsample_seed is None else {"subsample_seed": int(subsample_seed)}),
                 }
-            ),
+            ).to_dict(),
             seed=seed,
             time_budget_s=time_budget_s,
             status="queued",
-            progress_json=json.dumps({"stage": "queued"}),
+            progress_json={"stage": "queued"},
         )
         session.add(record)
         session.flush()
@@ -191,30 +202,33 @@ def queue_candidates(
     return run_ids
 
 
-def store_validation_predictions(run_id: int, stored: dict) -> None:
-    _update(run_id, validation_json=stored)
+def store_validation_predictions(run_id: int, stored: PartPredictions) -> None:
+    _update(run_id, validation_json=stored.to_dict())
 
 
 def _part_predictions(
     model: Any, run: RunInfo, part: pd.DataFrame, target_encoder, money_column: str | None
-) -> dict:
+) -> PartPredictions:
     """y (class index) and P(positive) of one part, capped like the test part, for the
     threshold and value maths; classification only."""
     part = part.iloc[:MAX_STORED_TEST_ROWS]
-    stored = {
-        "y": target_encoder.encode(part[run.target]).tolist(),
-        "proba": np.asarray(predict_frame(model, part)).tolist(),
-    }
+    money = None
     if money_column:
-        stored["money"] = pd.to_numeric(part[money_column], errors="coerce").fillna(0.0).tolist()
-    return stored
+        money = pd.to_numeric(part[money_column], errors="coerce").fillna(0.0).tolist()
+    return PartPredictions(
+        y=target_encoder.encode(part[run.target]).tolist(),
+        proba=np.asarray(predict_frame(model, part)).tolist(),
+        money=money,
+    )
 
 
-def compute_validation_predictions(run_id: int) -> dict:
+def compute_validation_predictions(run_id: int) -> PartPredictions:
     """Recompute and store the validation-part predictions of an older succeeded run."""
     from models.tasks import TargetEncoder
 
     run = get_run(run_id)
+    if run.task is None:
+        raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
     data = _prepare_data(run)
     if run.task is None:
         raise ValueError(f"Run #{run_id} has no trained model (status: {run.status}).")
@@ -241,7 +255,7 @@ def _update(run_id: int, **fields: Any) -> None:
 
 
 def _set_progress(run_id: int, progress: dict) -> None:
-    _update(run_id, progress_json=json.dumps(progress, default=float))
+    _update(run_id, progress_json=progress)
 
 
 def _prepare_data(run: RunInfo) -> dict:
@@ -259,13 +273,13 @@ def _prepare_data(run: RunInfo) -> dict:
     for name, code in (("train", TRAIN), ("val", VALIDATION), ("test", TEST)):
         rows = np.flatnonzero(assignment == code)
         parts[name] = frame.iloc[rows].reset_index(drop=True)
-    fraction = float(run.options.get("train_fraction", 1.0))
+    fraction = run.options.train_fraction
     if fraction < 1.0:
         # Learning curves: a seeded subsample of the training part; validation and test
         # parts stay whole so every point is measured on the same rows.
         keep = max(10, int(round(len(parts["train"]) * fraction)))
         # ``subsample_seed`` repeats a share with other rows on the same split.
-        pick = int(run.options.get("subsample_seed", run.seed))
+        pick = run.subsample_seed
         parts["train"] = parts["train"].sample(n=keep, random_state=pick).reset_index(drop=True)
     money = dataset.roles.money_column
     return {
@@ -376,7 +390,7 @@ def execute_run(
         started_at=utcnow(),
         device=device,
         device_name=device_name(device),
-        progress_json=json.dumps({"stage": "loading data"}),
+        progress_json={"stage": "loading data"},
     )
     history: list[dict] = []
 
@@ -398,7 +412,7 @@ def execute_run(
         data = _prepare_data(run)
         parts = data["parts"]
         target_encoder = TargetEncoder.fit(
-            parts["train"][run.target], positive=run.options.get("positive_class")
+            parts["train"][run.target], positive=run.options.positive_class
         )
         _set_progress(run_id, {"stage": "training", "history": history})
         with PeakMemory(device) as memory:
@@ -435,10 +449,10 @@ def execute_run(
             finished_at=utcnow(),
             task=target_encoder.task,
             positive_class=target_encoder.positive_class,
-            classes_json=json.dumps(list(target_encoder.classes)),
-            metrics_json=json.dumps(evaluation["metrics"]),
-            test_json=json.dumps(stored),
-            validation_json=validation,
+            classes_json=list(target_encoder.classes),
+            metrics_json=evaluation["metrics"],
+            test_json=stored,
+            validation_json=None if validation is None else validation.to_dict(),
             train_seconds=fit.train_seconds,
             train_rows_per_s=rows_seen / fit.train_seconds if fit.train_seconds else None,
             infer_rows_per_s=evaluation["infer_rows_per_s"],
@@ -447,14 +461,14 @@ def execute_run(
             peak_rss_bytes=int(memory.peak_rss_bytes),
             cuda_peak_bytes=memory.peak_cuda_bytes,
             artifact_path=str(artifact),
-            progress_json=json.dumps({"stage": "done", "history": history}),
+            progress_json={"stage": "done", "history": history},
         )
     except RunCancelled:
         _update(
             run_id,
             status="cancelled",
             finished_at=utcnow(),
-            progress_json=json.dumps({"stage": "cancelled", "history": history}),
+            progress_json={"stage": "cancelled", "history": history},
         )
     except Exception as exc:  # noqa: BLE001 - recorded on the row, shown on the page
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
@@ -463,9 +477,11 @@ def execute_run(
             status="failed",
             finished_at=utcnow(),
             error=message,
-            progress_json=json.dumps(
-                {"stage": "failed", "history": history, "trace": traceback.format_exc()[-4000:]}
-            ),
+            progress_json={
+                "stage": "failed",
+                "history": history,
+                "trace": traceback.format_exc()[-4000:],
+            },
         )
     return get_run(run_id)
 
@@ -479,11 +495,11 @@ def confidently_wrong(run_id: int, limit: int = 10) -> pd.DataFrame:
     """Test rows the model got wrong with the highest confidence (binary and multiclass)."""
     run = get_run(run_id)
     stored = holdout_predictions(run_id)
-    if run.task not in ("binary", "multiclass") or "proba" not in stored:
+    if run.task not in ("binary", "multiclass") or stored.proba is None:
         return pd.DataFrame()
-    frame = holdout_frame(run_id).iloc[: len(stored["y"])].reset_index(drop=True)
-    y = np.asarray(stored["y"])
-    proba = np.asarray(stored["proba"], dtype=float)
+    frame = holdout_frame(run_id).iloc[: len(stored.y)].reset_index(drop=True)
+    y = np.asarray(stored.y)
+    proba = np.asarray(stored.proba, dtype=float)
     if run.task == "binary":
         predicted = (proba >= 0.5).astype(int)
         confidence = np.where(predicted == 1, proba, 1 - proba)

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core import audit
 from core import economics as eco
 from core.access import Actor
 from core.datasets import get_dataset
@@ -83,12 +84,12 @@ def run_outcomes(run: RunInfo) -> Outcomes:
             f"ROI needs a binary model (a decision to flag or not); run #{run.id} is {run.task}."
         )
     stored = holdout_predictions(run.id)
-    if "proba" not in stored:
+    if stored.proba is None:
         raise ValueError(f"Run #{run.id} has no stored test predictions.")
-    money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
+    money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
     return Outcomes(
-        np.asarray(stored["y"], dtype=int),
-        np.asarray(stored["proba"], dtype=float),
+        np.asarray(stored.y, dtype=int),
+        np.asarray(stored.proba, dtype=float),
         money,
         "test part",
     )
@@ -181,12 +182,12 @@ def validation_outcomes(run: RunInfo) -> Outcomes:
     if run.task != "binary":
         raise ValueError(f"A decision threshold needs a binary model; run #{run.id} is {run.task}.")
     stored = validation_predictions(run.id)
-    if not stored or "proba" not in stored:
+    if stored is None or stored.proba is None:
         stored = compute_validation_predictions(run.id)
-    money = np.asarray(stored["money"], dtype=float) if "money" in stored else None
+    money = np.asarray(stored.money, dtype=float) if stored.money is not None else None
     return Outcomes(
-        np.asarray(stored["y"], dtype=int),
-        np.asarray(stored["proba"], dtype=float),
+        np.asarray(stored.y, dtype=int),
+        np.asarray(stored.proba, dtype=float),
         money,
         "validation part",
     )
@@ -675,7 +676,7 @@ def learning_curve_points(run: RunInfo) -> pd.DataFrame:
                 {
                     "run_id": other.id,
                     "fraction": other.train_fraction,
-                    "subsample_seed": other.options.get("subsample_seed", other.seed),
+                    "subsample_seed": other.subsample_seed,
                     "metric": other.headline[1],
                 }
             )
@@ -720,35 +721,40 @@ def queue_learning_curve(
         raise ValueError("A learning curve needs a single model, not an ensemble.")
     if not 1 <= int(repeats) <= 5:
         raise ValueError(f"Repeats must be between 1 and 5, got {repeats}.")
+    # Authorised before the transaction opens (a refusal is written in one of its own), then
+    # every point is queued with its audit event in one transaction: all of them or none.
+    actor = audit.authorize(actor, "train", "dataset", run.dataset_id)
     have = {
-        (other.train_fraction, other.options.get("subsample_seed", other.seed))
+        (other.train_fraction, other.subsample_seed)
         for other in list_runs(run.dataset_id)
         if other.status in ("queued", "running", "succeeded")
         and (other.target, other.model, other.size, other.seed)
         == (run.target, run.model, run.size, run.seed)
     }
     ids = []
-    for fraction in fractions:
-        for repeat in range(int(repeats)):
-            subsample_seed = run.seed + repeat
-            if (float(fraction), subsample_seed) in have:
-                continue
-            ids.append(
-                create_run(
-                    run.dataset_id,
-                    run.model,
-                    target=run.target,
-                    features=list(run.features),
-                    positive_class=run.positive_class,
-                    size=run.size,
-                    seed=run.seed,
-                    time_budget_s=run.time_budget_s,
-                    train_fraction=float(fraction),
-                    subsample_seed=subsample_seed,
-                    allow_pii=bool(run.options.get("allow_pii")),
-                    actor=actor,
+    with session_factory().begin() as session:
+        for fraction in fractions:
+            for repeat in range(int(repeats)):
+                subsample_seed = run.seed + repeat
+                if (float(fraction), subsample_seed) in have:
+                    continue
+                ids.append(
+                    create_run(
+                        run.dataset_id,
+                        run.model,
+                        target=run.target,
+                        features=list(run.features),
+                        positive_class=run.positive_class,
+                        size=run.size,
+                        seed=run.seed,
+                        time_budget_s=run.time_budget_s,
+                        train_fraction=float(fraction),
+                        subsample_seed=subsample_seed,
+                        allow_pii=bool(run.options.allow_pii),
+                        actor=actor,
+                        session=session,
+                    )
                 )
-            )
     return ids
 
 

@@ -26,7 +26,7 @@ core.kinds.registry (families); pages and the CLI depend on it.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -770,13 +770,11 @@ def explanation_quality(run: RunInfo) -> tuple[dict | None, pd.DataFrame | None]
 
 
 def _metrics_with_interval(run: RunInfo) -> dict:
-    out: dict[str, Any] = {
-        k: v for k, v in run.metrics.items() if isinstance(v, int | float) and k != "test_rows"
-    }
+    out: dict = {k: v for k, v in run.metrics.figures().items() if k != "test_rows"}
     name, value, interval = run.headline
     if interval:
         out[f"{name} 95% interval"] = f"{interval[0]:.3f} to {interval[1]:.3f}"
-    out["test rows"] = f"{run.metrics.get('test_rows', 0):,}"
+    out["test rows"] = f"{run.metrics.test_rows or 0:,}"
     return out
 
 
@@ -821,8 +819,9 @@ def report_html(
             "npv",
         )
     }
-    matrix = use_case.money_multipliers if v.money_weighted else use_case.payoff
-    assert matrix is not None  # a money-weighted valuation has its multipliers
+    matrix = (
+        (use_case.money_multipliers or use_case.payoff) if v.money_weighted else use_case.payoff
+    )
     payoff = {
         k: (f"x {x:g} of the amount" if v.money_weighted else x)
         for k, x in matrix.to_dict().items()
@@ -841,14 +840,15 @@ def report_html(
         figures.append(
             svg_bars(
                 [
-                    (name, cast(float, x))  # a labelled verdict has every figure
-                    for name, x in (
+                    (name, float(value))
+                    for name, value in (
                         ("extra value, 95% low", verdict.ci_low),
                         ("extra value, estimate", verdict.extra_value_per_month),
                         ("extra value, 95% high", verdict.ci_high),
                         ("extra cost", verdict.extra_cost_per_month),
                         ("net", verdict.net_per_month),
                     )
+                    if value is not None
                 ],
                 title="Verdict $ per month",
             )

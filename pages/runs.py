@@ -104,19 +104,19 @@ run = pick_run(
 stored = holdout_predictions(run.id)
 
 if run.task == "binary":
-    curves = run.metrics.get("curves", {})
+    curves = run.metrics.curves or {}
     if curves:
         nan = float("nan")
         figures = curve_figures(
-            curves, run.metrics.get("roc_auc", nan), run.metrics.get("pr_auc", nan)
+            curves, run.metrics.values.get("roc_auc", nan), run.metrics.values.get("pr_auc", nan)
         )
         for column, figure in zip(st.columns(len(figures)), figures, strict=True):
             column.plotly_chart(figure, width="stretch")
     with user_errors():
         cutoff_panel(run)
 elif run.task == "regression":
-    truth = np.asarray(stored["y"], dtype=float)
-    predicted = np.asarray(stored["prediction"], dtype=float)
+    truth = np.asarray(stored.y, dtype=float)
+    predicted = np.asarray(stored.prediction, dtype=float)
     left, right = st.columns(2)
     left.plotly_chart(
         px.scatter(
@@ -135,8 +135,8 @@ elif run.task == "regression":
         width="stretch",
     )
 else:
-    y = np.asarray(stored["y"])
-    predicted = np.asarray(stored["proba"]).argmax(axis=1)
+    y = np.asarray(stored.y)
+    predicted = np.asarray(stored.proba).argmax(axis=1)
     st.plotly_chart(
         px.imshow(
             confusion_matrix(y, predicted),
@@ -153,7 +153,7 @@ if run.task == "binary":
     with user_errors():
         ranking_panel(run)
 else:
-    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    metrics = run.metrics.figures()
     st.dataframe(
         pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True
     )

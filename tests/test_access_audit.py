@@ -326,3 +326,50 @@ def test_erasure_of_one_dataset_keeps_the_others(capsys) -> None:
         survivor = session.get(TrainingRunRecord, kept_run)
         assert survivor is not None and Path(survivor.artifact_path).is_dir()
     assert np.isfinite(_count(AuditEventRecord))
+
+
+# ---- one action, one transaction ---------------------------------------------------------------
+
+
+def test_a_job_cancelled_from_its_panel_is_checked_and_audited() -> None:
+    from core.jobs import cancel_job, get_job, submit_training
+    from core.runs import get_run
+
+    info = register_dataset(csv_bytes(make_tabular_frame(60)), "d.csv", roles=ROLES)
+    run_id = create_run(info.id, "logreg", actor=ANALYST)
+    [job_id] = submit_training([run_id])
+    with pytest.raises(AccessDenied, match="'train' needs"):
+        cancel_job(job_id, actor=VIEWER)
+    assert get_job(job_id).status == "queued" and get_run(run_id).status == "queued"
+    assert cancel_job(job_id, actor=ANALYST).status == "cancelled"
+    assert get_run(run_id).status == "cancelled"
+    events = _events(object_type="job", object_id=str(job_id))
+    assert [(e.user, e.action, e.outcome) for e in events] == [
+        (VIEWER.name, "train", "refused"),
+        (ANALYST.name, "train", "ok"),
+    ]
+    assert events[1].detail == "cancel"
+
+
+def test_cancelling_a_run_flags_it_and_its_job_in_one_transaction(monkeypatch) -> None:
+    """request_cancel writes the run's flag, its job's cancellation and the event together:
+    when the job part fails, nothing of it is left (it used to commit the run first)."""
+    from core import jobs
+    from core.runs import get_run
+
+    info = register_dataset(csv_bytes(make_tabular_frame(60)), "d.csv", roles=ROLES)
+    run_id = create_run(info.id, "logreg", actor=ANALYST)
+    [job_id] = jobs.submit_training([run_id])
+
+    def broken(session, record):
+        raise RuntimeError("lost the connection")
+
+    with monkeypatch.context() as patched, pytest.raises(RuntimeError):
+        patched.setattr(jobs, "_cancel", broken)
+        request_cancel(run_id, actor=ANALYST)
+    with session_factory().begin() as session:
+        assert session.get(TrainingRunRecord, run_id).cancel_requested is False
+    assert not [e for e in _events(action="train") if e.detail == "cancel"]
+    request_cancel(run_id, actor=ANALYST)
+    assert get_run(run_id).status == "cancelled"
+    assert jobs.get_job(job_id).status == "cancelled"

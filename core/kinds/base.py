@@ -3,8 +3,8 @@ protocol every loaded model follows (``LoadedModel``), and the small records kin
 exchange.
 
 Dependencies, one way: ``core.runs -> core.kinds.registry -> core.kinds.<kind> ->
-core.kinds.base -> models``. Kind modules import nothing from core but ``core.kinds.*`` and
-``core.settings``; models are imported inside functions only so that reading the registry
+core.kinds.base -> models``. Kind modules import nothing from core but ``core.kinds.*``,
+``core.run_fields`` and ``core.settings``; models are imported inside functions only so that reading the registry
 (the CLI's choices, a page's options) never loads torch or transformers. What a kind needs
 from other runs (an ensemble's members) comes in through ``RunLookup``, which core.runs
 builds, so no kind depends on core.runs or core.training.
@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
+
+from core.run_fields import RunOptions
 
 if TYPE_CHECKING:
     from models.tabular import FittedTabularModel
@@ -78,7 +80,7 @@ class RunSpec(Protocol):
     @property
     def features(self) -> tuple[str, ...]: ...
     @property
-    def options(self) -> dict: ...
+    def options(self) -> RunOptions: ...
     @property
     def seed(self) -> int: ...
     @property

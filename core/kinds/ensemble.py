@@ -76,10 +76,10 @@ class Ensemble(Kind):
 
     def describe(self, run: RunSpec) -> str:
         members = " + ".join(f"#{m}" for m in self.member_ids(run))
-        return f"{self.label} ({run.options.get('rule', 'stack')}: {members})"
+        return f"{self.label} ({run.options.rule}: {members})"
 
     def member_ids(self, run: RunSpec) -> list[int]:
-        return [int(m) for m in run.options.get("members", [])]
+        return [int(m) for m in run.options.members]
 
     def check(self, request: QueueRequest) -> Queued:
         if request.rule not in RULE_LABELS:
@@ -119,7 +119,7 @@ class Ensemble(Kind):
         val = context.parts["val"]
         val_logits = handle.member_logits(val)
         handle.combiner = fit_combiner(
-            run.options.get("rule", "stack"),
+            run.options.rule,
             val_logits,
             target.encode(val[run.target]),
             seed=run.seed,

@@ -7,7 +7,8 @@ from __future__ import annotations
 import streamlit as st
 
 from core.jobs import JobInfo, cancel_job, ensure_worker, get_job, list_jobs, reap_dead_jobs
-from pages._shared.widgets import fmt_seconds
+from pages._shared.auth import current_actor
+from pages._shared.widgets import fmt_seconds, user_errors
 
 POLL_S = 1.0
 
@@ -72,7 +73,8 @@ def _live_panel(job_id: int, title: str) -> None:
         label = f"{title} {source}" if source else title
         top[0].markdown(f"**{label}** · job #{job.id} · {job.status}{where} · {stage}")
         if top[1].button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
-            cancel_job(job.id)
+            with user_errors():
+                cancel_job(job.id, actor=current_actor())
         fraction, text = _fraction(job.progress)
         st.progress(fraction, text=text or "waiting for a worker...")
         if job.started_at is not None and job.heartbeat_at is not None:

@@ -78,21 +78,21 @@ def test_binary_uses_delong_on_the_same_test_rows_and_picks_on_validation(shared
     validation_auc = {
         run.id: classification_metrics(
             "binary",
-            np.asarray(validation_predictions(run.id)["y"]),
-            np.asarray(validation_predictions(run.id)["proba"]),
+            np.asarray(validation_predictions(run.id).y),
+            np.asarray(validation_predictions(run.id).proba),
         )["roc_auc"]
         for run in (shared.runs["logreg"], shared.runs["lightgbm"])
     }
     assert result.baseline_run == max(validation_auc, key=validation_auc.get)
     a, b = holdout_predictions(ft.id), holdout_predictions(result.baseline_run)
-    assert a["y"] == b["y"]  # the same rows, in the same order
-    expected = delong_test(np.asarray(a["y"]), np.asarray(a["proba"]), np.asarray(b["proba"]))
-    assert result.transformer_value == pytest.approx(ft.metrics["roc_auc"], abs=1e-12)
+    assert a.y == b.y  # the same rows, in the same order
+    expected = delong_test(np.asarray(a.y), np.asarray(a.proba), np.asarray(b.proba))
+    assert result.transformer_value == pytest.approx(ft.metrics.values["roc_auc"], abs=1e-12)
     assert result.difference == pytest.approx(expected.difference, abs=1e-12)
     assert (result.ci_low, result.ci_high, result.p_value) == pytest.approx(
         (expected.ci_low, expected.ci_high, expected.p_value), abs=1e-12
     )
-    assert result.rows == len(a["y"]) and 0.0 <= result.p_value <= 1.0
+    assert result.rows == len(a.y) and 0.0 <= result.p_value <= 1.0
     assert result.ci_low < result.difference < result.ci_high
     crosses = result.ci_low <= 0 <= result.ci_high
     assert (result.outcome == "not_distinguishable") == crosses
@@ -107,7 +107,7 @@ def test_seed_spread_where_a_config_ran_with_several_seeds(shared) -> None:
     spreads = {s.model: s for s in result.spreads}
     assert set(spreads) == {"logreg"}  # the only kind run with two seeds
     first, second = shared.runs["logreg"], shared.runs["logreg seed 1"]
-    values = [first.metrics["roc_auc"], second.metrics["roc_auc"]]
+    values = [first.metrics.values["roc_auc"], second.metrics.values["roc_auc"]]
     spread = spreads["logreg"]
     assert spread.seeds == (0, 1) and spread.runs == (first.id, second.id)
     assert spread.mean == pytest.approx(np.mean(values))
@@ -123,8 +123,8 @@ def test_multiclass_uses_a_paired_bootstrap_of_accuracy(shared) -> None:
     assert result.method == "paired_bootstrap" and result.metric == "accuracy"
     assert (result.transformer_run, result.baseline_run) == (ft.id, logreg.id)
     a, b = holdout_predictions(ft.id), holdout_predictions(logreg.id)
-    y = np.asarray(a["y"])
-    pa, pb = np.asarray(a["proba"]).argmax(1), np.asarray(b["proba"]).argmax(1)
+    y = np.asarray(a.y)
+    pa, pb = np.asarray(a.proba).argmax(1), np.asarray(b.proba).argmax(1)
     assert result.difference == pytest.approx((pa == y).mean() - (pb == y).mean())
     idx = np.concatenate(list(paired_resamples(y.size, 2000, seed=0)))
     diffs = (pa[idx] == y[idx]).mean(1) - (pb[idx] == y[idx]).mean(1)
@@ -139,9 +139,11 @@ def test_regression_is_picked_on_test_rows_and_says_so(shared) -> None:
     lgbm, ft = shared.reg_runs
     assert result.metric == "rmse" and not result.higher_is_better
     assert result.picked_on == "test rows" and "flatters" in result.notes[0]
-    assert result.transformer_value == pytest.approx(ft.metrics["rmse"])
-    assert result.baseline_value == pytest.approx(lgbm.metrics["rmse"])
-    assert result.difference == pytest.approx(ft.metrics["rmse"] - lgbm.metrics["rmse"])
+    assert result.transformer_value == pytest.approx(ft.metrics.values["rmse"])
+    assert result.baseline_value == pytest.approx(lgbm.metrics.values["rmse"])
+    assert result.difference == pytest.approx(
+        ft.metrics.values["rmse"] - lgbm.metrics.values["rmse"]
+    )
     if result.ci_high < 0:
         assert result.outcome == "transformer_better"  # lower RMSE is better
     elif result.ci_low > 0:

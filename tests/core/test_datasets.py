@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 import threading
 from pathlib import Path
@@ -222,7 +221,7 @@ def test_uploaded_names_never_become_paths(tmp_path: Path) -> None:
     with session_factory().begin() as session:
         record = session.get(DatasetRecord, info.id)
         assert "passwd" not in record.stored_path
-        assert json.loads(record.roles_json)["target"] == TARGET
+        assert record.roles_json["target"] == TARGET
 
 
 def test_display_names_are_single_line_and_bounded() -> None:

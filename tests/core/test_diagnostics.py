@@ -19,7 +19,7 @@ def run():
 @pytest.mark.parametrize("cutoff", [0.1, 0.35, 0.9])
 def test_metrics_at_a_cutoff_are_labelled_and_match_scikit_learn(run, cutoff: float) -> None:
     y, proba = holdout_outcomes(run)
-    assert y.size == run.metrics["test_rows"]
+    assert y.size == run.metrics.test_rows
     view = at_cutoff(run, cutoff)
     predicted = (proba >= cutoff).astype(int)
     assert view.metrics["confusion"] == confusion_matrix(y, predicted, labels=[0, 1]).tolist()

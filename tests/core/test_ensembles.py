@@ -50,7 +50,7 @@ def test_stack_of_text_and_tabular_beats_each_member(mixed) -> None:
     )
     assert stack.status == "succeeded", stack.error
     assert set(stack.features) == {"comment", "spend"}
-    auc = {r.id: r.metrics["roc_auc"] for r in (text, tabular, stack)}
+    auc = {r.id: r.metrics.values["roc_auc"] for r in (text, tabular, stack)}
     assert auc[stack.id] > max(auc[text.id], auc[tabular.id]) + 0.02, auc
     assert stack.train_seconds >= text.train_seconds + tabular.train_seconds
 
@@ -73,7 +73,7 @@ def test_ensemble_scores_files_and_reloads(mixed, tmp_path) -> None:
 def run_proba(run_id: int) -> np.ndarray:
     from core.runs import holdout_predictions
 
-    return np.asarray(holdout_predictions(run_id)["proba"])
+    return np.asarray(holdout_predictions(run_id).proba)
 
 
 def test_members_must_share_the_split(mixed) -> None:

@@ -312,7 +312,7 @@ def test_after_the_kills_the_ledger_is_healthy_and_work_goes_on(after_kill) -> N
             assert connection.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
     earlier = get_run(after_kill.logreg)
     assert earlier.status == "succeeded"
-    stored = runs_module.holdout_predictions(earlier.id)["proba"]
+    stored = runs_module.holdout_predictions(earlier.id).proba
     reloaded = predict_frame(load_run_model(earlier.id), training_module.holdout_frame(earlier.id))
     np.testing.assert_allclose(reloaded, stored, rtol=0, atol=1e-12)
     start()

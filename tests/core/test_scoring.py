@@ -262,7 +262,7 @@ def test_the_real_credit_sample_scores_as_it_was_evaluated() -> None:
         split = session.scalar(select(DatasetSplitRecord.assignment))
     test_rows = np.flatnonzero(np.frombuffer(split, dtype=np.uint8) == TEST)
     stored = batch_predictions(report.batch_id).set_index("row_number")
-    evaluated = runs_module.holdout_predictions(run.id)["proba"]
+    evaluated = runs_module.holdout_predictions(run.id).proba
     np.testing.assert_allclose(
         stored.loc[test_rows + 1, "probability"], evaluated, rtol=0, atol=1e-12
     )

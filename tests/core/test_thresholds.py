@@ -69,10 +69,10 @@ def test_training_stores_validation_predictions(shared) -> None:
     run = shared.binary
     stored = runs_module.validation_predictions(run.id)
     val = training_module.part_frame(run.id, "val")
-    assert len(stored["y"]) == len(stored["proba"]) == len(val) > 0
+    assert len(stored.y) == len(stored.proba) == len(val) > 0
     fresh = training_module.predict_frame(training_module.load_run_model(run.id), val)
-    np.testing.assert_allclose(stored["proba"], fresh, rtol=1e-9, atol=1e-12)
-    assert stored["y"] == (val["outcome"] == "bad").astype(int).tolist()
+    np.testing.assert_allclose(stored.proba, fresh, rtol=1e-9, atol=1e-12)
+    assert stored.y == (val["outcome"] == "bad").astype(int).tolist()
 
 
 def test_threshold_is_the_value_maximising_cutoff_on_validation_rows(shared) -> None:
@@ -80,7 +80,7 @@ def test_threshold_is_the_value_maximising_cutoff_on_validation_rows(shared) -> 
     choice = operating_threshold(run.id)
     assert choice.source == "validation"
     stored = runs_module.validation_predictions(run.id)
-    y, p = np.asarray(stored["y"]), np.asarray(stored["proba"])
+    y, p = np.asarray(stored.y), np.asarray(stored.proba)
     assert choice.validation_rows == y.size
     payoff = get_use_case("fraud").payoff.to_dict()
     best_value, _ = _brute_force_best(y, p, payoff)

@@ -75,7 +75,7 @@ def dataset():
 def test_create_run_queues_with_the_dataset_roles(dataset) -> None:
     run = get_run(create_run(dataset.id, "lightgbm", seed=3, time_budget_s=5))
     assert run.status == "queued" and run.progress == {"stage": "queued"}
-    assert run.target == TARGET and run.options["positive_class"] == POSITIVE
+    assert run.target == TARGET and run.options.positive_class == POSITIVE
     assert run.features == ("age", "income", "region")  # the money column is not a feature
     assert (run.seed, run.time_budget_s, run.size) == (3, 5, None)
     assert get_run(create_run(dataset.id, "ft-transformer")).size == "small"
@@ -120,9 +120,10 @@ def test_execute_run_records_a_complete_run(shared, kind: str) -> None:
     assert run.task == "binary" and run.positive_class == POSITIVE
     assert run.classes == ("good", POSITIVE)
     metrics = run.metrics
-    assert {"roc_auc", "interval", "headline", "test_rows"} <= set(metrics)
-    assert metrics["headline"] == "roc_auc" and 0.6 < metrics["roc_auc"] <= 1.0
-    low, high = metrics["interval"]
+    assert metrics.test_rows == 60 and "roc_auc" in metrics.values
+    assert metrics.headline == "roc_auc" and 0.6 < metrics.values["roc_auc"] <= 1.0
+    assert metrics.interval is not None
+    low, high = metrics.interval
     assert 0.0 <= low <= high <= 1.0
     assert run.train_seconds > 0 and run.params > 0 and run.infer_rows_per_s > 0
     assert run.device == "cpu" and run.device_name
@@ -140,11 +141,11 @@ def test_loaded_model_reproduces_the_evaluation(shared, kind: str) -> None:
     run_id = shared.runs[kind].id
     stored = runs_module.holdout_predictions(run_id)
     test = training_module.holdout_frame(run_id)
-    assert len(stored["proba"]) == len(stored["y"]) == len(stored["money"]) == len(test) == 60
-    assert stored["money"] == test["amount"].tolist()
+    assert len(stored.proba) == len(stored.y) == len(stored.money) == len(test) == 60
+    assert stored.money == test["amount"].tolist()
     fresh = predict_frame(load_run_model(run_id), test)
-    np.testing.assert_allclose(fresh, stored["proba"], rtol=0, atol=1e-12)
-    assert stored["y"] == (test[TARGET] == POSITIVE).astype(int).tolist()
+    np.testing.assert_allclose(fresh, stored.proba, rtol=0, atol=1e-12)
+    assert stored.y == (test[TARGET] == POSITIVE).astype(int).tolist()
 
 
 def test_every_model_on_a_dataset_uses_one_stored_split(shared) -> None:
@@ -154,13 +155,13 @@ def test_every_model_on_a_dataset_uses_one_stored_split(shared) -> None:
     tests = [training_module.holdout_frame(run.id) for run in shared.runs.values()]
     for other in tests[1:]:
         pd.testing.assert_frame_equal(tests[0], other)
-    ys = {json.dumps(runs_module.holdout_predictions(run.id)["y"]) for run in shared.runs.values()}
+    ys = {json.dumps(runs_module.holdout_predictions(run.id).y) for run in shared.runs.values()}
     assert len(ys) == 1
 
 
 def test_seeded_ft_transformer_is_reproducible(shared) -> None:
-    first = runs_module.holdout_predictions(shared.runs["ft-transformer"].id)["proba"]
-    second = runs_module.holdout_predictions(shared.ft_again.id)["proba"]
+    first = runs_module.holdout_predictions(shared.runs["ft-transformer"].id).proba
+    second = runs_module.holdout_predictions(shared.ft_again.id).proba
     assert first == second
     assert len(set(np.round(first, 6))) > 1  # a real model, not a constant
 

@@ -13,7 +13,7 @@ import pytest
 from core import economics as eco
 from core import runs as runs_module
 from core import training as training_module
-from core.runs import get_run
+from core.runs import get_run, list_runs
 from core.thresholds import choose_on_validation, reset_operating_threshold, set_operating_threshold
 from core.training import part_frame
 from core.usecases import get_use_case
@@ -55,9 +55,9 @@ def separated(shared) -> SimpleNamespace:
     """The logreg run's test part, checked to be perfectly ranked (the premise of the maths)."""
     run = shared.runs["logreg"]
     stored = runs_module.holdout_predictions(run.id)
-    y = np.asarray(stored["y"])
-    proba = np.asarray(stored["proba"])
-    money = np.asarray(stored["money"])
+    y = np.asarray(stored.y)
+    proba = np.asarray(stored.proba)
+    money = np.asarray(stored.money)
     assert proba[y == 1].min() > proba[y == 0].max()
     return SimpleNamespace(run=run, y=y, proba=proba, money=money, n=len(y))
 
@@ -297,7 +297,7 @@ def test_learning_curve_runs_are_queued_on_the_same_split(shared) -> None:
     ids = queue_learning_curve(run, fractions=(0.25, 0.5), repeats=2)
     assert len(ids) == 4
     queued = [get_run(i) for i in ids]
-    assert {(r.train_fraction, r.options["subsample_seed"]) for r in queued} == {
+    assert {(r.train_fraction, r.options.subsample_seed) for r in queued} == {
         (0.25, 0), (0.25, 1), (0.5, 0), (0.5, 1)
     }  # fmt: skip
     assert {r.seed for r in queued} == {run.seed}  # same split
@@ -310,3 +310,12 @@ def test_learning_curve_runs_are_queued_on_the_same_split(shared) -> None:
     # Queued points are not queued twice; they are not learning-curve points until done.
     assert queue_learning_curve(run, fractions=(0.25, 0.5), repeats=2) == []
     assert learning_curve_points(run)["run_id"].tolist() == [run.id]
+
+
+def test_a_learning_curve_is_queued_whole_or_not_at_all(shared) -> None:
+    """One action, one transaction: a point that cannot be queued leaves none queued."""
+    run = get_run(shared.runs["logreg"].id)
+    before = len(list_runs(run.dataset_id))
+    with pytest.raises(ValueError, match="share of training rows"):
+        queue_learning_curve(run, fractions=(0.75, 0.01), repeats=1)
+    assert len(list_runs(run.dataset_id)) == before

@@ -90,10 +90,10 @@ def test_verdict_against_the_best_baseline_recomputed_by_hand(shared) -> None:
     # Extra value from the stored test predictions, each model at its own threshold.
     ft_rows = runs_module.holdout_predictions(ft)
     champ_rows = runs_module.holdout_predictions(best.id)
-    y = np.asarray(ft_rows["y"])
-    assert np.array_equal(y, champ_rows["y"])  # the same rows, in the same order
-    a = _row_values(y, np.asarray(ft_rows["proba"]), summary["threshold"], PAYOFF)
-    b = _row_values(y, np.asarray(champ_rows["proba"]), verdict["champion_threshold"], PAYOFF)
+    y = np.asarray(ft_rows.y)
+    assert np.array_equal(y, champ_rows.y)  # the same rows, in the same order
+    a = _row_values(y, np.asarray(ft_rows.proba), summary["threshold"], PAYOFF)
+    b = _row_values(y, np.asarray(champ_rows.proba), verdict["champion_threshold"], PAYOFF)
     volume = get_use_case("credit_scoring").monthly_volume
     assert verdict["extra_value_per_month"] == pytest.approx((a.mean() - b.mean()) * volume)
     _, ref_low, ref_high = _numpy_paired_bootstrap(a, b)
@@ -175,7 +175,7 @@ def test_two_chosen_runs_and_a_status_quo_column(shared) -> None:
         vs="status_quo",
         assumptions={"payoff": PAYOFF, "status_quo_column": "today"},
     )
-    y = np.asarray(runs_module.holdout_predictions(logreg)["y"])
+    y = np.asarray(runs_module.holdout_predictions(logreg).y)
     expected = _row_values(y, today.astype(float), 0.5, PAYOFF).mean()
     assert on_file["status_quo_value_per_decision"] == pytest.approx(expected)
     assert "today" in on_file["verdict"]["champion"]

@@ -32,7 +32,7 @@ def test_protocol_round_trip_and_old_artifacts(members, tmp_path) -> None:
     assert len(model.tabular_parts()) == 2  # each member's tabular model
     rows = holdout_frame(run.id)
     proba = model.predict_frame(rows)
-    np.testing.assert_allclose(proba, holdout_predictions(run.id)["proba"], atol=1e-6)
+    np.testing.assert_allclose(proba, holdout_predictions(run.id).proba, atol=1e-6)
     model.save(tmp_path / "copy")
     again = get_kind("ensemble").load(
         dataclasses.replace(run, artifact_path=tmp_path / "copy"), LOOKUP
@@ -54,6 +54,6 @@ def test_members_are_checked_when_queued(members) -> None:
     with pytest.raises(ValueError, match="another dataset"):
         create_run(other.id, "ensemble", members=[linear.id, trees.id])
     queued = get_run(create_run(dataset.id, "ensemble", members=[linear.id, trees.id]))
-    assert queued.options["members"] == [linear.id, trees.id]
+    assert queued.options.members == (linear.id, trees.id)
     with pytest.raises(ValueError, match="is an ensemble itself"):
         create_run(dataset.id, "ensemble", members=[queued.id, trees.id])

@@ -9,6 +9,7 @@ import pytest
 from core import cli
 from core.kinds import registry
 from core.kinds.base import EXPLAINERS, FAMILIES, INPUTS, TASKS
+from core.run_fields import RunOptions
 
 ALL = ("ft-transformer", "lightgbm", "logreg", "text-transformer", "tfidf-logreg", "ensemble")
 
@@ -93,12 +94,14 @@ def test_sizes_and_labels() -> None:
 
 def test_run_labels() -> None:
     def run(**fields):
-        base = dict(id=3, model="ft-transformer", size="tiny", train_fraction=1.0, options={})
+        base = dict(
+            id=3, model="ft-transformer", size="tiny", train_fraction=1.0, options=RunOptions()
+        )
         return SimpleNamespace(**{**base, **fields})
 
     assert registry.run_label(run()) == "#3 FT-Transformer tiny"
     assert registry.run_label(run(train_fraction=0.5)) == "#3 FT-Transformer tiny (50% of rows)"
     assert registry.run_label(run(model="lightgbm", size="small")) == "#3 LightGBM (baseline)"
-    combined = run(model="ensemble", size=None, options={"members": [1, 2], "rule": "mean"})
+    combined = run(model="ensemble", size=None, options=RunOptions(members=(1, 2), rule="mean"))
     assert registry.run_label(combined) == "#3 Ensemble (mean: #1 + #2)"
     assert registry.run_label(run(model="retired-kind")) == "#3 retired-kind"

@@ -25,7 +25,7 @@ def test_protocol_round_trip(name: str, tmp_path) -> None:
     assert (model.target.task, tuple(model.target.classes)) == ("binary", run.classes)
     rows = holdout_frame(run.id)
     proba = model.predict_frame(rows)
-    np.testing.assert_allclose(proba, holdout_predictions(run.id)["proba"], atol=1e-6)
+    np.testing.assert_allclose(proba, holdout_predictions(run.id).proba, atol=1e-6)
     logit = model.predict_frame(rows, output="logit")
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), proba, atol=1e-6)
     assert model.tabular_parts() == [model]  # scoring reads drift off it

@@ -63,7 +63,7 @@ def test_protocol_round_trip(name, reviews, tiny_text_model, tmp_path) -> None:
     assert model.target.task == "binary" and tuple(model.target.classes) == run.classes
     rows = holdout_frame(run.id)
     proba = model.predict_frame(rows)
-    np.testing.assert_allclose(proba, holdout_predictions(run.id)["proba"], atol=1e-5)
+    np.testing.assert_allclose(proba, holdout_predictions(run.id).proba, atol=1e-5)
     logit = model.predict_frame(rows, output="logit")
     np.testing.assert_allclose(1 / (1 + np.exp(-logit)), proba, atol=1e-5)
     model.save(tmp_path / "copy")
