@@ -61,12 +61,14 @@ def create_run(
     rule: str = "stack",
     subsample_seed: int | None = None,
     allow_pii: bool = False,
+    tune: bool = False,
     actor: Actor | None = None,
 ) -> int:
     """Queue a run after checking every choice against the dataset; returns the run id.
 
     ``members`` and ``rule`` ("mean" or "stack") are for ``model="ensemble"``: its members may
-    still be queued, as long as they run first.
+    still be queued, as long as they run first. ``tune``: a tabular model spends its whole
+    time budget tuning on the validation part (models/tuning.py); other kinds ignore it.
     """
     actor = audit.authorize(actor, "train", "dataset", dataset_id)
     if model not in MODEL_KINDS:
@@ -126,6 +128,16 @@ def create_run(
         )
     if time_budget_s is not None and time_budget_s <= 0:
         raise ValueError(f"The time budget must be positive, got {time_budget_s}.")
+    tune = bool(tune) and model in TABULAR_KINDS
+    if tune:
+        from models.tuning import MIN_TUNING_BUDGET_S
+
+        if time_budget_s is None or time_budget_s < MIN_TUNING_BUDGET_S:
+            raise ValueError(
+                f"Tuning needs a time budget of at least {MIN_TUNING_BUDGET_S:g} s, "
+                f"got {time_budget_s}."
+            )
+        extra_options["tune"] = True
     positive_class = positive_class or (
         dataset.roles.positive_class if target == dataset.roles.target else None
     )
@@ -247,7 +259,15 @@ def _prepare_data(run: RunInfo) -> dict:
     }
 
 
-def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, on_epoch):
+def _fit(
+    run: RunInfo,
+    parts: dict,
+    target_encoder,
+    device: str,
+    threads: int,
+    on_epoch,
+    should_stop: Callable[[], bool] | None = None,
+):
     from models.preprocessing import FeatureSpec
     from models.tabular import fit_tabular
 
@@ -272,6 +292,8 @@ def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, o
             device=device,
             threads=threads,
             on_epoch=on_epoch,
+            tune=bool(run.options.get("tune")),
+            should_stop=should_stop,
         )
     if run.model == "ensemble":
         from core.ensembles import fit_ensemble_run
@@ -391,7 +413,10 @@ def execute_run(
             }
         )
         _set_progress(run_id, {"stage": "training", "history": history, "eta_s": report.eta_s})
-        return not (cancel_requested(run_id) or (should_stop is not None and should_stop()))
+        return not stop_now()
+
+    def stop_now() -> bool:
+        return cancel_requested(run_id) or (should_stop is not None and should_stop())
 
     try:
         data = _prepare_data(run)
@@ -401,7 +426,7 @@ def execute_run(
         )
         _set_progress(run_id, {"stage": "training", "history": history})
         with PeakMemory(device) as memory:
-            fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch)
+            fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch, stop_now)
         if fit.loop is not None and fit.loop.stopped_by == "cancelled":
             raise RunCancelled()
         if cancel_requested(run_id) or (should_stop is not None and should_stop()):
@@ -423,6 +448,8 @@ def execute_run(
                 fit.model, run, parts["val"], target_encoder, data["money_column"]
             )
         evaluation["metrics"]["dropped_missing_target"] = data["dropped_missing_target"]
+        if getattr(fit, "tuning", None):
+            evaluation["metrics"]["tuning"] = fit.tuning  # budget, trials, best, seconds
         _set_progress(run_id, {"stage": "saving", "history": history})
         # A unique suffix: a run id can come back after the ledger is reset, a folder must not.
         artifact = settings.artifacts_dir / f"run-{run_id}-{uuid.uuid4().hex[:8]}"
@@ -449,13 +476,11 @@ def execute_run(
             progress_json=json.dumps({"stage": "done", "history": history}),
         )
     except RunCancelled:
-        _update(
-            run_id,
-            status="cancelled",
-            finished_at=utcnow(),
-            progress_json=json.dumps({"stage": "cancelled", "history": history}),
-        )
+        _mark_cancelled(run_id, history)
     except Exception as exc:  # noqa: BLE001 - recorded on the row, shown on the page
+        if _cancel_check(stop_now):  # e.g. tuning cancelled before its first trial finished
+            _mark_cancelled(run_id, history)
+            return get_run(run_id)
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         _update(
             run_id,
@@ -467,6 +492,38 @@ def execute_run(
             ),
         )
     return get_run(run_id)
+
+
+def _mark_cancelled(run_id: int, history: list[dict]) -> None:
+    _update(
+        run_id,
+        status="cancelled",
+        finished_at=utcnow(),
+        progress_json=json.dumps({"stage": "cancelled", "history": history}),
+    )
+
+
+def _cancel_check(stop_now: Callable[[], bool]) -> bool:
+    try:
+        return stop_now()
+    except Exception:  # noqa: BLE001 - a failing cancel check is not a cancel
+        return False
+
+
+def budget_summary(run: RunInfo) -> dict[str, Any]:
+    """What a run was given and spent, for the leaderboard: ``budget_s`` (its time budget),
+    ``trials`` (text: tuning trials completed / pruned / failed, or "1 (defaults)" for an
+    untuned run that finished) and ``spent_s`` (seconds training and tuning actually took)."""
+    tuning = run.metrics.get("tuning")
+    if tuning:
+        trials = f"{tuning['completed']} done"
+        if tuning.get("pruned"):
+            trials += f", {tuning['pruned']} pruned"
+        if tuning.get("failed"):
+            trials += f", {tuning['failed']} failed"
+    else:
+        trials = "1 (defaults)" if run.status == "succeeded" else "–"
+    return {"budget_s": run.time_budget_s, "trials": trials, "spent_s": run.train_seconds}
 
 
 def _serving_threads() -> None:
