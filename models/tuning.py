@@ -25,7 +25,7 @@ import statistics
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 import optuna
 from optuna.trial import Trial, TrialState
@@ -167,19 +167,17 @@ def tune(
             except optuna.TrialPruned:
                 study.tell(trial, state=TrialState.PRUNED)
                 report.pruned += 1
+            except BudgetTooSmall as exc:
+                if report.trials == 0:
+                    study.tell(trial, state=TrialState.FAIL)
+                    report.failed += 1
+                    _too_small(family, time_budget_s, exc)
+                # A later trial cut short by what was left of the budget: pruned, not failed.
+                study.tell(trial, state=TrialState.PRUNED)
+                report.pruned += 1
             except Exception as exc:  # noqa: BLE001 - a failed trial is recorded, never fatal
                 study.tell(trial, state=TrialState.FAIL)
                 report.failed += 1
-                if isinstance(exc, BudgetTooSmall) and report.trials == 1:
-                    # The default trial did not fit in its share: say the whole minimum.
-                    needed = (exc.needed_s or time_budget_s) / TRIAL_SHARE
-                    raise BudgetTooSmall(
-                        f"a time budget of {time_budget_s:g} s is too small to tune the "
-                        f"{family}: one trial gets {TRIAL_SHARE:.0%} of it and the default "
-                        f"trial did not finish one epoch ({exc}); give at least "
-                        f"{math.ceil(needed)} s, or train without tuning",
-                        needed,
-                    ) from exc
                 if len(report.failures) < MAX_RECORDED_FAILURES:
                     report.failures.append(f"trial {trial.number}: {type(exc).__name__}: {exc}")
             else:
@@ -203,6 +201,17 @@ def tune(
             f"trials in {report.seconds_used:.1f} s); first error: {first}"
         )
     return best, report
+
+
+def _too_small(family: str, time_budget_s: float, exc: BudgetTooSmall) -> NoReturn:
+    """The default trial did not fit in its share of the budget: state the whole minimum."""
+    needed = (exc.needed_s or time_budget_s) / TRIAL_SHARE
+    raise BudgetTooSmall(
+        f"a time budget of {time_budget_s:g} s is too small to tune the {family}: one trial "
+        f"gets {TRIAL_SHARE:.0%} of it and the default trial did not finish one epoch "
+        f"({exc}); give at least {math.ceil(needed)} s, or train without tuning",
+        needed,
+    ) from exc
 
 
 class TuningCancelled(Exception):
