@@ -201,7 +201,9 @@ def compute_validation_predictions(run_id: int) -> dict:
 
     run = get_run(run_id)
     data = _prepare_data(run)
-    encoder = TargetEncoder(task=run.task, classes=run.classes, positive_class=run.positive_class)
+    encoder = TargetEncoder(
+        task=str(run.task), classes=run.classes, positive_class=run.positive_class
+    )
     stored = _part_predictions(
         load_run_model(run_id), run, data["parts"]["val"], encoder, data["money_column"]
     )
@@ -350,12 +352,12 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
         interval = bootstrap_interval(metric_fn, y, prediction)
         stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
         extra = {"curves": curves(y, prediction)} if task == "binary" else {}
-    metrics = {k: float(v) for k, v in metrics.items()}
-    metrics.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
-    metrics.update(extra)
-    metrics["test_rows"] = len(test)
+    recorded: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    recorded.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    recorded.update(extra)
+    recorded["test_rows"] = len(test)
     return {
-        "metrics": metrics,
+        "metrics": recorded,
         "stored": stored,
         "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
     }
