@@ -124,6 +124,10 @@ def worker(name: str, variant: str, kind: str, budget: float) -> dict:
     )
     seconds = time.perf_counter() - started
     prediction = result.model.predict_frame(x_test)
+    # ROC-AUC of P(positive) against 1 = the positive class (not sklearn's label order).
+    truth = (
+        (y_test.astype(str) == target.positive_class).astype(int) if task == "binary" else y_test
+    )
     tuning = getattr(result, "tuning", None)
     loop = result.loop
     return {
@@ -132,7 +136,7 @@ def worker(name: str, variant: str, kind: str, budget: float) -> dict:
         "model": kind,
         "task": task,
         "metric": {"binary": "roc_auc", "multiclass": "macro_f1", "regression": "rmse"}[task],
-        "value": score(task, y_test, prediction, target.classes),
+        "value": score(task, truth, prediction, target.classes),
         "seconds": seconds,
         "trials": tuning["trials"] if tuning else 1,
         "trials_detail": {k: tuning[k] for k in ("completed", "pruned", "failed")}

@@ -47,7 +47,8 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "default": _preset(3),
 }
 
-# Training settings per preset (used by models/tabular.py); see the table above.
+# Training settings per preset (used by models/tabular.py); see the table above. The batch
+# is the most: small data trains in smaller batches (models/tabular.default_batch_size).
 TRAINING_DEFAULTS: dict[str, dict[str, float | int]] = {
     "tiny": {"lr": 1e-3, "batch_size": 256},
     "small": {"lr": 5e-4, "batch_size": 256},
