@@ -1,11 +1,13 @@
 """Equal-budget hyperparameter tuning for the tabular families, with Optuna.
 
 Every family (FT-Transformer, LightGBM, logistic regression) is tuned by the same rule:
-the run's time budget is the whole tuning budget, at most `MAX_TRIALS` trials, no trial longer
-than `TRIAL_SHARE` of the budget, a seeded TPE sampler (the same seed proposes the same
-parameters), and trials judged on the validation part by the task's headline metric
-(ROC-AUC, accuracy, -RMSE). Trial 0 is always the family's default settings, so tuning can
-only pick something that scored at least as well on validation. Torch trials report their
+the run's time budget is the whole tuning budget, at most `MAX_TRIALS` trials, a seeded TPE
+sampler (the same seed proposes the same parameters), and trials judged on the validation
+part by the task's headline metric (ROC-AUC, accuracy, -RMSE). Trial 0 is always the
+family's default settings and may use the whole budget (so a budget too tight for several
+trials gives the untuned fit, not four undertrained ones); every later trial gets at most
+`TRIAL_SHARE` of the budget. Tuning can only pick something that scored at least as well on
+validation as the defaults. Torch trials report their
 best validation score at every evaluation and are pruned when it falls below the median of
 earlier trials at the same point (`MedianPruner`). A trial that raises (a diverged loss, out
 of memory, anything) is recorded as failed and skipped; only when every trial fails does the
@@ -159,7 +161,10 @@ def tune(
             value = math.nan
             try:
                 params = space(trial)
-                seconds = max(min(left, TRIAL_SHARE * time_budget_s), 1e-3)
+                # The defaults may use the whole budget: when it is too tight for several
+                # trials, tuning is the untuned fit; later trials get a share each.
+                share = left if report.trials == 0 else TRIAL_SHARE * time_budget_s
+                seconds = max(min(left, share), 1e-3)
                 candidate = fit(params, seconds, TrialReporter(trial))
                 value = float(candidate.value)
                 if not math.isfinite(value):
@@ -204,12 +209,11 @@ def tune(
 
 
 def _too_small(family: str, time_budget_s: float, exc: BudgetTooSmall) -> NoReturn:
-    """The default trial did not fit in its share of the budget: state the whole minimum."""
-    needed = (exc.needed_s or time_budget_s) / TRIAL_SHARE
+    """The default trial did not fit in the whole budget: state the minimum."""
+    needed = exc.needed_s or time_budget_s
     raise BudgetTooSmall(
-        f"a time budget of {time_budget_s:g} s is too small to tune the {family}: one trial "
-        f"gets {TRIAL_SHARE:.0%} of it and the default trial did not finish one epoch "
-        f"({exc}); give at least {math.ceil(needed)} s, or train without tuning",
+        f"a time budget of {time_budget_s:g} s is too small to tune the {family}: the default "
+        f"trial did not finish one epoch ({exc}); give at least {math.ceil(needed)} s",
         needed,
     ) from exc
 
