@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS[:4]), choices=DATASETS)
     parser.add_argument("--before-root", type=Path, help="a checkout of the code before")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--only", nargs="+", help="VARIANT:KIND pairs to run (no reference)")
     parser.add_argument("--worker", nargs=4, metavar=("DATASET", "VARIANT", "KIND", "BUDGET"))
     args = parser.parse_args()
     if args.worker:
@@ -234,6 +235,8 @@ def main() -> None:
         jobs.append((ROOT, name, "after", "ft-transformer"))
         tuned = ("lightgbm", "logreg") if args.quick else ("ft-transformer", "lightgbm", "logreg")
         jobs += [(ROOT, name, "tuned", k) for k in tuned]
+    if args.only:
+        jobs = [j for j in jobs if f"{j[2]}:{j[3]}" in args.only]
     results = []
     for root, name, variant, kind in jobs:
         if args.quick:  # in this process: no interpreter start-ups
@@ -241,7 +244,7 @@ def main() -> None:
         else:
             results.append(run_worker(root, name, variant, kind, budget))
         print(json.dumps(results[-1], default=str), flush=True)
-    for name in names:
+    for name in [] if args.only else names:
         results.append(cv_lightgbm(name, args.quick))
         print(json.dumps(results[-1], default=str), flush=True)
     summary = {"budget_s": budget, "threads": 1, "load_before": os.getloadavg(), "results": results}
