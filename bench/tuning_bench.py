@@ -13,7 +13,7 @@ Variants (each in its own process, 1 thread):
 - after: this checkout, untuned (FT-Transformer with step budgets);
 - tuned: this checkout with tune=True (the whole budget per family).
 
-    python bench/tuning_bench.py --quick   # one data set, 3 s budgets, in this process
+    python bench/tuning_bench.py --quick   # breast cancer, "tiny", 5 s budgets, in-process
     python bench/tuning_bench.py --budget 30 --before-root /tmp/before --out bench/results/tuning.json
 """
 
@@ -91,7 +91,7 @@ def score(task: str, y_true, prediction, classes=None) -> float:
     return float(f1_score(y_true, predicted, average="macro"))
 
 
-def worker(name: str, variant: str, kind: str, budget: float) -> dict:
+def worker(name: str, variant: str, kind: str, budget: float, size: str = "small") -> dict:
     """Train one Payoff model (code from PYTHONPATH) and score it on the test rows."""
     import inspect
 
@@ -106,7 +106,7 @@ def worker(name: str, variant: str, kind: str, budget: float) -> dict:
     spec = FeatureSpec(
         numeric=numeric, categorical=tuple(c for c in x_tr.columns if c not in numeric)
     )
-    options = {"size": "small", "seed": 0, "time_budget_s": budget, "threads": 1}
+    options = {"size": size, "seed": 0, "time_budget_s": budget, "threads": 1}
     if variant == "tuned":
         options["tune"] = True
     if "tune" not in inspect.signature(fit_tabular).parameters:
@@ -224,7 +224,7 @@ def main() -> None:
     names = ["breast_cancer"] if args.quick else args.datasets
     if args.quick:
         sys.path.insert(0, str(ROOT))
-    budget = 3.0 if args.quick else args.budget
+    budget = 5.0 if args.quick else args.budget
     jobs = []
     for name in names:
         if args.before_root and not args.quick:
@@ -240,7 +240,7 @@ def main() -> None:
     results = []
     for root, name, variant, kind in jobs:
         if args.quick:  # in this process: no interpreter start-ups
-            results.append(worker(name, variant, kind, budget))
+            results.append(worker(name, variant, kind, budget, size="tiny"))
         else:
             results.append(run_worker(root, name, variant, kind, budget))
         print(json.dumps(results[-1], default=str), flush=True)
