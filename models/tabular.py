@@ -440,6 +440,7 @@ def _fit_tuned(
     task = data.target.task
     classification = task != "regression"
     cancelled = False
+    rows_seen = 0  # by every FT-Transformer trial: the run's throughput counts them all
     if kind == "ft-transformer":
         warm_up_optimizer()  # a one-off import, not tuning time
     started = time.perf_counter()
@@ -456,11 +457,14 @@ def _fit_tuned(
             return ft_space(trial, preset, n_train=len(data.y_train), classification=classification)
 
         def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
-            nonlocal cancelled
+            nonlocal cancelled, rows_seen
+            batch = min(int(params["batch_size"]), len(data.y_train))
+            trial_steps = 0
 
             def trial_epoch(report: EpochReport) -> bool:
-                nonlocal evaluations
+                nonlocal evaluations, trial_steps
                 evaluations += 1
+                trial_steps = report.step
                 elapsed = time.perf_counter() - started
                 overall = EpochReport(
                     epoch=evaluations,
@@ -477,7 +481,12 @@ def _fit_tuned(
                 reporter.report(report.epoch, report.best_val_metric)
                 return True
 
-            module, loop = _fit_ft(data, size, params, seconds, trial_epoch)
+            try:
+                module, loop = _fit_ft(data, size, params, seconds, trial_epoch)
+            except BaseException:
+                rows_seen += trial_steps * batch  # a pruned or failed trial trained too
+                raise
+            rows_seen += loop.rows_seen
             cancelled = cancelled or loop.stopped_by == "cancelled"
             return Candidate(loop.best_val_metric, module, loop)
 
@@ -515,8 +524,10 @@ def _fit_tuned(
         should_stop=stop,
     )
     loop = best.extra
-    if loop is not None and cancelled:
-        loop.stopped_by = "cancelled"
+    if loop is not None:
+        loop.rows_seen = rows_seen  # all trials' rows, so rows/s is per second of tuning
+        if cancelled:
+            loop.stopped_by = "cancelled"
     architecture = None
     if kind == "ft-transformer":
         chosen = {k: report.best_params[k] for k in ARCHITECTURE_KEYS}
