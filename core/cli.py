@@ -156,6 +156,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         time_budget_s=args.time_budget,
         text_columns=args.text_column,
         allow_pii=args.allow_pii,
+        tune=args.tune,
     )
     # Trained here, as a job of this process: heartbeated, so no other machine takes it for dead.
     run_inline("train", {"run_id": run_id}, run_id=run_id)
@@ -176,6 +177,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
         "train_seconds": run.train_seconds,
         "params": run.params,
         "flops_per_row": run.flops_per_row,
+        "tuning": run.metrics.extra.get("tuning"),
     }
 
 
@@ -518,6 +520,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         dest="allow_pii",
         help="allow columns flagged as personal data among the features",
+    )
+    train.add_argument(
+        "--tune",
+        action="store_true",
+        help="tabular models: spend the time budget tuning on the validation part (Optuna)",
     )
     train.add_argument("--members", type=int, nargs="+", help="ensemble: run ids to combine")
     train.add_argument("--rule", choices=("mean", "stack"), default="stack", help="ensemble rule")

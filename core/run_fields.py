@@ -25,9 +25,18 @@ class RunOptions:
     members: tuple[int, ...] = ()  # ensemble: the member runs
     rule: str = "stack"  # ensemble: "mean" or "stack"
     allow_pii: tuple[str, ...] = ()  # personal-data columns the analyst let in as features
+    tune: bool = False  # spend the time budget tuning on the validation part (models/tuning.py)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
-    _KEYS = ("positive_class", "train_fraction", "subsample_seed", "members", "rule", "allow_pii")
+    _KEYS = (
+        "positive_class",
+        "train_fraction",
+        "subsample_seed",
+        "members",
+        "rule",
+        "allow_pii",
+        "tune",
+    )
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> RunOptions:
@@ -41,6 +50,7 @@ class RunOptions:
             members=tuple(int(m) for m in data.get("members") or ()),
             rule=str(data.get("rule") or "stack"),
             allow_pii=tuple(pii) if isinstance(pii, list | tuple) else (),
+            tune=bool(data.get("tune", False)),
             extra={k: v for k, v in data.items() if k not in cls._KEYS},
         )
 
@@ -54,6 +64,8 @@ class RunOptions:
             out.update(members=list(self.members), rule=self.rule)
         if self.allow_pii:
             out["allow_pii"] = list(self.allow_pii)
+        if self.tune:
+            out["tune"] = True
         if self.subsample_seed is not None:
             out["subsample_seed"] = self.subsample_seed
         return {**out, **self.extra}

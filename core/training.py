@@ -67,6 +67,7 @@ def create_run(
     rule: str = "stack",
     subsample_seed: int | None = None,
     allow_pii: bool = False,
+    tune: bool = False,
     actor: Actor | None = None,
     session: Session | None = None,
 ) -> int:
@@ -75,7 +76,8 @@ def create_run(
     ``members`` and ``rule`` ("mean" or "stack") are for the kind that combines runs (the
     registry's ``combiner()``): its members may still be queued, as long as they run first.
     ``session``: the caller's transaction, when the run is one part of a larger action (a
-    learning curve queues all its runs at once).
+    learning curve queues all its runs at once). ``tune``: a kind that can be tuned spends its
+    whole time budget tuning on the validation part (models/tuning.py); other kinds ignore it.
     """
     actor = audit.authorize(actor, "train", "dataset", dataset_id)
     kind = get_kind(model)
@@ -123,6 +125,16 @@ def create_run(
         )
     if time_budget_s is not None and time_budget_s <= 0:
         raise ValueError(f"The time budget must be positive, got {time_budget_s}.")
+    tune = bool(tune) and kind.tunable
+    if tune:
+        from models.tuning import MIN_TUNING_BUDGET_S
+
+        if time_budget_s is None or time_budget_s < MIN_TUNING_BUDGET_S:
+            raise ValueError(
+                f"Tuning needs a time budget of at least {MIN_TUNING_BUDGET_S:g} s, "
+                f"got {time_budget_s}."
+            )
+        extra_options["tune"] = True
     positive_class = positive_class or (
         dataset.roles.positive_class if target == dataset.roles.target else None
     )
@@ -161,11 +173,13 @@ def queue_candidates(
     time_budget_s: float | None = 120.0,
     allow_pii: bool = False,
     stack_text_with_tabular: bool = False,
+    tune: bool = False,
     actor: Actor | None = None,
 ) -> list[int]:
     """Queue the Train page's candidates on one dataset; returns the run ids.
 
     Cheap baselines go first so the leaderboard fills while the transformers train.
+    ``tune``: tune the kinds that can be tuned within the budget.
     ``stack_text_with_tabular``: also train the text transformer and the tabular transformer
     and stack them on their log-odds (the model for rows with text and tabular columns)."""
     chosen = list(dict.fromkeys(get_kind(m).name for m in models))
@@ -183,6 +197,7 @@ def queue_candidates(
             seed=seed,
             time_budget_s=time_budget_s,
             allow_pii=allow_pii,
+            tune=tune and get_kind(model).tunable,
             actor=actor,
         )
         for model in order
@@ -290,7 +305,15 @@ def _prepare_data(run: RunInfo) -> dict:
     }
 
 
-def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, on_epoch):
+def _fit(
+    run: RunInfo,
+    parts: dict,
+    target_encoder,
+    device: str,
+    threads: int,
+    on_epoch,
+    should_stop: Callable[[], bool] | None = None,
+):
     dataset = get_dataset(run.dataset_id)
     context = FitContext(
         parts=parts,
@@ -300,6 +323,7 @@ def _fit(run: RunInfo, parts: dict, target_encoder, device: str, threads: int, o
         on_epoch=on_epoch,
         column_kinds={c.name: c.kind for c in dataset.schema.columns},
         runs=LOOKUP,
+        should_stop=should_stop,
     )
     return get_kind(run.model).fit(run, context)
 
@@ -343,12 +367,12 @@ def _evaluate(model: Any, run: RunInfo, test: pd.DataFrame, target_encoder) -> d
         interval = bootstrap_interval(metric_fn, y, prediction)
         stored = {"y": y.tolist(), "proba": np.asarray(prediction).tolist()}
         extra = {"curves": curves(y, prediction)} if task == "binary" else {}
-    figures: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
-    figures.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
-    figures.update(extra)
-    figures["test_rows"] = len(test)
+    recorded: dict[str, Any] = {k: float(v) for k, v in metrics.items()}
+    recorded.update(headline=headline, interval=[float(interval[0]), float(interval[1])])
+    recorded.update(extra)
+    recorded["test_rows"] = len(test)
     return {
-        "metrics": figures,
+        "metrics": recorded,
         "stored": stored,
         "infer_rows_per_s": len(test) / infer_seconds if infer_seconds > 0 else None,
     }
@@ -406,7 +430,10 @@ def execute_run(
             }
         )
         _set_progress(run_id, {"stage": "training", "history": history, "eta_s": report.eta_s})
-        return not (cancel_requested(run_id) or (should_stop is not None and should_stop()))
+        return not stop_now()
+
+    def stop_now() -> bool:
+        return cancel_requested(run_id) or (should_stop is not None and should_stop())
 
     try:
         data = _prepare_data(run)
@@ -416,7 +443,7 @@ def execute_run(
         )
         _set_progress(run_id, {"stage": "training", "history": history})
         with PeakMemory(device) as memory:
-            fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch)
+            fit = _fit(run, parts, target_encoder, device, settings.threads, on_epoch, stop_now)
         if fit.loop is not None and fit.loop.stopped_by == "cancelled":
             raise RunCancelled()
         if cancel_requested(run_id) or (should_stop is not None and should_stop()):
@@ -438,6 +465,8 @@ def execute_run(
                 fit.model, run, parts["val"], target_encoder, data["money_column"]
             )
         evaluation["metrics"]["dropped_missing_target"] = data["dropped_missing_target"]
+        if fit.tuning:
+            evaluation["metrics"]["tuning"] = fit.tuning  # budget, trials, best, seconds
         _set_progress(run_id, {"stage": "saving", "history": history})
         # A unique suffix: a run id can come back after the ledger is reset, a folder must not.
         artifact = settings.artifacts_dir / f"run-{run_id}-{uuid.uuid4().hex[:8]}"
@@ -464,13 +493,11 @@ def execute_run(
             progress_json={"stage": "done", "history": history},
         )
     except RunCancelled:
-        _update(
-            run_id,
-            status="cancelled",
-            finished_at=utcnow(),
-            progress_json={"stage": "cancelled", "history": history},
-        )
+        _mark_cancelled(run_id, history)
     except Exception as exc:  # noqa: BLE001 - recorded on the row, shown on the page
+        if _cancel_check(stop_now):  # e.g. tuning cancelled before its first trial finished
+            _mark_cancelled(run_id, history)
+            return get_run(run_id)
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         _update(
             run_id,
@@ -484,6 +511,38 @@ def execute_run(
             },
         )
     return get_run(run_id)
+
+
+def _mark_cancelled(run_id: int, history: list[dict]) -> None:
+    _update(
+        run_id,
+        status="cancelled",
+        finished_at=utcnow(),
+        progress_json={"stage": "cancelled", "history": history},
+    )
+
+
+def _cancel_check(stop_now: Callable[[], bool]) -> bool:
+    try:
+        return stop_now()
+    except Exception:  # noqa: BLE001 - a failing cancel check is not a cancel
+        return False
+
+
+def budget_summary(run: RunInfo) -> dict[str, Any]:
+    """What a run was given and spent, for the leaderboard: ``budget_s`` (its time budget),
+    ``trials`` (text: tuning trials completed / pruned / failed, or "1 (defaults)" for an
+    untuned run that finished) and ``spent_s`` (seconds training and tuning actually took)."""
+    tuning = run.metrics.extra.get("tuning")
+    if tuning:
+        trials = f"{tuning['completed']} done"
+        if tuning.get("pruned"):
+            trials += f", {tuning['pruned']} pruned"
+        if tuning.get("failed"):
+            trials += f", {tuning['failed']} failed"
+    else:
+        trials = "1 (defaults)" if run.status == "succeeded" else "–"
+    return {"budget_s": run.time_budget_s, "trials": trials, "spent_s": run.train_seconds}
 
 
 def holdout_frame(run_id: int) -> pd.DataFrame:

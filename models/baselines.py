@@ -30,6 +30,17 @@ def _check_output(task: str, output: str) -> None:
         raise ValueError(f"output='value' is for regression; use 'proba' or 'logit', {task=}")
 
 
+# Small-data friendly: on the credit sample (5 seeds) this beat LightGBM's defaults (31
+# leaves, all features) by ~0.006 ROC-AUC; see bench/train_bench.py. Trial 0 of tuning.
+LIGHTGBM_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 0.05,
+    "num_leaves": 15,
+    "min_data_in_leaf": 20,
+    "feature_fraction": 0.8,
+    "lambda_l2": 1.0,
+}
+
+
 class LightGBMModel:
     """Gradient-boosted trees with LightGBM's native categorical splits on Z's code columns."""
 
@@ -53,19 +64,20 @@ class LightGBMModel:
         seed: int = 0,
         threads: int = 1,
         time_budget_s: float | None = None,
+        settings: dict[str, Any] | None = None,
+        sample_weight: np.ndarray | None = None,
     ) -> LightGBMModel:
-        """Train with early stopping on the validation loss; keep the best iteration only."""
+        """Train with early stopping on the validation loss; keep the best iteration only.
+
+        `settings` override `LIGHTGBM_DEFAULTS` (tuning: models/tuning.py); a
+        `bagging_fraction` below 1 bags every iteration. `sample_weight` weights training
+        rows (class weights)."""
         if task not in _OBJECTIVES:
             raise ValueError(f"unknown task {task=}")
         params: dict[str, Any] = {
             "objective": _OBJECTIVES[task],
-            # Small-data friendly: on the credit sample (5 seeds) this beat LightGBM's
-            # defaults (31 leaves, all features) by ~0.006 ROC-AUC; see bench/train_bench.py.
-            "learning_rate": 0.05,
-            "num_leaves": 15,
-            "min_data_in_leaf": 20,
-            "feature_fraction": 0.8,
-            "lambda_l2": 1.0,
+            **LIGHTGBM_DEFAULTS,
+            **(settings or {}),
             "seed": seed,
             "deterministic": True,
             "force_row_wise": True,  # with deterministic=True: same trees on every run
@@ -74,10 +86,17 @@ class LightGBMModel:
         }
         if task == "multiclass":
             params["num_class"] = n_classes
-        train = lgb.Dataset(z_train, y_train, categorical_feature=categorical_indices)
+        if params.get("bagging_fraction", 1.0) < 1.0:
+            params["bagging_freq"] = 1
+        train = lgb.Dataset(
+            z_train, y_train, weight=sample_weight, categorical_feature=categorical_indices
+        )
         val = lgb.Dataset(z_val, y_val, reference=train, categorical_feature=categorical_indices)
         history: dict[str, dict[str, list[float]]] = {}
-        callbacks = [lgb.early_stopping(50, verbose=False), lgb.record_evaluation(history)]
+        callbacks: list[Callable[..., Any]] = [
+            lgb.early_stopping(50, verbose=False),
+            lgb.record_evaluation(history),
+        ]
         if time_budget_s is not None:
             callbacks.append(_deadline_callback(time.perf_counter() + time_budget_s))
         booster = lgb.train(params, train, 2000, valid_sets=[val], callbacks=callbacks)
@@ -91,9 +110,9 @@ class LightGBMModel:
         regression: the value [n] in the units it was trained on."""
         _check_output(self.task, output)
         if self.task == "regression":
-            return self.booster.predict(z)
+            return np.asarray(self.booster.predict(z))
         if self.task == "binary":
-            return self.booster.predict(z, raw_score=output == "logit")
+            return np.asarray(self.booster.predict(z, raw_score=output == "logit"))
         raw = self.booster.predict(z, raw_score=True)
         return softmax(raw, axis=1) if output == "proba" else log_softmax(raw, axis=1)
 
@@ -150,8 +169,13 @@ class LinearModel:
         cat_cardinalities: list[int],
         seed: int = 0,
         threads: int = 1,
+        C: float = 1.0,
+        class_weight: str | None = None,
     ) -> LinearModel:
-        """Fit imputation, scaling and an L2-regularised linear model (C = 1 / alpha = 1)."""
+        """Fit imputation, scaling and an L2-regularised linear model (C = 1 / alpha; tuning
+        varies C); `class_weight="balanced"` weights classes by inverse frequency."""
+        if not C > 0 or class_weight not in (None, "none", "balanced"):
+            raise ValueError(f"C must be positive and class_weight None or 'balanced': {C=}")
         if task not in _OBJECTIVES:
             raise ValueError(f"unknown task {task=}")
         z = np.asarray(z_train, dtype=np.float64)
@@ -175,9 +199,12 @@ class LinearModel:
         x = model.design(z)
         with threadpool_limits(limits=threads):
             if task == "regression":
-                fitted = Ridge(alpha=1.0).fit(x, y_train)
+                fitted = Ridge(alpha=1.0 / C).fit(x, y_train)
             else:
-                fitted = LogisticRegression(C=1.0, max_iter=2000, random_state=seed)
+                weights = "balanced" if class_weight == "balanced" else None
+                fitted = LogisticRegression(
+                    C=C, class_weight=weights, max_iter=2000, random_state=seed
+                )
                 fitted.fit(x, y_train)
         state["coef"] = np.atleast_2d(fitted.coef_).tolist()
         state["intercept"] = np.atleast_1d(fitted.intercept_).tolist()

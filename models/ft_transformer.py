@@ -47,7 +47,8 @@ SIZE_PRESETS: dict[str, dict[str, Any]] = {
     "default": _preset(3),
 }
 
-# Training settings per preset (used by models/tabular.py); see the table above.
+# Training settings per preset (used by models/tabular.py); see the table above. The batch
+# is the most: small data trains in smaller batches (models/tabular.default_batch_size).
 TRAINING_DEFAULTS: dict[str, dict[str, float | int]] = {
     "tiny": {"lr": 1e-3, "batch_size": 256},
     "small": {"lr": 5e-4, "batch_size": 256},
@@ -55,24 +56,52 @@ TRAINING_DEFAULTS: dict[str, dict[str, float | int]] = {
 }
 
 
+# What tuning may change in a preset (models/tuning.py): depth, width and the dropouts.
+ARCHITECTURE_KEYS = ("n_blocks", "d_block", "attention_dropout", "ffn_dropout", "residual_dropout")
+
+
+def architecture(size: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The constructor kwargs of preset `size` with tuned `overrides` (ARCHITECTURE_KEYS)."""
+    if size not in SIZE_PRESETS:
+        raise ValueError(f"unknown FT-Transformer size {size=}; choose from {list(SIZE_PRESETS)}")
+    kwargs = dict(SIZE_PRESETS[size])
+    if not overrides:
+        return kwargs
+    unknown = sorted(set(overrides) - set(ARCHITECTURE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown FT-Transformer settings {unknown}; allowed {ARCHITECTURE_KEYS}")
+    kwargs.update(overrides)
+    kwargs["_is_default"] = False
+    blocks, width, heads = kwargs["n_blocks"], kwargs["d_block"], kwargs["attention_n_heads"]
+    if not (int(blocks) >= 1 and int(width) >= heads and int(width) % heads == 0):
+        raise ValueError(f"invalid FT-Transformer shape: {blocks=} {width=} ({heads} heads)")
+    dropouts = [kwargs[k] for k in ("attention_dropout", "ffn_dropout", "residual_dropout")]
+    if not all(0.0 <= float(d) < 1.0 for d in dropouts):
+        raise ValueError(f"dropouts must be in [0, 1): {dropouts}")
+    kwargs["n_blocks"], kwargs["d_block"] = int(blocks), int(width)
+    return kwargs
+
+
 def build_ft_transformer(
-    n_cont: int, cat_cardinalities: list[int], d_out: int, size: str
+    n_cont: int,
+    cat_cardinalities: list[int],
+    d_out: int,
+    size: str,
+    overrides: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
     """An untrained FT-Transformer; call it as `model(x_cont or None, x_cat or None)`.
 
+    `overrides`: tuned depth / width / dropouts over the preset (see `architecture`).
     The package wants an empty cardinality list (not None) when there are no categoricals and
     `x_cont=None` / `x_cat=None` in forward for an absent kind; `model_inputs` does that.
     """
-    if size not in SIZE_PRESETS:
-        raise ValueError(f"unknown FT-Transformer size {size=}; choose from {list(SIZE_PRESETS)}")
+    kwargs = architecture(size, overrides)
     cards = list(cat_cardinalities or [])
     if n_cont < 0 or d_out < 1 or any(c < 1 for c in cards):
         raise ValueError(f"invalid shape: {n_cont=} {d_out=} {cards=}")
     if n_cont == 0 and not cards:
         raise ValueError("the model needs at least one numeric or categorical feature")
-    return FTTransformer(
-        n_cont_features=n_cont, cat_cardinalities=cards, d_out=d_out, **SIZE_PRESETS[size]
-    )
+    return FTTransformer(n_cont_features=n_cont, cat_cardinalities=cards, d_out=d_out, **kwargs)
 
 
 def model_inputs(

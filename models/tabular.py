@@ -7,9 +7,10 @@ explanations and the leaderboard treat FT-Transformer, LightGBM and logistic reg
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +19,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 from scipy.special import expit, log_softmax, softmax
+from scipy.stats import rankdata
 
 from models.artifacts import (
     ArtifactError,
@@ -26,15 +28,16 @@ from models.artifacts import (
     state_dict_to_bytes,
     write_artifact,
 )
-from models.baselines import LightGBMModel, LinearModel
+from models.baselines import LIGHTGBM_DEFAULTS, LightGBMModel, LinearModel
 from models.ft_transformer import (
+    ARCHITECTURE_KEYS,
     SIZE_PRESETS,
     TRAINING_DEFAULTS,
     build_ft_transformer,
     model_inputs,
 )
 from models.measure import flops_per_row, resolve_device
-from models.metrics import classification_metrics, regression_metrics
+from models.metrics import HEADLINE
 from models.preprocessing import FeatureSpec, TabularPreprocessor
 from models.tasks import TargetEncoder
 from models.training_loop import (
@@ -43,6 +46,17 @@ from models.training_loop import (
     LoopResult,
     fit_torch_model,
     iterate_minibatches,
+    warm_up_optimizer,
+)
+from models.tuning import (
+    MAX_TRIALS,
+    BudgetTooSmall,
+    Candidate,
+    TrialReporter,
+    ft_space,
+    lightgbm_space,
+    linear_space,
+    tune,
 )
 
 # The models layer's own estimator ids (core/kinds maps the app's model kinds onto them).
@@ -71,11 +85,14 @@ class FittedTabularModel:
         preprocessor: TabularPreprocessor,
         estimator: Any,
         device: str = "cpu",
+        architecture: dict[str, Any] | None = None,
     ) -> None:
         if kind not in MODEL_KINDS:
             raise ValueError(f"unknown model kind {kind=}; choose from {MODEL_KINDS}")
         self.kind = kind
         self.size = size
+        # FT-Transformer depth / width / dropouts that tuning changed from the preset.
+        self.architecture = dict(architecture) if architecture else None
         self.spec = spec
         self.target = target
         self.preprocessor = preprocessor
@@ -164,6 +181,8 @@ class FittedTabularModel:
             "spec": self.spec.to_dict(),
             "target": self.target.to_dict(),
         }
+        if self.architecture:
+            config["architecture"] = self.architecture
         files = {
             "model.json": _json_bytes(config),
             "preprocessing.json": _json_bytes(self.preprocessor.to_dict()),
@@ -198,19 +217,25 @@ class FittedTabularModel:
             raise ArtifactError(
                 f"artifact {folder} is not a complete tabular model: {exc}"
             ) from exc
-        estimator = _load_estimator(kind, config.get("size"), weights, pre, target)
-        return cls(kind, config.get("size"), spec, target, pre, estimator, resolve_device(device))
+        arch = config.get("architecture")
+        estimator = _load_estimator(kind, config.get("size"), weights, pre, target, arch)
+        return cls(
+            kind, config.get("size"), spec, target, pre, estimator, resolve_device(device), arch
+        )
 
 
 @dataclass
 class FitResult:
-    """A fitted model plus what its training cost (loop is None for the baselines)."""
+    """A fitted model plus what its training cost (loop is None for the baselines).
+
+    `tuning`: what tuning spent and found (`TuningReport.to_dict()`), None when not tuned."""
 
     model: FittedTabularModel
     loop: LoopResult | None
     train_seconds: float
     params: int
     flops_per_row: float | None
+    tuning: dict[str, Any] | None = field(default=None)
 
 
 def fit_tabular(
@@ -228,12 +253,20 @@ def fit_tabular(
     device: str = "cpu",
     threads: int = 1,
     on_epoch: Callable[[EpochReport], bool | None] | None = None,
+    tune: bool = False,
+    max_trials: int = MAX_TRIALS,
+    should_stop: Callable[[], bool] | None = None,
 ) -> FitResult:
     """Fit the preprocessor on `train_df` only, then the model; validation drives early stopping.
 
     `device` may be "auto". `size`, `time_budget_s` (checked between batches) and `on_epoch`
     apply to the FT-Transformer; LightGBM honours the time budget between trees; logreg
-    ignores both.
+    ignores both. A budget too small for one FT-Transformer epoch is a ValueError that
+    states the minimum.
+
+    `tune=True`: the whole time budget goes to tuning the family on the validation part
+    (models/tuning.py: at most `max_trials` trials, the defaults first); `should_stop` is
+    checked between trials, and `FitResult.tuning` says what was spent.
     """
     _check_fit_args(kind, size, train_df, y_train, val_df, y_val, threads)
     device = resolve_device(device)
@@ -241,35 +274,28 @@ def fit_tabular(
     pre = TabularPreprocessor().fit(train_df, spec)
     z_train, z_val = pre.encode(train_df), pre.encode(val_df)
     y_tr, y_va = target.encode(y_train), target.encode(y_val)
+    data = _Data(pre, target, spec, z_train, y_tr, z_val, y_va, seed, device, threads)
     loop = None
-    if kind == "ft_transformer":
-        config = _ft_loop_config(size, len(y_tr), seed, time_budget_s, device, threads)
-        estimator, loop = _fit_ft(pre, target, z_train, y_tr, z_val, y_va, size, config, on_epoch)
+    tuned = None
+    if tune:
+        tuned = _fit_tuned(kind, data, size, time_budget_s, max_trials, on_epoch, should_stop)
+        estimator, loop = tuned.estimator, tuned.loop
+    elif kind == "ft_transformer":
+        params = ft_default_params(size, len(y_tr), target.task)
+        estimator, loop = _fit_ft(data, size, params, time_budget_s, on_epoch)
     elif kind == "gbdt":
-        estimator = LightGBMModel.fit(
-            z_train,
-            _baseline_target(target, y_tr),
-            z_val,
-            _baseline_target(target, y_va),
-            task=target.task,
-            n_classes=target.n_classes,
-            categorical_indices=list(range(len(spec.numeric), len(spec.columns))),
-            seed=seed,
-            threads=threads,
-            time_budget_s=time_budget_s,
-        )
+        estimator = _fit_lightgbm(data, {}, time_budget_s)
     else:
-        estimator = LinearModel.fit(
-            z_train,
-            _baseline_target(target, y_tr),
-            task=target.task,
-            n_numeric=len(spec.numeric),
-            cat_cardinalities=pre.cat_cardinalities,
-            seed=seed,
-            threads=threads,
-        )
+        estimator = _fit_linear(data, {})
     model = FittedTabularModel(
-        kind, size if kind == "ft_transformer" else None, spec, target, pre, estimator, device
+        kind,
+        size if kind == "ft_transformer" else None,
+        spec,
+        target,
+        pre,
+        estimator,
+        device,
+        architecture=tuned.architecture if tuned else None,
     )
     return FitResult(
         model=model,
@@ -277,7 +303,32 @@ def fit_tabular(
         train_seconds=time.perf_counter() - start,
         params=model.n_params(),
         flops_per_row=model.flops_per_row(),
+        tuning=tuned.report if tuned else None,
     )
+
+
+@dataclass
+class _Data:
+    """The encoded parts and fixed settings every fit of one run shares."""
+
+    pre: TabularPreprocessor
+    target: TargetEncoder
+    spec: FeatureSpec
+    z_train: np.ndarray
+    y_train: np.ndarray
+    z_val: np.ndarray
+    y_val: np.ndarray
+    seed: int
+    device: str
+    threads: int
+
+
+@dataclass
+class _Tuned:
+    estimator: Any
+    loop: LoopResult | None
+    architecture: dict[str, Any] | None
+    report: dict[str, Any]
 
 
 def _check_fit_args(
@@ -309,38 +360,270 @@ def _baseline_target(target: TargetEncoder, encoded: np.ndarray) -> np.ndarray:
     return target.decode(encoded) if target.task == "regression" else encoded
 
 
-# ----- FT-Transformer ------------------------------------------------------------------------
-def _ft_loop_config(
-    size: str, n_train: int, seed: int, time_budget_s: float | None, device: str, threads: int
-) -> LoopConfig:
-    """The loop settings of a preset (see TRAINING_DEFAULTS); batches never exceed the data."""
-    defaults = TRAINING_DEFAULTS[size]
-    return LoopConfig(
-        lr=float(defaults["lr"]),
-        batch_size=int(min(defaults["batch_size"], n_train)),
+def _class_weights(target: TargetEncoder, y: np.ndarray) -> np.ndarray:
+    """Inverse-frequency ("balanced") weight per class: n / (n_classes x n_c)."""
+    counts = np.bincount(y, minlength=target.n_classes).astype(np.float64)
+    return len(y) / (target.n_classes * np.maximum(counts, 1.0))
+
+
+def validation_score(target: TargetEncoder, y_val: np.ndarray, prediction: np.ndarray) -> float:
+    """The headline metric on validation rows, higher = better: ROC-AUC (binary; -log-loss
+    when the part has one class), accuracy (multiclass), -RMSE in original units.
+
+    `y_val` is encoded (class index, or the scaled regression value); `prediction` is
+    P(positive) / class probabilities / the value in original units. Computed with numpy
+    (it runs at every evaluation of every trial); equal to models/metrics.py's figures."""
+    prediction = np.asarray(prediction, dtype=np.float64)
+    if target.task == "regression":
+        return -float(np.sqrt(np.mean((target.decode(y_val) - prediction) ** 2)))
+    if target.task == "multiclass":
+        return float(np.mean(prediction.argmax(axis=1) == y_val))
+    positive = y_val == 1
+    n_pos, n_neg = int(positive.sum()), int((~positive).sum())
+    if n_pos == 0 or n_neg == 0:
+        return -_log_loss(target, y_val, prediction)
+    ranks = rankdata(prediction)  # average ranks for ties: the Mann-Whitney form of ROC-AUC
+    return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _log_loss(target: TargetEncoder, y: np.ndarray, proba: np.ndarray) -> float:
+    """Mean negative log-likelihood of the true classes (probabilities clipped at 1e-15)."""
+    p = np.column_stack([1 - proba, proba]) if target.task == "binary" else proba
+    picked = np.clip(p[np.arange(len(y)), y], 1e-15, 1.0)
+    return float(-np.mean(np.log(picked)))
+
+
+# ----- baselines -----------------------------------------------------------------------------
+def _fit_lightgbm(
+    data: _Data, settings: dict[str, Any], time_budget_s: float | None
+) -> LightGBMModel:
+    """LightGBM with `settings` over its defaults; "class_weight": "balanced" weights rows."""
+    settings = dict(settings)
+    balanced = settings.pop("class_weight", "none") == "balanced"
+    weights = _class_weights(data.target, data.y_train)[data.y_train] if balanced else None
+    return LightGBMModel.fit(
+        data.z_train,
+        _baseline_target(data.target, data.y_train),
+        data.z_val,
+        _baseline_target(data.target, data.y_val),
+        task=data.target.task,
+        n_classes=data.target.n_classes,
+        categorical_indices=list(range(len(data.spec.numeric), len(data.spec.columns))),
+        seed=data.seed,
+        threads=data.threads,
         time_budget_s=time_budget_s,
-        seed=seed,
-        device=device,
-        threads=threads,
+        settings=settings,
+        sample_weight=weights,
+    )
+
+
+def _fit_linear(data: _Data, settings: dict[str, Any]) -> LinearModel:
+    return LinearModel.fit(
+        data.z_train,
+        _baseline_target(data.target, data.y_train),
+        task=data.target.task,
+        n_numeric=len(data.spec.numeric),
+        cat_cardinalities=data.pre.cat_cardinalities,
+        seed=data.seed,
+        threads=data.threads,
+        C=float(settings.get("C", 1.0)),
+        class_weight=settings.get("class_weight"),
+    )
+
+
+# ----- tuning --------------------------------------------------------------------------------
+def _fit_tuned(
+    kind: str,
+    data: _Data,
+    size: str,
+    time_budget_s: float | None,
+    max_trials: int,
+    on_epoch: Callable[[EpochReport], bool | None] | None,
+    should_stop: Callable[[], bool] | None,
+) -> _Tuned:
+    """Tune `kind` on the validation part within `time_budget_s` (models/tuning.py)."""
+    if time_budget_s is None:
+        raise ValueError("tuning needs a time budget: set time_budget_s")
+    task = data.target.task
+    classification = task != "regression"
+    cancelled = False
+    rows_seen = 0  # by every FT-Transformer trial: the run's throughput counts them all
+    if kind == "ft_transformer":
+        warm_up_optimizer()  # a one-off import, not tuning time
+    started = time.perf_counter()
+
+    def stop() -> bool:
+        return cancelled or (should_stop is not None and should_stop())
+
+    if kind == "ft_transformer":
+        defaults = ft_default_params(size, len(data.y_train), task)
+        preset = {**SIZE_PRESETS[size], "batch_size": defaults["batch_size"]}
+        evaluations = 0
+
+        def space(trial: Any) -> dict[str, Any]:
+            return ft_space(trial, preset, n_train=len(data.y_train), classification=classification)
+
+        def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
+            nonlocal cancelled, rows_seen
+            batch = min(int(params["batch_size"]), len(data.y_train))
+            trial_steps = 0
+
+            def trial_epoch(report: EpochReport) -> bool:
+                nonlocal evaluations, trial_steps
+                evaluations += 1
+                trial_steps = report.step
+                elapsed = time.perf_counter() - started
+                overall = EpochReport(
+                    epoch=evaluations,
+                    train_loss=report.train_loss,
+                    val_loss=report.val_loss,
+                    val_metric=report.val_metric,
+                    best_val_metric=report.best_val_metric,
+                    elapsed_s=elapsed,
+                    eta_s=max(time_budget_s - elapsed, 0.0),
+                    step=report.step,
+                )
+                if on_epoch is not None and on_epoch(overall) is False:
+                    return False
+                reporter.report(report.epoch, report.best_val_metric)
+                return True
+
+            try:
+                module, loop = _fit_ft(data, size, params, seconds, trial_epoch)
+            except BaseException:
+                rows_seen += trial_steps * batch  # a pruned or failed trial trained too
+                raise
+            rows_seen += loop.rows_seen
+            cancelled = cancelled or loop.stopped_by == "cancelled"
+            return Candidate(loop.best_val_metric, module, loop)
+
+    elif kind == "gbdt":
+        defaults = {**LIGHTGBM_DEFAULTS, "lambda_l1": 1e-8, "bagging_fraction": 1.0}
+        if classification:
+            defaults["class_weight"] = "none"
+
+        def space(trial: Any) -> dict[str, Any]:
+            return lightgbm_space(trial, classification=classification)
+
+        def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
+            model = _fit_lightgbm(data, params, seconds)
+            return Candidate(_baseline_score(data, model), model)
+
+    else:
+        defaults = {"C": 1.0, **({"class_weight": "none"} if classification else {})}
+
+        def space(trial: Any) -> dict[str, Any]:
+            return linear_space(trial, classification=classification)
+
+        def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
+            model = _fit_linear(data, params)
+            return Candidate(_baseline_score(data, model), model)
+
+    best, report = tune(
+        kind,
+        space=space,
+        fit=fit,
+        defaults=defaults,
+        time_budget_s=time_budget_s,
+        metric=HEADLINE[task],
+        seed=data.seed,
+        max_trials=max_trials,
+        should_stop=stop,
+    )
+    loop = best.extra
+    if loop is not None:
+        loop.rows_seen = rows_seen  # all trials' rows, so rows/s is per second of tuning
+        if cancelled:
+            loop.stopped_by = "cancelled"
+    architecture = None
+    if kind == "ft_transformer":
+        chosen = {k: report.best_params[k] for k in ARCHITECTURE_KEYS}
+        architecture = {k: v for k, v in chosen.items() if SIZE_PRESETS[size][k] != v} or None
+    return _Tuned(best.model, loop, architecture, report.to_dict())
+
+
+def _baseline_score(data: _Data, model: LightGBMModel | LinearModel) -> float:
+    output = "value" if data.target.task == "regression" else "proba"
+    return validation_score(data.target, data.y_val, model.predict(data.z_val, output=output))
+
+
+# ----- FT-Transformer ------------------------------------------------------------------------
+# Budgets in optimiser steps (see models/training_loop.py): the validation part is scored
+# about once an epoch (at least every 10 and at most every 500 steps), early stopping waits
+# FT_PATIENCE evaluations without improvement and never fires before FT_MIN_STEPS steps,
+# and training ends after FT_MAX_EPOCHS epochs or FT_MIN_MAX_STEPS steps, whichever is more.
+# With 800 rows and batch 256 the old epoch budget (100) allowed ~300 steps.
+FT_MIN_STEPS = 400
+FT_PATIENCE = 8
+FT_MAX_EPOCHS = 100
+FT_MIN_MAX_STEPS = 2000
+FT_WEIGHT_DECAY = 1e-5
+
+
+def default_batch_size(n_train: int, preset_batch: int) -> int:
+    """The preset's batch, made smaller for small data: about a tenth of the rows, a power of
+    two in [32, preset], so 800 rows train in batches of 64 (13 steps an epoch), not 256."""
+    tenth = max(1, n_train // 10)
+    return int(min(preset_batch, max(32, 1 << (tenth.bit_length() - 1)), max(n_train, 1)))
+
+
+def ft_default_params(size: str, n_train: int, task: str) -> dict[str, Any]:
+    """The settings of preset `size` (TRAINING_DEFAULTS and its architecture): trial 0 of
+    tuning, and what an untuned run trains with."""
+    preset = SIZE_PRESETS[size]
+    params: dict[str, Any] = {
+        "lr": float(TRAINING_DEFAULTS[size]["lr"]),
+        "weight_decay": FT_WEIGHT_DECAY,
+        **{k: preset[k] for k in ARCHITECTURE_KEYS},
+        "batch_size": default_batch_size(n_train, int(TRAINING_DEFAULTS[size]["batch_size"])),
+    }
+    if task != "regression":
+        params["class_weight"] = "none"
+    return params
+
+
+def _ft_loop_config(
+    params: dict[str, Any], n_train: int, time_budget_s: float | None, data: _Data
+) -> LoopConfig:
+    """Loop settings for `params`: step budgets as above; batches never exceed the data."""
+    batch = int(min(params["batch_size"], n_train))
+    steps_per_epoch = math.ceil(n_train / batch)
+    return LoopConfig(
+        lr=float(params["lr"]),
+        weight_decay=float(params["weight_decay"]),
+        batch_size=batch,
+        max_epochs=1_000_000,
+        max_steps=max(FT_MAX_EPOCHS * steps_per_epoch, FT_MIN_MAX_STEPS),
+        min_steps=FT_MIN_STEPS,
+        eval_every_steps=min(max(steps_per_epoch, 10), 500),
+        patience=FT_PATIENCE,
+        time_budget_s=time_budget_s,
+        seed=data.seed,
+        device=data.device,
+        threads=data.threads,
     )
 
 
 def _fit_ft(
-    pre: TabularPreprocessor,
-    target: TargetEncoder,
-    z_train: np.ndarray,
-    y_train: np.ndarray,
-    z_val: np.ndarray,
-    y_val: np.ndarray,
+    data: _Data,
     size: str,
-    config: LoopConfig,
+    params: dict[str, Any],
+    time_budget_s: float | None,
     on_epoch: Callable[[EpochReport], bool | None] | None,
 ) -> tuple[torch.nn.Module, LoopResult]:
+    """One FT-Transformer with `params` (see `ft_default_params`); best validation weights."""
+    started = time.perf_counter()
+    target, pre = data.target, data.pre
+    config = _ft_loop_config(params, len(data.y_train), time_budget_s, data)
     torch.manual_seed(config.seed)  # weight initialisation is part of a reproducible run
-    module = build_ft_transformer(pre.n_cont, pre.cat_cardinalities, target.d_out, size)
+    overrides = {k: params[k] for k in ARCHITECTURE_KEYS if k in params}
+    module = build_ft_transformer(pre.n_cont, pre.cat_cardinalities, target.d_out, size, overrides)
     device = torch.device(config.device)
-    x_cont, x_cat = (torch.from_numpy(a).to(device) for a in pre.to_model_inputs(z_train))
-    y = torch.from_numpy(y_train).to(device)
+    x_cont, x_cat = (torch.from_numpy(a).to(device) for a in pre.to_model_inputs(data.z_train))
+    y = torch.from_numpy(data.y_train).to(device)
+    weight = None
+    if params.get("class_weight") == "balanced":
+        weight = torch.from_numpy(_class_weights(target, data.y_train)).float().to(device)
 
     def train_batches(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
         for idx in iterate_minibatches(len(y), config.batch_size, rng):
@@ -349,13 +632,15 @@ def _fit_ft(
 
     def loss_fn(model: torch.nn.Module, batch: tuple) -> torch.Tensor:
         xc, xk, yb = batch
-        return _loss(target.task, model(*model_inputs(xc, xk)), yb)
+        return _loss(target.task, model(*model_inputs(xc, xk)), yb, weight)
 
     def evaluate(model: torch.nn.Module) -> tuple[float, float]:
-        rows = inference_batch_rows(z_val.shape[1] + 1, _d_block(model), config.device)
-        raw = _torch_outputs(model, pre, z_val, rows, config.device)
-        return _val_loss_and_metric(raw, y_val, target)
+        rows = inference_batch_rows(data.z_val.shape[1] + 1, _d_block(model), config.device)
+        raw = _torch_outputs(model, pre, data.z_val, rows, config.device)
+        return _val_loss_and_metric(raw, data.y_val, target)
 
+    if time_budget_s is not None:  # building the model counts against the budget
+        config.time_budget_s = max(time_budget_s - (time.perf_counter() - started), 1e-6)
     result = fit_torch_model(
         module,
         train_batches=train_batches,
@@ -364,33 +649,44 @@ def _fit_ft(
         config=config,
         on_epoch=on_epoch,
     )
+    steps_per_epoch = math.ceil(len(y) / config.batch_size)
+    if result.stopped_by == "time_budget" and result.steps < steps_per_epoch:
+        needed = result.train_seconds / max(result.steps, 1) * steps_per_epoch * 1.5
+        raise BudgetTooSmall(
+            f"a time budget of {time_budget_s:g} s does not fit one epoch of the FT-Transformer "
+            f"({result.steps} of {steps_per_epoch} steps done); give at least "
+            f"{math.ceil(needed)} s",
+            needed,
+        )
     return module, result
 
 
-def _loss(task: str, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def _loss(
+    task: str, out: torch.Tensor, y: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Cross-entropy (class `weight`s, if any, per class) or MSE on the scaled target."""
     out = out.float()
     if task == "binary":
-        return F.binary_cross_entropy_with_logits(out[:, 0], y.float())
+        if weight is None:
+            return F.binary_cross_entropy_with_logits(out[:, 0], y.float())
+        rows = weight[y]  # a weighted mean over the batch
+        return F.binary_cross_entropy_with_logits(out[:, 0], y.float(), weight=rows) * (
+            len(y) / rows.sum()
+        )
     if task == "multiclass":
-        return F.cross_entropy(out, y)
+        return F.cross_entropy(out, y, weight=weight)
     return F.mse_loss(out[:, 0], y)
 
 
 def _val_loss_and_metric(
     raw: np.ndarray, y_val: np.ndarray, target: TargetEncoder
 ) -> tuple[float, float]:
-    """Validation loss and the headline metric, sign-flipped for RMSE so higher is better."""
+    """Validation loss and the headline metric (`validation_score`), higher = better."""
     if target.task == "regression":
         loss = float(np.mean((raw[:, 0] - y_val) ** 2))
-        truth, pred = target.decode(y_val), target.decode(raw[:, 0])
-        return loss, -regression_metrics(truth, pred)["rmse"]
+        return loss, validation_score(target, y_val, target.decode(raw[:, 0]))
     proba = _transform_outputs(raw, target, "proba")
-    metrics = classification_metrics(target.task, y_val, proba)
-    if target.task == "multiclass":
-        return metrics["log_loss"], metrics["accuracy"]
-    auc = metrics["roc_auc"]
-    # A validation split with one class has no ROC-AUC; fall back to the (negated) loss.
-    return metrics["log_loss"], auc if np.isfinite(auc) else -metrics["log_loss"]
+    return _log_loss(target, y_val, proba), validation_score(target, y_val, proba)
 
 
 def _torch_outputs(
@@ -432,11 +728,13 @@ def inference_batch_rows(tokens: int, width: int, device: str) -> int:
 
 
 def _d_block(module: torch.nn.Module) -> int:
-    return int(module.backbone.output.linear.in_features)
+    backbone: Any = module.backbone
+    return int(backbone.output.linear.in_features)
 
 
 def _d_out(module: torch.nn.Module) -> int:
-    return int(module.backbone.output.linear.out_features)
+    backbone: Any = module.backbone
+    return int(backbone.output.linear.out_features)
 
 
 def _transform_outputs(raw: np.ndarray, target: TargetEncoder, output: str) -> np.ndarray:
@@ -448,7 +746,12 @@ def _transform_outputs(raw: np.ndarray, target: TargetEncoder, output: str) -> n
 
 
 def _load_estimator(
-    kind: str, size: str | None, weights: bytes, pre: TabularPreprocessor, target: TargetEncoder
+    kind: str,
+    size: str | None,
+    weights: bytes,
+    pre: TabularPreprocessor,
+    target: TargetEncoder,
+    architecture: dict[str, Any] | None = None,
 ) -> Any:
     if kind == "gbdt":
         return LightGBMModel.from_bytes(weights, target.task)
@@ -456,7 +759,12 @@ def _load_estimator(
         return LinearModel.from_bytes(weights)
     if size not in SIZE_PRESETS:
         raise ArtifactError(f"artifact names an unknown FT-Transformer size {size=}")
-    module = build_ft_transformer(pre.n_cont, pre.cat_cardinalities, target.d_out, size)
+    try:
+        module = build_ft_transformer(
+            pre.n_cont, pre.cat_cardinalities, target.d_out, size, architecture
+        )
+    except ValueError as exc:
+        raise ArtifactError(f"artifact has an invalid FT-Transformer architecture: {exc}") from exc
     try:
         module.load_state_dict(bytes_to_state_dict(weights))
     except RuntimeError as exc:

@@ -3,6 +3,12 @@
 The caller supplies the data and the maths (`train_batches`, `loss_fn`, `evaluate`); the loop
 owns what must behave the same everywhere: seeding, AdamW, gradient clipping, early stopping
 that restores the best weights, a wall-clock budget, progress reports and cancellation.
+
+Budgets are counted in optimiser steps and seconds as well as epochs: with
+`eval_every_steps` the validation part is scored every that many steps (else once per
+epoch), `patience` counts evaluations without improvement, early stopping never fires before
+`min_steps`, and `max_steps` / `time_budget_s` end training whatever the epoch count. So a
+small data set (a few optimiser steps per epoch) still gets enough steps to learn.
 """
 
 from __future__ import annotations
@@ -17,12 +23,17 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-StopReason = Literal["early_stop", "time_budget", "max_epochs", "cancelled"]
+StopReason = Literal["early_stop", "time_budget", "max_epochs", "max_steps", "cancelled"]
 
 
 @dataclass
 class LoopConfig:
-    """Training settings; `time_budget_s=None` means no wall-clock limit."""
+    """Training settings; `time_budget_s=None` means no wall-clock limit.
+
+    `patience` counts evaluations (once per epoch, or every `eval_every_steps` optimiser
+    steps); `min_steps` keeps early stopping off until that many steps; `max_steps=None`
+    means no step limit.
+    """
 
     max_epochs: int = 100
     batch_size: int = 256
@@ -34,6 +45,9 @@ class LoopConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
+    max_steps: int | None = None
+    min_steps: int = 0
+    eval_every_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -41,6 +55,10 @@ class LoopConfig:
                 "max_epochs, batch_size, patience and threads must be >= 1, got "
                 f"{self.max_epochs=} {self.batch_size=} {self.patience=} {self.threads=}"
             )
+        if (self.max_steps is not None and self.max_steps < 1) or self.min_steps < 0:
+            raise ValueError(f"max_steps must be >= 1 and min_steps >= 0: {self.max_steps=}")
+        if self.eval_every_steps is not None and self.eval_every_steps < 1:
+            raise ValueError(f"eval_every_steps must be >= 1 or None: {self.eval_every_steps=}")
         if not (self.lr > 0 and self.weight_decay >= 0 and self.grad_clip >= 0):
             raise ValueError(f"invalid {self.lr=} {self.weight_decay=} {self.grad_clip=}")
         if self.time_budget_s is not None and not self.time_budget_s > 0:
@@ -51,7 +69,9 @@ class LoopConfig:
 
 @dataclass
 class EpochReport:
-    """Progress after one epoch (1-based); `eta_s` is a rough upper bound of time left."""
+    """Progress after one evaluation: `epoch` is its 1-based number (one per epoch unless the
+    loop evaluates every `eval_every_steps` steps), `step` the optimiser steps so far;
+    `train_loss` is the mean since the previous evaluation; `eta_s` a rough upper bound."""
 
     epoch: int
     train_loss: float
@@ -60,11 +80,14 @@ class EpochReport:
     best_val_metric: float
     elapsed_s: float
     eta_s: float
+    step: int = 0
 
 
 @dataclass
 class LoopResult:
-    """How training ended; the model holds the weights of `best_epoch` (1-based)."""
+    """How training ended; the model holds the weights of evaluation `best_epoch` (1-based).
+
+    `epochs_run` counts evaluations (= epochs unless evaluated every `eval_every_steps`)."""
 
     best_epoch: int
     epochs_run: int
@@ -72,6 +95,13 @@ class LoopResult:
     train_seconds: float
     rows_seen: int
     history: list[EpochReport] = field(default_factory=list)
+    steps: int = 0
+    best_step: int = 0
+
+    @property
+    def best_val_metric(self) -> float:
+        """The validation metric of the weights the model holds (-inf if none finite)."""
+        return self.history[-1].best_val_metric if self.history else -math.inf
 
 
 def fit_torch_model(
@@ -91,6 +121,8 @@ def fit_torch_model(
     returns (val_loss, val_metric), higher metric = better; it runs under no_grad in eval
     mode. `on_epoch` returning False cancels (anything else continues).
     """
+    warm_up_optimizer()
+    started = time.perf_counter()  # the budget includes setting up the optimiser
     torch.set_num_threads(config.threads)
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
@@ -100,13 +132,37 @@ def fit_torch_model(
     optimizer = torch.optim.AdamW(
         _parameter_groups(model, optimizer_groups), lr=config.lr, weight_decay=config.weight_decay
     )
-    state = _LoopState(config)
-    while state.reason is None:
-        train_loss = _train_epoch(model, optimizer, train_batches(rng), loss_fn, state, device)
+    state = _LoopState(config, started)
+
+    def evaluate_and_report() -> None:
         val_loss, val_metric = _evaluate(model, evaluate, device)
-        report = state.end_epoch(model, train_loss, val_loss, val_metric)
+        report = state.end_evaluation(model, val_loss, val_metric)
         if on_epoch is not None and on_epoch(report) is False:
             state.reason = "cancelled"
+        model.train()
+
+    while state.reason is None:
+        model.train()
+        for batch in train_batches(rng):
+            _train_step(model, optimizer, batch, loss_fn, state, device)
+            if state.out_of_time() or state.out_of_steps():
+                break
+            if state.evaluation_due():
+                evaluate_and_report()
+                if state.reason is not None:
+                    break
+        else:
+            state.epochs_completed += 1
+            if state.steps_per_epoch is None:
+                state.steps_per_epoch = state.steps
+            at_max = state.epochs_completed >= config.max_epochs
+            if state.last_eval_step != state.steps and (config.eval_every_steps is None or at_max):
+                evaluate_and_report()
+            elif at_max and state.reason is None:
+                state.reason = "max_epochs"  # the last step was just evaluated
+            continue
+        if state.last_eval_step != state.steps:
+            evaluate_and_report()  # the weights since the last evaluation are scored too
     if state.best_weights is not None:
         model.load_state_dict(state.best_weights)
     model.eval()
@@ -117,20 +173,41 @@ def fit_torch_model(
         train_seconds=time.perf_counter() - state.start,
         rows_seen=state.rows_seen,
         history=state.history,
+        steps=state.steps,
+        best_step=state.best_step,
     )
 
 
-class _LoopState:
-    """Bookkeeping for one run: clock, best weights, patience, why it stopped."""
+def warm_up_optimizer() -> None:
+    """The first AdamW of a process imports torch's compiler stack (2-9 s on a busy CPU).
+    Done once before any clock starts, so it never eats a run's or a trial's time budget."""
+    global _OPTIMIZER_WARM
+    if not _OPTIMIZER_WARM:
+        torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
+        _OPTIMIZER_WARM = True
 
-    def __init__(self, config: LoopConfig) -> None:
+
+_OPTIMIZER_WARM = False
+
+
+class _LoopState:
+    """Bookkeeping for one run: clock, steps, best weights, patience, why it stopped."""
+
+    def __init__(self, config: LoopConfig, start: float) -> None:
         self.config = config
-        self.start = time.perf_counter()
+        self.start = start
         self.history: list[EpochReport] = []
         self.best_metric = -math.inf
         self.best_epoch = 0
+        self.best_step = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.rows_seen = 0
+        self.steps = 0
+        self.epochs_completed = 0
+        self.steps_per_epoch: int | None = None
+        self.last_eval_step = -1
+        self.loss_sum = 0.0
+        self.loss_rows = 0
         self.reason: StopReason | None = None
 
     def elapsed(self) -> float:
@@ -138,80 +215,97 @@ class _LoopState:
 
     def out_of_time(self) -> bool:
         budget = self.config.time_budget_s
-        if budget is not None and self.elapsed() >= budget:
+        if self.reason is None and budget is not None and self.elapsed() >= budget:
             self.reason = "time_budget"
         return self.reason == "time_budget"
 
-    def end_epoch(
-        self, model: torch.nn.Module, train_loss: float, val_loss: float, val_metric: float
+    def out_of_steps(self) -> bool:
+        limit = self.config.max_steps
+        if self.reason is None and limit is not None and self.steps >= limit:
+            self.reason = "max_steps"
+        return self.reason == "max_steps"
+
+    def evaluation_due(self) -> bool:
+        every = self.config.eval_every_steps
+        return every is not None and self.steps % every == 0
+
+    def end_evaluation(
+        self, model: torch.nn.Module, val_loss: float, val_metric: float
     ) -> EpochReport:
-        epoch = len(self.history) + 1
-        # NaN never counts as an improvement, but the first epoch always sets a baseline.
+        evaluation = len(self.history) + 1
+        # NaN never counts as an improvement, but the first evaluation always sets a baseline.
         if self.best_weights is None or val_metric > self.best_metric:
             self.best_metric = val_metric if not math.isnan(val_metric) else -math.inf
-            self.best_epoch = epoch
+            self.best_epoch = evaluation
+            self.best_step = self.steps
             self.best_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
         if self.reason is None:
-            if epoch - self.best_epoch >= self.config.patience:
+            waited = evaluation - self.best_epoch >= self.config.patience
+            if waited and self.steps >= self.config.min_steps:
                 self.reason = "early_stop"
-            elif epoch >= self.config.max_epochs:
+            elif self.epochs_completed >= self.config.max_epochs:
                 self.reason = "max_epochs"
-            else:
+            elif not self.out_of_steps():
                 self.out_of_time()  # evaluation may have used up the rest of the budget
+        train_loss = self.loss_sum / self.loss_rows if self.loss_rows else float("nan")
+        self.loss_sum, self.loss_rows = 0.0, 0
+        self.last_eval_step = self.steps
         elapsed = self.elapsed()
         report = EpochReport(
-            epoch=epoch,
+            epoch=evaluation,
             train_loss=train_loss,
             val_loss=val_loss,
             val_metric=val_metric,
             best_val_metric=self.best_metric,
             elapsed_s=elapsed,
-            eta_s=self._eta(epoch, elapsed),
+            eta_s=self._eta(elapsed),
+            step=self.steps,
         )
         self.history.append(report)
         return report
 
-    def _eta(self, epoch: int, elapsed: float) -> float:
-        if self.reason is not None:
+    def _eta(self, elapsed: float) -> float:
+        if self.reason is not None or self.steps == 0:
             return 0.0
-        eta = elapsed / epoch * (self.config.max_epochs - epoch)
+        per_step = elapsed / self.steps
+        limits = []
+        if self.config.max_steps is not None:
+            limits.append(per_step * max(self.config.max_steps - self.steps, 0))
+        if self.steps_per_epoch is not None:
+            total = self.config.max_epochs * self.steps_per_epoch
+            limits.append(per_step * max(total - self.steps, 0))
         if self.config.time_budget_s is not None:
-            eta = min(eta, max(self.config.time_budget_s - elapsed, 0.0))
-        return eta
+            limits.append(max(self.config.time_budget_s - elapsed, 0.0))
+        return min(limits) if limits else 0.0
 
 
-def _train_epoch(
+def _train_step(
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    batches: Iterable[tuple],
+    batch: tuple,
     loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor],
     state: _LoopState,
     device: torch.device,
-) -> float:
-    """Mean training loss per row; stops between batches once the time budget is spent."""
-    model.train()
-    total, rows = 0.0, 0
-    for batch in batches:
-        batch = _to_device(batch, device)
-        n = _batch_rows(batch)
-        optimizer.zero_grad(set_to_none=True)
-        with _autocast(device):
-            loss = loss_fn(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"training diverged: the loss is {loss.item()} in epoch {len(state.history) + 1}; "
-                "try a smaller learning rate"
-            )
-        loss.backward()
-        if state.config.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), state.config.grad_clip)
-        optimizer.step()
-        total += float(loss.detach()) * n
-        rows += n
-        state.rows_seen += n
-        if state.out_of_time():
-            break
-    return total / rows if rows else float("nan")
+) -> None:
+    """One optimiser step; a non-finite loss raises FloatingPointError (never trained on)."""
+    batch = _to_device(batch, device)
+    n = _batch_rows(batch)
+    optimizer.zero_grad(set_to_none=True)
+    with _autocast(device):
+        loss = loss_fn(model, batch)
+    if not torch.isfinite(loss):
+        raise FloatingPointError(
+            f"training diverged: the loss is {loss.item()} at step {state.steps + 1}; "
+            "try a smaller learning rate"
+        )
+    loss.backward()
+    if state.config.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), state.config.grad_clip)
+    optimizer.step()
+    state.loss_sum += float(loss.detach()) * n
+    state.loss_rows += n
+    state.rows_seen += n
+    state.steps += 1
 
 
 def _evaluate(

@@ -11,7 +11,7 @@ from sklearn.metrics import confusion_matrix
 from core.datasets import list_datasets
 from core.diagnostics import headline_higher_is_better
 from core.runs import delete_run, holdout_predictions, list_runs
-from core.training import confidently_wrong
+from core.training import budget_summary, confidently_wrong
 from pages._shared import state
 from pages._shared.auth import current_actor
 from pages._shared.charts import curve_figures
@@ -39,6 +39,7 @@ done = [r for r in runs if r.status == "succeeded"]
 rows = []
 for run in runs:
     name, value, interval = run.headline
+    spent = budget_summary(run)
     rows.append(
         {
             "run": run.label,
@@ -48,6 +49,8 @@ for run in runs:
             "value": value,
             "95% CI": f"{interval[0]:.3f}–{interval[1]:.3f}" if interval else "–",
             "train time": fmt_seconds(run.train_seconds),
+            "budget": fmt_seconds(spent["budget_s"]),
+            "trials": spent["trials"],
             "train rows/s": fmt_count(run.train_rows_per_s),
             "inference rows/s": fmt_count(run.infer_rows_per_s),
             "params": fmt_count(run.params),

@@ -72,6 +72,13 @@ with st.container(border=True):
             help="Both train first; a logistic regression on their log-odds is fitted on the validation part.",
         )
     budget = st.slider("Time budget per model (seconds)", 10, 1200, 120, step=10, key="budget")
+    tune = st.checkbox(
+        "Tune each tabular model within its budget",
+        value=True,
+        key="tune",
+        help="Optuna tries settings on the validation part (same budget and trial cap for "
+        "every model, defaults first) and keeps the best.",
+    )
     seed = st.number_input("Seed", 0, 10_000, 0, key="seed")
     allow_pii = st.checkbox(
         "Allow columns flagged as personal data among the features",
@@ -94,6 +101,7 @@ if start:
             time_budget_s=float(budget),
             allow_pii=allow_pii,
             stack_text_with_tabular=stack_mixed,
+            tune=tune,
             actor=actor,
         )
         launch_worker_for(run_ids)

@@ -154,6 +154,7 @@ class FitContext:
     on_epoch: Callable[[Any], bool] | None
     column_kinds: Mapping[str, str]
     runs: RunLookup
+    should_stop: Callable[[], bool] | None = None  # polled between tuning trials
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class Fit:
     train_seconds: float
     params: int
     flops_per_row: float | None
+    tuning: dict[str, Any] | None = None  # what tuning spent and found (models/tuning.py)
 
 
 class Kind:
@@ -177,6 +179,8 @@ class Kind:
     family: str = "baseline"  # one of FAMILIES
     tasks: tuple[str, ...] = TASKS
     input: str = "tabular"  # one of INPUTS
+    # Tuned on the validation part within the run's time budget when the analyst asks.
+    tunable: bool = False
     # Train page: ticked by default; for a dataset with only these inputs.
     preselected: bool = True
     # PII columns are refused among its features unless allowed (a kind combining runs

@@ -34,6 +34,7 @@ TABULAR_COLUMN_KINDS = ("numeric", "categorical")
 class TabularKind(Kind):
     input = "tabular"
     estimator: str = ""  # models.tabular's estimator id
+    tunable = True
 
     def check(self, request: QueueRequest) -> Queued:
         chosen = tuple(
@@ -74,6 +75,8 @@ class TabularKind(Kind):
             device=context.device,
             threads=context.threads,
             on_epoch=context.on_epoch,
+            tune=run.options.tune,
+            should_stop=context.should_stop,
         )
         return Fit(
             model=TabularRunModel.adopt(result.model),
@@ -81,6 +84,7 @@ class TabularKind(Kind):
             train_seconds=result.train_seconds,
             params=result.params,
             flops_per_row=result.flops_per_row,
+            tuning=result.tuning,
         )
 
     def load(self, run: RunSpec, runs: RunLookup) -> LoadedModel:

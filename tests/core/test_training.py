@@ -23,7 +23,7 @@ from core.jobs import request_cancel
 from core.records import DatasetSplitRecord
 from core.runs import delete_run, get_run, list_runs
 from core.settings import load_settings
-from core.training import create_run, execute_run, load_run_model, predict_frame
+from core.training import budget_summary, create_run, execute_run, load_run_model, predict_frame
 from tests.fixtures import (
     POSITIVE,
     TARGET,
@@ -87,6 +87,7 @@ def test_create_run_queues_with_the_dataset_roles(dataset) -> None:
         ("xgboost", {}, "xgboost"),
         ("logreg", {"target": "no_such_column"}, "no_such_column"),
         ("logreg", {"time_budget_s": 0}, "time budget"),
+        ("lightgbm", {"tune": True, "time_budget_s": None}, "Tuning needs a time budget"),
         ("logreg", {"features": ["region"], "target": "region"}, "at least one numeric"),
         ("text-transformer", {}, "needs a text column"),
         ("tfidf-logreg", {}, "needs a text column"),
@@ -203,6 +204,39 @@ def test_cancel_during_training_stops_after_the_epoch(dataset, monkeypatch) -> N
     run = execute_run(run_id)
     assert run.status == "cancelled"
     assert run.progress["stage"] == "cancelled" and len(run.progress["history"]) == 1
+    assert run.artifact_path is None and _artifact_entries() == []
+
+
+def test_a_tuned_run_records_its_budget_trials_and_time(dataset) -> None:
+    run = execute_run(create_run(dataset.id, "logreg", time_budget_s=3, tune=True))
+    assert run.status == "succeeded" and run.options.tune is True
+    tuning = run.metrics.extra["tuning"]
+    assert tuning["family"] == "logreg" and tuning["budget_s"] == 3
+    assert tuning["trials"] >= 1 and tuning["completed"] >= 1
+    assert tuning["seconds_used"] <= 3 + 1.0  # checked between trials
+    assert set(tuning["best_params"]) == {"C", "class_weight"}
+    summary = budget_summary(run)
+    assert summary["budget_s"] == 3 and summary["spent_s"] == run.train_seconds
+    assert summary["trials"].startswith(f"{tuning['completed']} done")
+    untuned = execute_run(create_run(dataset.id, "logreg", time_budget_s=3))
+    assert "tuning" not in untuned.metrics and "tune" not in untuned.options
+    assert budget_summary(untuned)["trials"] == "1 (defaults)"
+
+
+def test_a_tuned_run_cancelled_before_its_first_trial_ends_cancelled(dataset, monkeypatch) -> None:
+    run_id = create_run(dataset.id, "lightgbm", time_budget_s=30, tune=True)
+    real = training_module.cancel_requested
+    calls = []
+
+    def cancel_after_start(checked_id: int) -> bool:
+        calls.append(checked_id)
+        if len(calls) == 2:  # the first check is before training, the next before trial 0
+            request_cancel(checked_id)
+        return real(checked_id)
+
+    monkeypatch.setattr(training_module, "cancel_requested", cancel_after_start)
+    run = execute_run(run_id)
+    assert run.status == "cancelled" and run.error is None
     assert run.artifact_path is None and _artifact_entries() == []
 
 

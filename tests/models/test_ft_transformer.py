@@ -124,12 +124,29 @@ def test_seeded_cpu_training_is_deterministic() -> None:
 
 
 def test_time_budget_stops_training_and_keeps_a_usable_model() -> None:
-    result, _ = _fit_tiny(time_budget_s=1e-4)
+    # Early stopping waits for 400 steps (> 1 s); one epoch is 10 steps (< 1 s on a busy CPU).
+    result, _ = _fit_tiny(time_budget_s=1.0)
     assert result.loop.stopped_by == "time_budget"
-    assert result.loop.epochs_run == 1
-    assert result.loop.rows_seen == 256  # stopped after the first batch of the first epoch
+    assert 10 <= result.loop.steps < 400  # 300 rows in batches of 32: 10 steps an epoch
+    assert result.loop.rows_seen == 32 * result.loop.steps - 20 * (result.loop.steps // 10)
     test, _ = make_toy(20, seed=5)
     assert np.isfinite(result.model.predict_frame(test)).all()
+
+
+def test_a_budget_below_one_epoch_says_the_minimum() -> None:
+    with pytest.raises(ValueError, match=r"does not fit one epoch.*give at least \d+ s"):
+        _fit_tiny(time_budget_s=1e-4)
+
+
+def test_small_data_gets_small_batches_and_enough_steps() -> None:
+    result, _ = _fit_tiny()
+    assert result.loop.stopped_by == "early_stop"
+    assert result.loop.steps >= 400  # FT_MIN_STEPS, though 300 rows are 10 steps an epoch
+    # one evaluation per epoch of 10 steps; the weights kept are the best evaluation's
+    assert [r.step for r in result.loop.history[:3]] == [10, 20, 30]
+    best = max(r.val_metric for r in result.loop.history)
+    assert result.loop.history[result.loop.best_epoch - 1].val_metric == best
+    assert result.loop.best_step == 10 * result.loop.best_epoch
 
 
 def test_on_epoch_returning_false_cancels() -> None:

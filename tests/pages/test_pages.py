@@ -271,6 +271,7 @@ def test_runs_leaderboard_and_diagnostics(trained_ledger) -> None:
     board = at.dataframe[0].value
     assert sorted(board["run"]) == sorted(r.label for r in list_runs(trained_ledger.dataset_id))
     assert list(board["value"]) == sorted(board["value"], reverse=True)
+    assert set(board["trials"]) == {"1 (defaults)"} and board["budget"].ne("–").all()
     run_id = trained_ledger.run_ids["logreg"]
     at.selectbox(key="runs_run").set_value(run_id)
     timed_run(at, "runs (choose run)")
