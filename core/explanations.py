@@ -3,9 +3,10 @@
 Per model kind (all values explain the same output: log-odds of the positive class for binary
 targets, the predicted value for regression, the log-probability of one class for multiclass):
 
-- FT-Transformer: interventional SHAP against a compact background of real training rows,
-  computed by ``models.shapley`` (batched masked forward passes; exact enumeration for small
-  games, antithetic permutation pairs otherwise).
+- FT-Transformer: interventional SHAP against the training rows. By default the mean of each
+  column's main and total effect (``models.shapley.explain_effects``, tables stored with the
+  run); with other settings against a compact background of real training rows (batched
+  masked forward passes; exact enumeration for small games, antithetic pairs otherwise).
 - LightGBM: shap's TreeExplainer (path-dependent TreeSHAP: exact for the trees, no sampling;
   shap's interventional mode miscomputes LightGBM's categorical splits, seen here).
 - Logistic regression: shap's LinearExplainer on the design matrix, its one-hot dummies summed
@@ -15,9 +16,9 @@ targets, the predicted value for regression, the log-probability of one class fo
 Every explanation is stored with its quality: the additivity error (base + sum of values
 against the model's own output) and, on a few rows, its agreement with an exact interventional
 reference computed on the same background (Spearman rank correlation and the largest error
-as a share of the total attribution). The FT-Transformer's default (a small summary of the
-training rows) is also checked against interventional values over 256 random training rows
-("fidelity_broad"): the badge is green only when both agree.
+as a share of the total attribution). The FT-Transformer's default is also checked against
+interventional values over 256 random training rows ("fidelity_broad"): the badge is green
+only when both agree.
 """
 
 from __future__ import annotations
