@@ -326,7 +326,7 @@ def tabular_values(
         from models.shapley import explain_effects
 
         result = explain_effects(
-            _predict_fn(model, task, class_index),
+            _predict_fn(model, str(task), class_index),
             z,
             _default_effects(run, model),
             on_progress=on_progress,
