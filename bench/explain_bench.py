@@ -10,12 +10,18 @@ Methods (ms per explained row after a warm-up call, model evaluations per row):
 - equal settings: the same 16 random training rows (uniform weights) and one permutation
   (Payoff: 1 antithetic pair per game; shap: max_evals = 2M + 1, i.e. one forward and one
   backward pass, which is what one of shap's permutations is);
-- defaults: Payoff's app default (16-row k-medoid summary, 1 pair) and shap's (Independent
-  masker = 100 sampled training rows, max_evals = 500);
-- Payoff with a 64-row summary; full mode adds shap's KernelExplainer on 50 sampled rows.
+- defaults: Payoff's app default (main + total effects against the training rows:
+  models.shapley.explain_effects, tables built as core.explanations builds them; the one-off
+  table cost is reported apart from the per-row cost) and shap's (Independent masker = 100
+  sampled training rows, max_evals = 500);
+- Payoff's previous default (16-row k-medoid summary, 1 pair) and a 64-row summary; full mode
+  adds shap's KernelExplainer on 50 sampled rows.
+A second reference against ANOTHER 256 random training rows shows how far two broad
+references disagree by themselves (the floor any method is judged against).
 The slow shap defaults explain only the first --shap-rows rows (the rows column says so).
 
-Cases: the credit-scoring sample (13 columns) and a synthetic 20-column table.
+Cases: the credit-scoring sample (13 columns), a synthetic 20-column table and a synthetic
+85-column table (wide; only the default, the old default and the references run there).
 
 ms per row is bound by the model: ms/row ~= evals/row / rows_per_s (both printed), so the
 figures carry over to another machine or a busier one. Load average is recorded.
@@ -44,10 +50,19 @@ from sklearn.model_selection import train_test_split
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.explanations import (  # noqa: E402
+    EFFECT_BACKGROUND_ROWS,
+    EFFECT_GRID,
+    EFFECT_PD_GRID,
+    EFFECT_TABLE_EVALUATIONS,
+)
 from models.preprocessing import FeatureSpec  # noqa: E402
 from models.shapley import (  # noqa: E402
+    effect_tables,
+    explain_effects,
     explain_interventional,
     fidelity,
+    pd_points,
     summarize_background,
 )
 from models.tabular import FittedTabularModel, fit_tabular  # noqa: E402
@@ -71,10 +86,11 @@ def main() -> None:
             "threads": args.threads,
             "load_average_at_start": os.getloadavg()[0],  # > cores: timings are inflated
         },
-        "sizes": {"credit": args.size, "synthetic-20": args.synthetic_size},
+        "sizes": {"credit": args.size, "synthetic-20": args.synthetic_size, "wide-85": "small"},
         "cases": {
             "credit": _credit_case(args),
             "synthetic-20": _synthetic_case(args),
+            "wide-85": _wide_case(args),
         },
     }
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
@@ -102,10 +118,17 @@ def _parse_args() -> argparse.Namespace:
                         help="random training rows of the broad reference")  # fmt: skip
     parser.add_argument("--reference-pairs", type=int, default=8,
                         help="antithetic pairs per game of the broad reference")  # fmt: skip
+    parser.add_argument("--wide-rows", type=int, default=4, help="rows, 85-column case")
+    parser.add_argument("--wide-reference-pairs", type=int, default=1,
+                        help="pairs per game of the 85-column case's references")  # fmt: skip
+    parser.add_argument("--table-evaluations", type=int, default=EFFECT_TABLE_EVALUATIONS,
+                        help="model calls for the default's tables (the app's budget)")  # fmt: skip
     parser.add_argument("--json", help="write the figures to this JSON file")
     args = parser.parse_args()
     if args.quick:
         args.rows, args.shap_rows, args.reference_pairs = 2, 1, 2
+        args.wide_rows, args.reference_rows = 1, 64
+        args.table_evaluations = 20_000
         args.train_budget = min(args.train_budget, 5.0)
     return args
 
@@ -151,6 +174,12 @@ def _case(
         | {"background_rows": len(broad)}
         | fidelity(again.values, truth.values)
     )
+    other, other_truth = _other_reference(predict, rows, z_train, args.reference_rows, args)
+    case["reference B: other random rows (the floor)"] = other | fidelity(other_truth, truth.values)
+    case["payoff effects (DEFAULT)"] = _effects(predict, rows, z_train, mask, args, truth.values)
+    case["payoff effects (DEFAULT)"]["vs_reference_B"] = fidelity(
+        case["payoff effects (DEFAULT)"].pop("values"), other_truth
+    )
     m = z_train.shape[1]
     equal = z_train[
         np.random.default_rng(2).choice(len(z_train), size=EQUAL_BACKGROUND_ROWS, replace=False)
@@ -164,7 +193,7 @@ def _case(
     )
     for k in (16, 64):
         background, weights = summarize_background(z_train, k, seed=0, categorical=mask)
-        name = f"payoff k-medoid K={k}, 1 pair" + (" (DEFAULT)" if k == 16 else "")
+        name = f"payoff k-medoid K={k}, 1 pair" + (" (old default)" if k == 16 else "")
         case[name] = _payoff(predict, rows, background, weights, 1, truth.values)
     case["shap-permutation (DEFAULTS: 100 rows, 500 evals)"] = _shap_permutation(
         predict, z_train, rows[: args.shap_rows], truth.values[: args.shap_rows]
@@ -178,7 +207,7 @@ def _case(
         case["EQUAL payoff: 16 random rows, 1 pair"],
         case["EQUAL shap-permutation: 16 random rows, 1 perm"],
     )
-    default_ours = case["payoff k-medoid K=16, 1 pair (DEFAULT)"]
+    default_ours = case["payoff effects (DEFAULT)"]
     default_theirs = case["shap-permutation (DEFAULTS: 100 rows, 500 evals)"]
     case["speedup_equal_settings"] = round(theirs["ms_per_row"] / ours["ms_per_row"], 1)
     # the load-independent form: model evaluations per row
@@ -187,7 +216,79 @@ def _case(
     return case
 
 
+def _wide_case(args: argparse.Namespace) -> dict[str, Any]:
+    """85 columns: the default and the old default against broad references (1 pair per game
+    by default: 256 games x 168 calls is already ~43k model calls per row)."""
+    df, spec = _wide_frame(n=4000, seed=0)
+    model, z_train, z_test = _fit(df, "y", "1", spec, "small", args)
+    predict, rows, mask = _logit(model), z_test[: args.wide_rows], _cat_mask(spec)
+    case = _model_facts(model, predict, z_train)
+    pairs = args.wide_reference_pairs
+    rng = np.random.default_rng(1)
+    broad = z_train[rng.choice(len(z_train), size=min(args.reference_rows, len(z_train)),
+                               replace=False)]  # fmt: skip
+    truth = explain_interventional(predict, rows, broad, n_pairs=pairs, seed=7)
+    case[f"reference: {len(broad)} random rows, {pairs} pair(s)"] = _figures(truth, len(rows)) | {
+        "background_rows": len(broad)
+    }
+    wide_args = argparse.Namespace(**{**vars(args), "reference_pairs": pairs})
+    other, other_truth = _other_reference(predict, rows, z_train, args.reference_rows, wide_args)
+    case["reference B: other random rows (the floor)"] = other | fidelity(other_truth, truth.values)
+    effects = _effects(predict, rows, z_train, mask, args, truth.values)
+    effects["vs_reference_B"] = fidelity(effects.pop("values"), other_truth)
+    case["payoff effects (DEFAULT)"] = effects
+    background, weights = summarize_background(z_train, 16, seed=0, categorical=mask)
+    case["payoff k-medoid K=16, 1 pair (old default)"] = _payoff(
+        predict, rows, background, weights, 1, truth.values
+    )
+    return _add_model_bound(case)
+
+
 # --- methods --------------------------------------------------------------------------------
+
+
+def _other_reference(
+    predict: Predict, rows: np.ndarray, z_train: np.ndarray, n: int, args: argparse.Namespace
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The same kind of reference against other random training rows."""
+    rng = np.random.default_rng(3)
+    other = z_train[rng.choice(len(z_train), size=min(n, len(z_train)), replace=False)]
+    result = explain_interventional(predict, rows, other, n_pairs=args.reference_pairs, seed=7)
+    return _figures(result, len(rows)) | {"background_rows": len(other)}, result.values
+
+
+def _effects(
+    predict: Predict,
+    rows: np.ndarray,
+    z_train: np.ndarray,
+    mask: np.ndarray,
+    args: argparse.Namespace,
+    reference: np.ndarray,
+) -> dict[str, Any]:
+    """The app's default, its tables built as core.explanations._effect_tables builds them."""
+    started = time.perf_counter()
+    points = pd_points(z_train, EFFECT_PD_GRID, mask, EFFECT_GRID)
+    k = int(np.clip(args.table_evaluations // max(points, 1), *EFFECT_BACKGROUND_ROWS))
+    background, weights = summarize_background(
+        z_train, min(k, len(z_train)), seed=0, categorical=mask
+    )
+    tables = effect_tables(
+        predict, z_train, background, weights, categorical=mask, grid=EFFECT_GRID,
+        pd_grid=EFFECT_PD_GRID,
+    )  # fmt: skip
+    table_seconds = time.perf_counter() - started
+    explain_effects(predict, rows[:2], tables)  # warm-up
+    result = explain_effects(predict, rows, tables)
+    figures = _figures(result, len(rows))
+    figures.update(
+        background_rows=len(background),
+        method=result.method,
+        table_evaluations=tables.evaluations,
+        table_seconds=round(table_seconds, 1),
+        values=result.values,
+    )
+    figures.update(fidelity(result.values, reference))
+    return figures
 
 
 def _payoff(
@@ -335,6 +436,26 @@ def _synthetic_frame(n: int, seed: int) -> tuple[pd.DataFrame, FeatureSpec]:
         + np.where(categorical["c0"] == "a", 1.0, -0.5)
         + 0.4 * (categorical["c1"] == "b") * filled["n7"]
     )
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).astype(str)
+    df = pd.DataFrame({**numeric, **categorical, "y": y})
+    return df, FeatureSpec(numeric=tuple(numeric), categorical=tuple(categorical))
+
+
+def _wide_frame(n: int, seed: int) -> tuple[pd.DataFrame, FeatureSpec]:
+    """85 columns: 60 standard-normal numerics whose log-odds weights fall linearly from 0.6
+    to 0.03, 25 categoricals of 2-6 levels with evenly spaced effects (largest +-0.8, falling
+    by 0.025 per column), one pairwise (n0 * n1) and one three-way (tanh(n2 n3 n4)) term."""
+    rng = np.random.default_rng(seed)
+    numeric = {f"n{j}": rng.normal(size=n) for j in range(60)}
+    categorical = {f"c{j}": rng.choice(list("abcdef")[: 2 + j % 5], size=n) for j in range(25)}
+    weights = np.linspace(1.0, 0.05, 60)
+    logit = 0.6 * sum(weights[j] * numeric[f"n{j}"] for j in range(60))
+    logit = logit + 0.5 * numeric["n0"] * numeric["n1"]
+    logit = logit + 0.4 * np.tanh(numeric["n2"] * numeric["n3"] * numeric["n4"])
+    for j in range(25):
+        levels = np.array(sorted(set(categorical[f"c{j}"])))
+        effect = np.linspace(-1, 1, len(levels)) * (0.8 - 0.025 * j)
+        logit = logit + effect[np.searchsorted(levels, categorical[f"c{j}"])]
     y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).astype(str)
     df = pd.DataFrame({**numeric, **categorical, "y": y})
     return df, FeatureSpec(numeric=tuple(numeric), categorical=tuple(categorical))

@@ -3,9 +3,10 @@
 Per model kind (all values explain the same output: log-odds of the positive class for binary
 targets, the predicted value for regression, the log-probability of one class for multiclass):
 
-- FT-Transformer: interventional SHAP against a compact background of real training rows,
-  computed by ``models.shapley`` (batched masked forward passes; exact enumeration for small
-  games, antithetic permutation pairs otherwise).
+- FT-Transformer: interventional SHAP against the training rows. By default the mean of each
+  column's main and total effect (``models.shapley.explain_effects``, tables stored with the
+  run); with other settings against a compact background of real training rows (batched
+  masked forward passes; exact enumeration for small games, antithetic pairs otherwise).
 - LightGBM: shap's TreeExplainer (path-dependent TreeSHAP: exact for the trees, no sampling;
   shap's interventional mode miscomputes LightGBM's categorical splits, seen here).
 - Logistic regression: shap's LinearExplainer on the design matrix, its one-hot dummies summed
@@ -15,9 +16,9 @@ targets, the predicted value for regression, the log-probability of one class fo
 Every explanation is stored with its quality: the additivity error (base + sum of values
 against the model's own output) and, on a few rows, its agreement with an exact interventional
 reference computed on the same background (Spearman rank correlation and the largest error
-as a share of the total attribution). The FT-Transformer's default (a small summary of the
-training rows) is also checked against interventional values over 256 random training rows
-("fidelity_broad"): the badge is green only when both agree.
+as a share of the total attribution). The FT-Transformer's default is also checked against
+interventional values over 256 random training rows ("fidelity_broad"): the badge is green
+only when both agree.
 
 Depends on core.runs, core.kinds (explainer hooks, training values), core.training
 (part_frame), core.thresholds and core.valuation; never on core.scoring or
@@ -32,6 +33,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -69,6 +71,20 @@ TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # background; against 256 random training rows the default reaches only ~0.85 / 15% on credit
 # (the background, not the pairs, limits it: README Performance), which fidelity_broad shows.
 # DEFAULT_PAIRS lives in core/kinds/base.py (each kind's default: Kind.default_pairs).
+# The FT-Transformer's default (1 pair, BACKGROUND_ROWS, no background file) is not that
+# estimator: it is ``models.shapley.explain_effects``, the mean of each column's main and total
+# effect against all training rows (exact for pairwise interactions). Against 256 random
+# training rows it met Spearman 0.98-0.99 / max error 2.8-4.8% at 80-130 model calls per row,
+# where the 16-row k-medoid summary with 1 pair reached 0.85-0.95 / 9-15% at 270-560
+# (credit 13 and synthetic 20 columns, 8 rows; bench/explain_bench.py). Its tables are built
+# once per run: EFFECT_GRID weighted values per column for the total effects (per-row cost),
+# the partial dependence at up to EFFECT_PD_GRID (+ EFFECT_GRID) values per column over a
+# k-medoid summary of EFFECT_BACKGROUND_ROWS rows, as many as EFFECT_TABLE_EVALUATIONS model
+# calls allow (the summary's size set the error: 64 rows 9%, 256 4%, 512 2.8% on credit).
+EFFECT_GRID = 8
+EFFECT_PD_GRID = 12
+EFFECT_TABLE_EVALUATIONS = 120_000
+EFFECT_BACKGROUND_ROWS = (32, 512)
 FIDELITY_ROWS = 3
 # TEXT_FIDELITY_ROWS (core/kinds/base.py): a text reference costs up to ~500 masked texts.
 # Text references: exact up to Kind.exact_reference_spans spans, else many pairs.
@@ -143,53 +159,133 @@ def _predict_fn(
     return predict
 
 
-# Default backgrounds per (run id, artifact folder): computing one reads and splits the whole
-# dataset, and the Score page asks for it on every chunk that gets reasons.
-_DEFAULT_BACKGROUNDS: dict[tuple[int, str, int], tuple[np.ndarray, np.ndarray]] = {}
-_MAX_CACHED_BACKGROUNDS = 8
+# A run's default background rows, the FT-Transformer's effect tables and the broad check's
+# training sample are computed once from its training rows and stored in its artifact folder
+# (EXPLAINER_FOLDER, written atomically and verified by sha256 like the model's own files), so
+# every process, page and Ray worker reads the same rows and nothing is cached in memory here.
+EXPLAINER_FOLDER = "explainer"
+
+
+def _stored_defaults(run: RunInfo, model: Any) -> dict[str, Any]:
+    """{"background": {"rows", "weights"}, "broad_sample": {"rows"}, and for the
+    FT-Transformer "effects" (``EffectTables.to_dict``)}: read from the run's artifact folder,
+    computed and stored there first if absent."""
+    from models.artifacts import ArtifactError, read_artifact, write_artifact
+
+    if run.artifact_path is None:
+        raise ValueError(f"Run #{run.id} has no trained model to explain.")
+    folder = Path(run.artifact_path) / EXPLAINER_FOLDER
+    if not folder.exists():
+        files = _compute_defaults(run, model)
+        try:
+            write_artifact(folder, files, {"kind": "explainer defaults", "run_id": run.id})
+        except ArtifactError:
+            if not folder.exists():  # another process stored them first: read theirs
+                raise
+    _, stored = read_artifact(folder)
+    return {name.removesuffix(".json"): json.loads(data) for name, data in stored.items()}
+
+
+def _compute_defaults(run: RunInfo, model: Any) -> dict[str, bytes]:
+    from models.shapley import summarize_background
+
+    z = model.preprocessor.encode(part_frame(run.id, "train"))
+    rng = np.random.default_rng((run.seed, 19))  # a seed of its own: not the summary's rows
+    take = np.sort(rng.choice(len(z), size=min(BROAD_REFERENCE_ROWS, len(z)), replace=False))
+    files = {"broad_sample.json": _json_rows({"rows": z[take]})}
+    kind = get_kind(run.model)
+    if kind.background == "summary":
+        categorical = [c in model.spec.categorical for c in model.spec.columns]
+        rows, weights = summarize_background(
+            z, k=min(BACKGROUND_ROWS, len(z)), seed=run.seed, categorical=categorical
+        )
+        if kind.explains_by_effects:
+            tables = _effect_tables(run, model, z, categorical)
+            files["effects.json"] = json.dumps(tables.to_dict()).encode()
+    else:
+        rng = np.random.default_rng(run.seed)
+        take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
+        rows, weights = z[np.sort(take)], np.full(len(take), 1.0 / len(take))
+    files["background.json"] = _json_rows({"rows": rows, "weights": weights})
+    return files
+
+
+def _effect_tables(run: RunInfo, model: Any, z: np.ndarray, categorical: list[bool]) -> Any:
+    """The default explainer's tables: marginals over all training rows; partial dependence
+    over a k-medoid summary as large as EFFECT_TABLE_EVALUATIONS model calls allow."""
+    from models.shapley import effect_tables, pd_points, summarize_background
+
+    points = pd_points(z, EFFECT_PD_GRID, categorical, EFFECT_GRID)
+    k = int(np.clip(EFFECT_TABLE_EVALUATIONS // max(points, 1), *EFFECT_BACKGROUND_ROWS))
+    background, weights = summarize_background(
+        z, k=min(k, len(z)), seed=run.seed, categorical=categorical
+    )
+    return effect_tables(
+        _predict_fn(model, str(run.task), 0 if run.task == "multiclass" else None),
+        z,
+        background,
+        weights,
+        categorical=categorical,
+        grid=EFFECT_GRID,
+        pd_grid=EFFECT_PD_GRID,
+    )
+
+
+def _json_rows(parts: dict[str, np.ndarray]) -> bytes:
+    """Arrays as JSON lists, NaN (a missing value) as null."""
+
+    def listed(v: np.ndarray) -> list:
+        return (
+            [listed(x) for x in v] if v.ndim > 1 else [None if np.isnan(x) else float(x) for x in v]
+        )
+
+    return json.dumps({k: listed(np.asarray(v, dtype=float)) for k, v in parts.items()}).encode()
+
+
+def _rows_of(data: list) -> np.ndarray:
+    return np.array(data, dtype=np.float64)  # null -> nan
 
 
 def _default_background(
     run: RunInfo, model: Any, rows: int = BACKGROUND_ROWS
 ) -> tuple[np.ndarray, np.ndarray]:
     """Real training rows, encoded by the caller's model: a k-medoid summary of ``rows`` rows
-    for the FT-Transformer, a plain sample otherwise."""
-    from models.shapley import summarize_background
+    for the FT-Transformer, a plain sample otherwise. The default size is stored (see
+    ``_stored_defaults``); another size is summarised now."""
+    if rows != BACKGROUND_ROWS and get_kind(run.model).background == "summary":
+        from models.shapley import summarize_background
 
-    key = (run.id, str(run.artifact_path), rows)
-    if key in _DEFAULT_BACKGROUNDS:
-        return _DEFAULT_BACKGROUNDS[key]
-    z = model.preprocessor.encode(part_frame(run.id, "train"))
-    if get_kind(run.model).background == "summary":
-        categorical = [c in model.spec.categorical for c in model.spec.columns]
-        background = summarize_background(
-            z, k=min(rows, len(z)), seed=run.seed, categorical=categorical
-        )
-    else:
-        rng = np.random.default_rng(run.seed)
-        take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
-        background = z[np.sort(take)], np.full(len(take), 1.0 / len(take))
-    if len(_DEFAULT_BACKGROUNDS) >= _MAX_CACHED_BACKGROUNDS:
-        _DEFAULT_BACKGROUNDS.pop(next(iter(_DEFAULT_BACKGROUNDS)))
-    _DEFAULT_BACKGROUNDS[key] = background
-    return background
-
-
-_TRAINING_SAMPLES: dict[tuple[int, str, int], np.ndarray] = {}
-
-
-def _training_sample(run: RunInfo, model: Any, rows: int = BROAD_REFERENCE_ROWS) -> np.ndarray:
-    """``rows`` random training rows (all of them when there are fewer), encoded: the broad
-    reference's background, drawn with a seed of its own so it is not the summary's."""
-    key = (run.id, str(run.artifact_path), rows)
-    if key not in _TRAINING_SAMPLES:
         z = model.preprocessor.encode(part_frame(run.id, "train"))
-        rng = np.random.default_rng((run.seed, 19))
-        take = np.sort(rng.choice(len(z), size=min(rows, len(z)), replace=False))
-        if len(_TRAINING_SAMPLES) >= _MAX_CACHED_BACKGROUNDS:
-            _TRAINING_SAMPLES.pop(next(iter(_TRAINING_SAMPLES)))
-        _TRAINING_SAMPLES[key] = z[take]
-    return _TRAINING_SAMPLES[key]
+        categorical = [c in model.spec.categorical for c in model.spec.columns]
+        return summarize_background(z, k=min(rows, len(z)), seed=run.seed, categorical=categorical)
+    stored = _stored_defaults(run, model)["background"]
+    return _rows_of(stored["rows"]), np.asarray(stored["weights"], dtype=np.float64)
+
+
+def _default_effects(run: RunInfo, model: Any) -> Any:
+    """The FT-Transformer's default explainer tables (``models.shapley.EffectTables``)."""
+    from models.shapley import EffectTables
+
+    return EffectTables.from_dict(_stored_defaults(run, model)["effects"])
+
+
+def uses_default_method(
+    run: RunInfo, default_background: bool, background_rows: int, n_pairs: int | None
+) -> bool:
+    """Whether an FT-Transformer explanation with these settings is made by the default
+    explainer (main + total effects) rather than sampled permutations on a k-medoid summary."""
+    return (
+        get_kind(run.model).explains_by_effects
+        and default_background
+        and background_rows == BACKGROUND_ROWS
+        and (n_pairs is None or n_pairs == DEFAULT_PAIRS)
+    )
+
+
+def _training_sample(run: RunInfo, model: Any) -> np.ndarray:
+    """BROAD_REFERENCE_ROWS random training rows (all of them when there are fewer), encoded:
+    the broad reference's background, drawn with a seed of its own so it is not the summary's."""
+    return _rows_of(_stored_defaults(run, model)["broad_sample"]["rows"])
 
 
 def _background(
@@ -215,6 +311,7 @@ def tabular_values(
     on_progress: Callable[[int, int], None] | None = None,
     explicit_background: bool = False,
     row_offset: int = 0,
+    default_method: bool = False,
 ) -> tuple[np.ndarray, float, str]:
     """(values [n, M], base value, method) for the explained output of a tabular model.
 
@@ -223,10 +320,22 @@ def tabular_values(
     TreeSHAP's path-dependent expectation over the trees' own training cover.
     ``row_offset``: the position of z's first row when rows are split across workers (the
     sampled estimator seeds each row by its position, so the parts equal the whole).
+    ``default_method``: the FT-Transformer's default explainer (``_default_effects``; the
+    background rows given are then its summary, and only name it).
     """
     import shap
 
     task = run.task
+    if default_method:
+        from models.shapley import explain_effects
+
+        result = explain_effects(
+            _predict_fn(model, str(task), class_index),
+            z,
+            _default_effects(run, model),
+            on_progress=on_progress,
+        )
+        return result.values, result.base_value, "Payoff interventional SHAP (main + total effects)"
     explainer = get_kind(run.model).explainer_for(explicit_background)
     if explainer == "interventional":
         from models.shapley import explain_interventional
@@ -486,7 +595,14 @@ def _explain_frame(
         raise ValueError(
             f"Choose 1 to {MAX_BACKGROUND_ROWS} background rows, got {background_rows}."
         )
-    background_z, weights = _background(run, model, background, background_rows)
+    default_method = uses_default_method(run, background is None, background_rows, n_pairs)
+    if default_method:
+        before = time.perf_counter()
+        tables = _default_effects(run, model)  # built and stored by a run's first explanation
+        started += time.perf_counter() - before  # a one-off: not this explanation's ms/row
+        background_z, weights = tables.background, tables.weights
+    else:
+        background_z, weights = _background(run, model, background, background_rows)
     values, base_value, method = (compute_values or tabular_values)(
         run,
         model,
@@ -497,6 +613,7 @@ def _explain_frame(
         class_index=class_index,
         on_progress=on_progress,
         explicit_background=background is not None,
+        default_method=default_method,
     )
     seconds = time.perf_counter() - started
     output = _predict_fn(model, run.task, class_index)(z)
@@ -509,6 +626,7 @@ def _explain_frame(
         # What the Score page's reasons compute too (its time estimate reads ms_per_row).
         "pairs": int(n_pairs),
         "default_background": background is None and background_rows == BACKGROUND_ROWS,
+        "default_method": default_method,
         "background_used_by_explainer": kind.explainer_for(background is not None) != "tree",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
@@ -813,7 +931,10 @@ def plan(
     before a large job; the user picks the sample size)."""
     kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
-    evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
+    if uses_default_method(run, True, background_rows, n_pairs):
+        evaluations = n_rows * _effect_calls_per_row(run, n_columns) + _effect_tables_cost(run)
+    else:
+        evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
     rate = run.infer_rows_per_s or 1000.0
     seconds = evaluations / rate
     check = kind.check_evaluations()
@@ -825,6 +946,34 @@ def plan(
         "device": device.name,
         "check_seconds": check / rate,  # the quality check's reference, at most about this
     }
+
+
+def _stored_effects(run: RunInfo) -> dict | None:
+    """The default explainer's stored tables, or None before the first explanation built
+    them (read only: the plan never builds them)."""
+    from models.artifacts import ArtifactError, read_artifact
+
+    folder = Path(run.artifact_path or "") / EXPLAINER_FOLDER
+    if run.artifact_path is None or not folder.exists():
+        return None
+    try:
+        return json.loads(read_artifact(folder)[1]["effects.json"])
+    except (ArtifactError, KeyError, ValueError):
+        return None
+
+
+def _effect_calls_per_row(run: RunInfo, n_columns: int) -> int:
+    """Model calls per row of the default explainer: exact once its tables are stored, else
+    EFFECT_GRID per column (categoricals with fewer codes cost less) plus the row."""
+    stored = _stored_effects(run)
+    if stored is None:
+        return EFFECT_GRID * n_columns + 1
+    return sum(len(v) for v in stored["grid_values"]) + 1
+
+
+def _effect_tables_cost(run: RunInfo) -> int:
+    """Model calls still to spend on the default explainer's tables (0 once stored)."""
+    return 0 if _stored_effects(run) is not None else EFFECT_TABLE_EVALUATIONS
 
 
 @dataclass(frozen=True)
@@ -949,7 +1098,9 @@ def row_reasons(
         ]
     z = model.preprocessor.encode(frame)
     background, weights = _background(run, model, None)
-    values, _, _ = tabular_values(run, model, z, background, weights, n_pairs=DEFAULT_PAIRS)
+    values, _, _ = tabular_values(
+        run, model, z, background, weights, n_pairs=DEFAULT_PAIRS, default_method=True
+    )
     columns = list(model.spec.columns)
     shown = frame[columns].to_numpy(dtype=object)  # only the cells named are formatted
     picked = _pick_rows(values, flags, top)
@@ -1121,6 +1272,7 @@ def explain_row(
         weights,
         n_pairs=DEFAULT_PAIRS if n_pairs is None else n_pairs,
         class_index=class_index,
+        default_method=uses_default_method(run, True, BACKGROUND_ROWS, n_pairs),
     )
     shown = row[list(model.spec.columns)].astype("string").fillna("missing").iloc[0].tolist()
     return RowExplanation(

@@ -193,6 +193,9 @@ class Kind:
     # Background of the default explanation: a k-medoid "summary" of the training rows
     # (checked against the data too) or a plain random "sample".
     background: str = "sample"
+    # At its default settings (no background file, default pairs and summary size), explained
+    # by main + total effects against all training rows (models.shapley.explain_effects).
+    explains_by_effects: bool = False
     token_budget: int | None = None  # text: model tokens per antithetic pair
     exact_reference_spans: int = 8  # text: exact reference up to this many spans
     explain_rows: int = 100  # Explain page: default sample size

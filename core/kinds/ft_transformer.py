@@ -1,7 +1,9 @@
 """FT-Transformer: a transformer over tabular rows (rtdl_revisiting_models), in size presets.
 
-Explained by Payoff's interventional Shapley estimator against a k-medoid summary of the
-training rows, which is checked against 256 random training rows too (the "broad" check).
+At its default settings explained by main + total effects against all training rows
+(models.shapley.explain_effects, tables stored with the run); with other settings by Payoff's
+interventional Shapley estimator against a k-medoid summary of the training rows. Both are
+checked against 256 random training rows too (the "broad" check).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class FTTransformer(TabularKind):
     default_size = "small"
     explainer = "interventional"
     background = "summary"
+    explains_by_effects = True
 
     def sizes(self) -> tuple[str, ...]:
         from models.ft_transformer import SIZE_PRESETS
