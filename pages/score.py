@@ -14,9 +14,10 @@ from core.access import mask_pii
 from core.datasets import list_datasets, pii_columns
 from core.engines import check_engine
 from core.explanations import explain_row, reasons_plan
+from core.exports import to_safe_csv
 from core.jobs import store_input, submit_and_start
 from core.runs import list_runs
-from core.scoring import batch_predictions, list_batches, to_safe_csv
+from core.scoring import batch_predictions, list_batches
 from core.settings import load_settings
 from pages._shared import state
 from pages._shared import whatif_views as whatif
