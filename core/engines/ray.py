@@ -55,7 +55,7 @@ from core.settings import REPO_ROOT, load_settings
 from core.training import load_run_model
 
 NAME = "ray"
-LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see shared/STACK.md)
+LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see docs/STACK.md)
 CONNECT_TIMEOUT_S = 5.0
 
 
