@@ -13,6 +13,7 @@ import contextlib
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from core.ingest import IngestError
 
@@ -161,7 +162,7 @@ def cmd_train(args: argparse.Namespace) -> dict:
     run = get_run(run_id)
     if run.status != "succeeded":
         raise CliError(f"run {run.id} {run.status}: {run.error or 'no model was trained'}")
-    metrics = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
+    metrics: dict[str, Any] = {k: v for k, v in run.metrics.items() if isinstance(v, (int, float))}
     metrics["interval"] = run.metrics.get("interval")
     return {
         "run_id": run.id,

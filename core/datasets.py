@@ -15,6 +15,7 @@ import uuid
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import delete, func, select
@@ -22,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core import audit
 from core.access import SYSTEM, Actor
-from core.db import scrub_deleted_pages, session_factory
+from core.db import affected_rows, scrub_deleted_pages, session_factory
 from core.ingest import DatasetSchema, IngestError, read_csv_bytes
 from core.jobs import pid_alive
 from core.records import (
@@ -431,18 +432,22 @@ def delete_dataset(
                     select(ExplanationRecord.id).where(ExplanationRecord.run_id.in_(run_ids))
                 )
             )
-            deleted = {
+            deleted: dict[str, Any] = {
                 "dataset_id": dataset_id,
                 "runs": run_ids,
                 "score_batches": batch_ids,
-                "predictions": session.execute(
-                    delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
-                ).rowcount,
-                "prediction_reasons": session.execute(
-                    delete(PredictionReasonRecord).where(
-                        PredictionReasonRecord.batch_id.in_(batch_ids)
+                "predictions": affected_rows(
+                    session.execute(
+                        delete(PredictionRecord).where(PredictionRecord.batch_id.in_(batch_ids))
                     )
-                ).rowcount,
+                ),
+                "prediction_reasons": affected_rows(
+                    session.execute(
+                        delete(PredictionReasonRecord).where(
+                            PredictionReasonRecord.batch_id.in_(batch_ids)
+                        )
+                    )
+                ),
                 "explanations": explanation_ids,
             }
             session.execute(

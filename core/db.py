@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import CursorResult, Engine, Result, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.orm import Session, sessionmaker
@@ -200,6 +200,14 @@ def scrub_deleted_pages(engine: Engine | None = None, attempts: int = 20) -> boo
     return False
 
 
+def affected_rows(result: Result) -> int:
+    """Rows an UPDATE or DELETE matched. ``Session.execute`` is typed as returning a Result;
+    for these statements it is a CursorResult, which has the count."""
+    if not isinstance(result, CursorResult):
+        raise TypeError(f"affected_rows needs the result of an UPDATE or DELETE: {type(result)=}")
+    return result.rowcount
+
+
 # Engines (by URL) whose database user may not set session_replication_role.
 _no_trigger_skip: set[str] = set()
 
@@ -219,6 +227,8 @@ def _copy_rows(engine: Engine, table, names: list[str], rows, *, parent_checked:
     raw = engine.raw_connection()
     try:
         connection = raw.driver_connection
+        if connection is None:  # only after the pool invalidated it
+            raise RuntimeError(f"The connection to {engine.url!r} was closed before COPY.")
         if parent_checked and key not in _no_trigger_skip:
             try:
                 # Only this transaction: the per-row foreign-key triggers are skipped, as

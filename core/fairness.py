@@ -263,6 +263,7 @@ def parity_figures(
         else None  # nobody flagged anywhere: no ratio (0 / 0)
     )
     tpr, fpr = table["tpr"].to_numpy(dtype=float), table["fpr"].to_numpy(dtype=float)
+    gap: float | None
     if np.isfinite(tpr).all() and np.isfinite(fpr).all():
         gap = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
     else:
@@ -288,7 +289,7 @@ def fairness_report(
     flags = (np.asarray(score, dtype=float) >= threshold).astype(int)
     table = group_metrics(y, score, groups, threshold, list(grouping.order))
     ratio, gap = parity_figures(y, flags, groups, table)
-    records = [
+    records: list[dict[str, Any]] = [
         {k: (_none_if_nan(v) if k not in ("group", "n") else v) for k, v in row.items()}
         for row in table.to_dict("records")
     ]
@@ -460,7 +461,7 @@ def price_of_fairness(
     grouping = make_grouping(report_values, column, bands)
     report_groups = np.asarray(grouping.apply(report_values), dtype=object)
     in_sample = search is None or search_values is None
-    if in_sample:
+    if search is None or search_values is None:
         search, search_groups = report, report_groups
     else:
         search_groups = np.asarray(grouping.apply(search_values), dtype=object)
@@ -470,7 +471,7 @@ def price_of_fairness(
     fair = _apply_thresholds(report.score, report_groups, group_cut, threshold)
     free = _apply_thresholds(report.score, report_groups, free_cut, threshold)
     volume = use_case.monthly_volume
-    figures = {}
+    figures: dict[str, dict[str, Any]] = {}
     for name, flags in (("unconstrained", single), ("constrained", fair), ("group_best", free)):
         model, today = _value_per_decision(use_case, report, flags, use_money)
         figures[name] = {

@@ -41,7 +41,7 @@ from sqlalchemy import delete, select, update
 from core import audit
 from core.access import Actor
 from core.access import resolve as resolve_actor
-from core.db import session_factory
+from core.db import affected_rows, session_factory
 from core.records import JobRecord, TrainingRunRecord, utcnow
 from core.settings import REPO_ROOT, _int_env, load_settings
 
@@ -479,23 +479,25 @@ def claim_next(
                     continue  # a CLI process runs this one itself
                 if not _dependencies_done(session, params):
                     continue
-                claimed = session.execute(
-                    update(JobRecord)
-                    .where(JobRecord.id == record.id, JobRecord.status == "queued")
-                    .values(
-                        status="running",
-                        worker=worker,
-                        attempts=JobRecord.attempts + 1,
-                        heartbeat_at=now,
-                        started_at=now,
-                        progress={"stage": "starting", "worker": worker},
+                claimed = affected_rows(
+                    session.execute(
+                        update(JobRecord)
+                        .where(JobRecord.id == record.id, JobRecord.status == "queued")
+                        .values(
+                            status="running",
+                            worker=worker,
+                            attempts=JobRecord.attempts + 1,
+                            heartbeat_at=now,
+                            started_at=now,
+                            progress={"stage": "starting", "worker": worker},
+                        )
+                        .execution_options(synchronize_session=False)
                     )
-                    .execution_options(synchronize_session=False)
-                ).rowcount
+                )
                 if claimed == 1:
                     session.flush()
-                    session.expire(record)
-                    return _job_info(session.get(JobRecord, record.id))
+                    session.expire(record)  # the row as the update left it, read on access
+                    return _job_info(record)
                 lost = True
             if not lost:
                 return None  # every queued job waits for another
@@ -524,22 +526,27 @@ def reap_dead_jobs(timeout_s: float | None = None) -> list[int]:
             )
             # A CLI command's own job (inline) has no one to take it over.
             again = record.attempts < MAX_ATTEMPTS and not (record.params or {}).get("inline")
-            done = session.execute(
-                update(JobRecord)
-                .where(
-                    JobRecord.id == record.id,
-                    JobRecord.status == "running",
-                    JobRecord.heartbeat_at == record.heartbeat_at,
+            done = affected_rows(
+                session.execute(
+                    update(JobRecord)
+                    .where(
+                        JobRecord.id == record.id,
+                        JobRecord.status == "running",
+                        JobRecord.heartbeat_at == record.heartbeat_at,
+                    )
+                    .values(
+                        status="queued" if again else "interrupted",
+                        worker=None,
+                        error=reason if not again else None,
+                        finished_at=None if again else utcnow(),
+                        progress={
+                            "stage": "queued again" if again else "interrupted",
+                            "note": reason,
+                        },
+                    )
+                    .execution_options(synchronize_session=False)
                 )
-                .values(
-                    status="queued" if again else "interrupted",
-                    worker=None,
-                    error=reason if not again else None,
-                    finished_at=None if again else utcnow(),
-                    progress={"stage": "queued again" if again else "interrupted", "note": reason},
-                )
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             if done != 1:
                 continue  # its worker came back just now
             handled.append(record.id)
@@ -623,16 +630,18 @@ class JobContext:
 
     def beat(self) -> None:
         with session_factory().begin() as session:
-            owned = session.execute(
-                update(JobRecord)
-                .where(
-                    JobRecord.id == self.job.id,
-                    JobRecord.worker == self.worker,
-                    JobRecord.status == "running",
+            owned = affected_rows(
+                session.execute(
+                    update(JobRecord)
+                    .where(
+                        JobRecord.id == self.job.id,
+                        JobRecord.worker == self.worker,
+                        JobRecord.status == "running",
+                    )
+                    .values(heartbeat_at=utcnow())
+                    .execution_options(synchronize_session=False)
                 )
-                .values(heartbeat_at=utcnow())
-                .execution_options(synchronize_session=False)
-            ).rowcount
+            )
             flag = session.scalar(
                 select(JobRecord.cancel_requested).where(JobRecord.id == self.job.id)
             )

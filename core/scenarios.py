@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import json
 import math
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -203,15 +204,15 @@ def svg_lines(
     title: str,
     x_label: str,
     y_label: str,
-    vlines: list[tuple[str, float]] = (),
-    hlines: list[tuple[str, float]] = (),
+    vlines: Sequence[tuple[str, float]] = (),
+    hlines: Sequence[tuple[str, float]] = (),
     width: int = 640,
     height: int = 300,
 ) -> str:
     """A small line chart as inline SVG."""
     left, right, top, bottom = 70, 20, 30, 40
-    xs = [x for _, x, _ in series for x in x] + [v for _, v in vlines]
-    ys = [y for _, _, y in series for y in y] + [v for _, v in hlines]
+    xs = [x for _, line_xs, _ in series for x in line_xs] + [v for _, v in vlines]
+    ys = [y for _, _, line_ys in series for y in line_ys] + [v for _, v in hlines]
     if not xs or not ys:
         return ""
     x0, x1 = min(xs), max(xs)

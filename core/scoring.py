@@ -264,13 +264,13 @@ def _csv_blocks(
     csv_file = open_csv(path, name=name)  # reads the header only: the format and the columns
     csv_file.close()
     encoding, delimiter, columns = csv_file.encoding, csv_file.delimiter, csv_file.columns
-    base = dict(encoding=encoding, delimiter=delimiter, name=name)
+    base = SourceBlock(str(path), "csv", 0, 0, encoding=encoding, delimiter=delimiter, name=name)
     size = path.stat().st_size
     scan = _scan_boundaries(path, rows_per_block, delimiter) if encoding in _ASCII_SAFE else None
     if scan is None:  # one block, read whole by one worker; numbers stay unique in a folder
         with open(path, "rb") as handle:
             lines = sum(piece.count(b"\n") for piece in iter(lambda: handle.read(SCAN_BYTES), b""))
-        block = SourceBlock(str(path), "csv", 2 + offset, -1, start=0, stop=size, **base)
+        block = replace(base, first_row=2 + offset, rows=-1, start=0, stop=size)
         return columns, delimiter, [block], lines
     cuts, lines = scan  # cuts[k]: byte after boundary k * rows_per_block (cuts[0]: header end)
     header_end = cuts[0]
@@ -281,15 +281,13 @@ def _csv_blocks(
             continue
         rows = rows_per_block if k + 1 < len(cuts) else -1
         blocks.append(
-            SourceBlock(
-                str(path),
-                "csv",
+            replace(
+                base,
                 first_row=2 + offset + k * rows_per_block,
                 rows=rows,
                 start=start,
                 stop=stop,
                 header_end=header_end,
-                **base,
             )
         )
     return columns, delimiter, blocks, lines
