@@ -64,6 +64,14 @@ def machine_facts() -> dict:
     return facts
 
 
+def _relative(path: Path) -> str:
+    """`path` relative to the repository root when it lies inside it, else as given."""
+    try:
+        return str(path.resolve().relative_to(BENCH.parent))
+    except ValueError:
+        return str(path)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="smaller sizes where a bench has them")
@@ -97,7 +105,10 @@ def main() -> None:
                     "figures": json.loads(result_path.read_text()),
                 }
             continue
-        command = [sys.executable, str(BENCH / script[0]), *script[1:], "--json", str(result_path)]
+        # Paths relative to the repository (the command runs there): results never record
+        # the folders of the machine that ran them.
+        command = [sys.executable, _relative(BENCH / script[0]), *script[1:]]
+        command += ["--json", _relative(result_path)]
         if args.quick:
             command += QUICK_ARGS.get(name, [])
         started = time.perf_counter()

@@ -292,8 +292,8 @@ def _csv_frame(path: str):
 
 def cmd_explain(args: argparse.Namespace) -> dict:
     from core.explanations import get_explanation
+    from core.exports import to_safe_csv
     from core.jobs import run_inline, store_input
-    from core.scoring import to_safe_csv
 
     options = _engine_options(args)
     frame = _csv_frame(args.csv)  # read here first: a bad file is refused before any job

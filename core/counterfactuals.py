@@ -51,6 +51,8 @@ __all__ = [
 ]
 
 MAX_CHANGES = 3
+# A candidate: (column, new value) changes, at most one per column.
+Combo = tuple[tuple[str, Any], ...]
 # Greedy widening: the columns with the largest single moves, and per column its best values.
 TOP_COLUMNS = 6
 TOP_VALUES = 3
@@ -149,7 +151,7 @@ def _distance(column: str, old: Any, new: Any, cands: Candidates) -> float:
     return 1.0
 
 
-def _variants(row: pd.DataFrame, combos: list[tuple[tuple[str, Any], ...]]) -> pd.DataFrame:
+def _variants(row: pd.DataFrame, combos: list[Combo]) -> pd.DataFrame:
     frame = pd.concat([row] * len(combos), ignore_index=True)
     for i, combo in enumerate(combos):
         for column, value in combo:
@@ -175,7 +177,7 @@ def _search_row(
         return p < threshold - MARGIN if flagged else p >= threshold + MARGIN
 
     current = row.iloc[0]
-    singles = [
+    singles: list[Combo] = [
         ((c, v),) for c in actionable for v in cands.values.get(c, []) if not _same(current[c], v)
     ]
     if not singles:
@@ -192,7 +194,7 @@ def _search_row(
     best_move: dict[str, list[tuple[float, Any]]] = {}
     found: list[tuple[int, float, tuple, float]] = []  # (changes, distance, combo, p)
     closest: tuple[float, tuple, float] | None = None
-    beam: list[tuple] = []  # the previous level's combinations that moved P furthest
+    beam: list[Combo] = []  # the previous level's combinations that moved P furthest
     for size in range(1, max_changes + 1):
         combos: list[tuple] = singles if size == 1 else _extend(beam, singles, best_move, size)
         if not combos:
@@ -231,12 +233,17 @@ def _search_row(
     return Counterfactual(position, False, {}, before, None, reason, flagged, None, tried)
 
 
-def _extend(beam: list[tuple], singles: list[tuple], best_move: dict, size: int) -> list[tuple]:
+def _extend(
+    beam: list[Combo],
+    singles: list[Combo],
+    best_move: dict[str, list[tuple[float, Any]]],
+    size: int,
+) -> list[Combo]:
     """Combinations of ``size`` changes: the beam (best of the previous level) extended by
     every single change on another column, plus the greedy widening of the best columns."""
     seen: set[frozenset] = set()
-    out = []
-    extended = [
+    out: list[Combo] = []
+    extended: list[Combo] = [
         (*combo, single[0])
         for combo in beam
         for single in singles
@@ -250,7 +257,7 @@ def _extend(beam: list[tuple], singles: list[tuple], best_move: dict, size: int)
     return out
 
 
-def _widen(best_move: dict[str, list[tuple[float, Any]]], size: int) -> list[tuple]:
+def _widen(best_move: dict[str, list[tuple[float, Any]]], size: int) -> list[Combo]:
     """Combinations of ``size`` columns among those with the largest single moves, each with
     its TOP_VALUES best values."""
     ranked = sorted(best_move, key=lambda c: -max(m for m, _ in best_move[c]))[:TOP_COLUMNS]

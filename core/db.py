@@ -242,7 +242,7 @@ def bulk_insert(table, rows, engine: Engine | None = None, *, parent_checked: bo
     """Insert many tuples (in ``table``'s column order) in one transaction.
 
     On SQLite this goes straight to the driver's executemany, the fastest path measured here
-    (shared/STACK.md: 1.5M rows/s for tuples against 0.22M for the ORM bulk path); on
+    (docs/STACK.md: 1.5M rows/s for tuples against 0.22M for the ORM bulk path); on
     PostgreSQL through COPY (psycopg 3, see ``_copy_rows``); elsewhere through a Core insert of
     dicts. ``parent_checked``: the caller has just created the one parent row every tuple
     points to, so SQLite may skip the per-row foreign-key lookup (0.79M -> 0.93M prediction
@@ -317,7 +317,9 @@ def _copy_rows(engine: Engine, table, names: list[str], rows, *, parent_checked:
     key = str(engine.url)
     raw = engine.raw_connection()
     try:
-        connection: Any = raw.driver_connection  # psycopg.Connection
+        connection = raw.driver_connection
+        if connection is None:  # only after the pool invalidated it
+            raise RuntimeError(f"The connection to {engine.url!r} was closed before COPY.")
         if parent_checked and key not in _no_trigger_skip:
             try:
                 # Only this transaction: the per-row foreign-key triggers are skipped, as

@@ -345,7 +345,7 @@ def status_quo_value(
         "tn": ~flags & (y == 0),
         "fn": ~flags & (y == 1),
     }
-    cells = {cell: int(mask.sum()) for cell, mask in masks.items()}
+    cells: dict[str, float] = {cell: int(mask.sum()) for cell, mask in masks.items()}
     cells.update({f"{cell}_w": float(money[mask].sum()) for cell, mask in masks.items()})
     review = cost if policy == "manual_review" else 0.0
     return float(_value(cells, payoff, fixed)) / y.size - review
@@ -925,7 +925,7 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> np.ndarray:
         raise ValueError(f"costs has {cost.size} values but scores has {score.size}")
     no_worse = (cost[:, None] <= cost[None, :]) & (score[:, None] >= score[None, :])
     better = (cost[:, None] < cost[None, :]) | (score[:, None] > score[None, :])
-    return ~(no_worse & better).any(axis=0)
+    return np.asarray(~(no_worse & better).any(axis=0), dtype=bool)
 
 
 # --------------------------------------------------------------------------- any decisions

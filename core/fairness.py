@@ -263,6 +263,7 @@ def parity_figures(
         else None  # nobody flagged anywhere: no ratio (0 / 0)
     )
     tpr, fpr = table["tpr"].to_numpy(dtype=float), table["fpr"].to_numpy(dtype=float)
+    gap: float | None
     if np.isfinite(tpr).all() and np.isfinite(fpr).all():
         gap: float | None = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
     else:
@@ -288,7 +289,7 @@ def fairness_report(
     flags = (np.asarray(score, dtype=float) >= threshold).astype(int)
     table = group_metrics(y, score, groups, threshold, list(grouping.order))
     ratio, gap = parity_figures(y, flags, groups, table)
-    records = [
+    records: list[dict[str, Any]] = [
         {k: (_none_if_nan(v) if k not in ("group", "n") else v) for k, v in row.items()}
         for row in table.to_dict("records")
     ]

@@ -21,14 +21,17 @@ import io
 import math
 import re
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from core.exports import formula_cells
 
 KINDS = ("numeric", "categorical", "text", "id", "datetime", "constant", "mostly_missing")
 SCHEMA_FORMAT_VERSION = 1
@@ -52,6 +55,7 @@ _MAGIC = (
 )
 _DECODE_CHUNK = 1 << 20
 _SNIFF_BYTES = 64 * 1024
+_HEAD_BYTES = 1 << 20  # a streamed file's format is sniffed from this much
 _SNIFFER_CHARS = 16 * 1024  # csv.Sniffer's regexes get slow on big samples
 # Real text has almost no control characters; binary data decoded as Latin-1 has many.
 _MAX_CONTROL_SHARE = 0.01
@@ -68,7 +72,6 @@ _EXAMPLE_SCAN = 1000  # examples are the first distinct values among the first 1
 _DOT_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?|[+-]?(?:inf|infinity)"
 _COMMA_NUMBER = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d*)?|[+-]?\d+(?:,\d*)?|[+-]?,\d+"
 _PLAIN_NUMBER_RE = re.compile(rf"(?i:{_DOT_NUMBER})")
-_FORMULA_START = "=+-@"
 
 
 class IngestError(ValueError):
@@ -201,16 +204,12 @@ def read_csv_bytes(
         raise ValueError(f"read_csv_bytes needs bytes: {type(data)=}")
     if not isinstance(limits, Limits):
         raise ValueError(f"limits must be a Limits: {type(limits)=}")
-    data = bytes(data)
-    _check_size(data, limits)
-    encoding = _detect_encoding(data, name)
-    sample, complete = _decoded_sample(data, encoding)
-    delimiter = _detect_delimiter(sample, complete)
-    frame, parse_warnings = _build_frame(
-        _parse(data, encoding, delimiter, limits), delimiter, limits
-    )
-    schema = profile_frame(frame, encoding=encoding, delimiter=delimiter)
-    schema = replace(schema, warnings=tuple(parse_warnings) + schema.warnings)
+    csv_file = open_csv(bytes(data), name=name, limits=limits, keep_blank_lines=False)
+    text = pd.concat(list(csv_file))  # one chunk for files under 100,000 rows
+    frame, parse_warnings = _typed_frame(text, csv_file.delimiter)
+    del text
+    schema = profile_frame(frame, encoding=csv_file.encoding, delimiter=csv_file.delimiter)
+    schema = replace(schema, warnings=(*csv_file.notes, *parse_warnings, *schema.warnings))
     return IngestResult(frame=frame, schema=schema)
 
 
@@ -226,6 +225,9 @@ def _check_size(data: bytes, limits: Limits) -> None:
             f"The file is {_format_size(len(data))}; the limit is "
             f"{_format_size(limits.max_bytes)}. Upload a smaller extract or a sample."
         )
+
+
+def _check_not_empty(data: bytes) -> None:
     body = data[len(_UTF8_BOM) :] if data.startswith(_UTF8_BOM) else data
     if not body.strip():
         raise IngestError("The file is empty.")
@@ -342,121 +344,266 @@ _RAGGED_RE = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _EOF_RE = re.compile(r"EOF inside string starting at row (\d+)")
 
 
-def _parse(data: bytes, encoding: str, delimiter: str, limits: Limits) -> pd.DataFrame:
-    """Every cell as a string, header included as row 0, at most max_rows + 1 data rows.
-
-    header=None makes the header row fix the column count, so a longer row is an error
-    instead of pandas silently turning the first column into an index.
-    """
-    try:
-        return pd.read_csv(
-            io.BytesIO(data),
-            sep=delimiter,
-            header=None,
-            dtype=str,
-            keep_default_na=False,
-            na_filter=False,
-            quotechar='"',
-            encoding=encoding,
-            engine="c",
-            nrows=limits.max_rows + 2,
-            skip_blank_lines=True,
-        )
-    except pd.errors.EmptyDataError as exc:
-        raise IngestError("The file is empty.") from exc
-    except pd.errors.ParserError as exc:
-        raise _parser_error(str(exc), delimiter) from exc
-    except UnicodeDecodeError as exc:  # pragma: no cover - _detect_encoding decoded it already
-        raise IngestError(f"The file is not valid {encoding} text.") from exc
-
-
-def _parser_error(message: str, delimiter: str) -> IngestError:
+def _parser_error(message: str, delimiter: str, shift: int = 0) -> IngestError:
+    """pandas' tokenizer message in words; `shift` is added to its row numbers."""
     shown = {"\t": "tab"}.get(delimiter, repr(delimiter))
     if match := _RAGGED_RE.search(message):
         expected, row, saw = (int(g) for g in match.groups())
         return IngestError(
-            f"Row {row} has {saw} values but the header has {_count(expected, 'column')}. "
+            f"Row {row + shift} has {saw} values but the header has {_count(expected, 'column')}. "
             f"Quote values that contain the delimiter ({shown}), or remove the extra values."
         )
     if match := _EOF_RE.search(message):
         return IngestError(
-            f'Row {int(match.group(1)) + 1} opens a quote (") that is never closed, so the '
-            "rest of the file would be read as one value. Close or remove that quote."
+            f'Row {int(match.group(1)) + 1 + shift} opens a quote (") that is never closed, so '
+            "the rest of the file would be read as one value. Close or remove that quote."
         )
     detail = message.replace("Error tokenizing data. C error:", "").strip().splitlines()[0]
     return IngestError(f"The file could not be read as CSV with delimiter {shown}: {detail}")
 
 
 # --------------------------------------------------------------------------------------------
-# From raw strings to a typed frame
+# The one CSV reader: whole uploads and streamed chunks
+# --------------------------------------------------------------------------------------------
+
+_UPLOAD_CHUNK_ROWS = 100_000
+
+
+class CsvChunks:
+    """A CSV opened for reading: its format, its header, and its data rows chunk by chunk.
+
+    Iterating yields DataFrames of stripped text (pandas' string dtype; the usual "no value"
+    tokens as missing) with the header's column names. Rows of blank cells are dropped (they
+    are not records). Each chunk's index is the row number: like a spreadsheet (header = row
+    1, blank lines counted) when blank lines are kept, else counted among non-blank lines.
+    While reading, `records` counts the rows read (blank ones included) and `notes` collects
+    what an analyst should know (columns without a name, rows with no values skipped).
+    Iterate once; `close()` releases the file early.
+    """
+
+    def __init__(
+        self,
+        reader: Any,
+        *,
+        encoding: str,
+        delimiter: str,
+        columns: list[str],
+        notes: list[str],
+        limits: Limits | None,
+        first_row: int,
+        allow_empty: bool,
+    ) -> None:
+        self.encoding, self.delimiter, self.columns, self.notes = (
+            encoding,
+            delimiter,
+            columns,
+            notes,
+        )
+        self.records = 0
+        self._reader, self._limits, self._first_row = reader, limits, first_row
+        self._allow_empty = allow_empty
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __iter__(self) -> Iterator[pd.DataFrame]:
+        limits, kept = self._limits, 0
+        try:
+            while True:
+                try:
+                    raw = next(self._reader)
+                except StopIteration:
+                    break
+                except Exception as exc:  # noqa: BLE001 - translated, or re-raised as it was
+                    shift = self._first_row - 2
+                    raise _read_error(exc, self.delimiter, self.encoding, shift) from None
+                if limits is not None and self.records + len(raw) > limits.max_rows:
+                    raise IngestError(
+                        f"The file has more than {limits.max_rows:,} data rows; the limit is "
+                        f"{limits.max_rows:,}. Upload a sample or split the file."
+                    )
+                start = self._first_row + self.records
+                raw.index = pd.RangeIndex(start, start + len(raw))
+                self.records += len(raw)
+                if limits is not None:
+                    _check_cell_lengths(raw, limits, self.columns)
+                chunk = clean_chunk(raw, self.columns)
+                kept += len(chunk)
+                if len(chunk):
+                    yield chunk
+        finally:
+            self.close()
+        if kept == 0 and not self._allow_empty:
+            raise IngestError("The file has a header but no data rows.")
+        if kept < self.records:
+            self.notes.append(f"Skipped {_count(self.records - kept, 'row')} with no values.")
+
+
+def open_csv(
+    source: bytes | str | Path,
+    *,
+    chunk_rows: int = _UPLOAD_CHUNK_ROWS,
+    name: str = "upload.csv",
+    limits: Limits | None = None,
+    keep_blank_lines: bool = True,
+) -> CsvChunks:
+    """Open CSV bytes or a CSV file for chunked reading; IngestError names what is wrong.
+
+    Bytes are checked whole (size against `limits`, encoding over every byte); a file is
+    sniffed from its first megabyte, so a file of any size streams in flat memory (a byte
+    that breaks the encoding further on is an IngestError when its chunk is read).
+    """
+    if isinstance(source, bytes | bytearray):
+        data = bytes(source)
+        if limits is not None:
+            _check_size(data, limits)
+        _check_not_empty(data)
+        encoding = _detect_encoding(data, name)
+        sample, complete = _decoded_sample(data, encoding)
+        delimiter = _detect_delimiter(sample, complete)
+        handle: Any = io.BytesIO(data)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"No such file: {source}")
+        with open(path, "rb") as file:
+            head = file.read(_HEAD_BYTES)
+        encoding, delimiter = sniff_format(head, name)
+        handle = path
+    return read_csv_chunks(
+        handle,
+        encoding,
+        delimiter,
+        chunk_rows=chunk_rows,
+        limits=limits,
+        keep_blank_lines=keep_blank_lines,
+    )
+
+
+def read_csv_chunks(
+    handle: Any,
+    encoding: str,
+    delimiter: str,
+    *,
+    chunk_rows: int = _UPLOAD_CHUNK_ROWS,
+    limits: Limits | None = None,
+    keep_blank_lines: bool = True,
+    first_row: int = 2,
+    allow_empty: bool = False,
+) -> CsvChunks:
+    """Read CSV of a known format from `handle` (a path or a binary file object) in chunks.
+
+    The header is read now (so a bad header fails at once); data rows as the chunks are
+    iterated. `first_row` is the row number of the first data row (parts of a file read by
+    several workers start further on); pandas' row numbers in errors are shifted by as much.
+    `limits`: columns, cell length and rows are checked when given (uploads); scoring streams
+    files of any length and passes None. `allow_empty`: no data rows is not an error (a part
+    of a file that holds only blank lines).
+    """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be positive: {chunk_rows=}")
+    shift = first_row - 2
+    try:
+        reader = pd.read_csv(
+            handle,
+            sep=delimiter,
+            header=None,  # the header row fixes the column count: a longer row is an error
+            dtype=str,
+            keep_default_na=False,
+            na_filter=False,
+            quotechar='"',
+            encoding=encoding,
+            engine="c",
+            chunksize=chunk_rows,
+            skip_blank_lines=not keep_blank_lines,
+        )
+        header = reader.get_chunk(1)
+    except Exception as exc:  # noqa: BLE001 - translated, or re-raised as it was
+        raise _read_error(exc, delimiter, encoding, shift) from None
+    try:
+        if header.empty:
+            raise IngestError("The file is empty.")
+        if limits is not None and header.shape[1] > limits.max_columns:
+            raise IngestError(
+                f"The file has {header.shape[1]:,} columns; the limit is "
+                f"{limits.max_columns:,}. Keep only the columns you need."
+            )
+        if limits is not None:
+            _check_cell_lengths(header, limits, None)
+        names, notes = _column_names(header.iloc[0].tolist())
+    except BaseException:
+        reader.close()
+        raise
+    return CsvChunks(
+        reader,
+        encoding=encoding,
+        delimiter=delimiter,
+        columns=names,
+        notes=notes,
+        limits=limits,
+        first_row=first_row,
+        allow_empty=allow_empty,
+    )
+
+
+def clean_chunk(raw: pd.DataFrame, names: list[str] | None = None) -> pd.DataFrame:
+    """Text cells as Payoff reads them: stripped, "no value" tokens missing, blank rows
+    dropped. `names` replaces the columns (else they are stripped); the index is kept."""
+    out: dict[str, pd.Series] = {}
+    blank = np.ones(len(raw), dtype=bool)
+    columns = names if names is not None else [str(c).strip() for c in raw.columns]
+    for column, key in zip(columns, raw.columns, strict=True):
+        values = raw[key].astype("str").str.strip()
+        blank &= values.fillna("").eq("").to_numpy()
+        out[column] = _mark_missing(values)
+    return pd.DataFrame(out, index=raw.index)[~blank]
+
+
+def _read_error(exc: Exception, delimiter: str, encoding: str, shift: int) -> Exception:
+    """pandas' and the codec's errors in words an analyst can act on (others unchanged)."""
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return IngestError("The file is empty.")
+    if isinstance(exc, pd.errors.ParserError):
+        return _parser_error(str(exc), delimiter, shift)
+    if isinstance(exc, UnicodeDecodeError):
+        return IngestError(
+            f"The file changes encoding part-way (it is not valid {encoding} text throughout); "
+            "save it as CSV UTF-8."
+        )
+    return exc
+
+
+# --------------------------------------------------------------------------------------------
+# From text to a typed frame
 # --------------------------------------------------------------------------------------------
 
 
-def _build_frame(
-    raw: pd.DataFrame, delimiter: str, limits: Limits
-) -> tuple[pd.DataFrame, list[str]]:
-    """Checked, cleaned and typed columns.
+def _typed_frame(text: pd.DataFrame, delimiter: str) -> tuple[pd.DataFrame, list[str]]:
+    """Each column as float64 when it holds numbers, else the cleaned strings.
 
-    Consumes `raw` (the caller keeps no reference): each raw column is released once
-    converted, so peak memory stays near one extra copy of the data.
+    Consumes `text` (the caller keeps no reference): each column is released once converted,
+    so peak memory stays near one extra copy of the data.
     """
-    _check_shape(raw, limits)
-    _check_cell_lengths(raw, limits)
-    names, notes = _column_names(raw.iloc[0].tolist())
-    blank = _blank_rows(raw)
-    if blank.all():
-        raise IngestError("The file has a header but no data rows.")
-    if blank.any():
-        notes.append(f"Skipped {_count(int(blank.sum()), 'row')} with no values.")
-    cells = [raw.iloc[1:, j] for j in reversed(range(raw.shape[1]))]  # popped in file order
-    del raw
+    notes: list[str] = []
     columns: dict[str, pd.Series] = {}
-    for name in names:
-        values = cells.pop()
-        if blank.any():
-            values = values[~blank]
-        values = _mark_missing(values.str.strip()).reset_index(drop=True)
+    for name in list(text.columns):
+        values = text.pop(name).reset_index(drop=True)
         columns[name], note = _convert_column(name, values, delimiter)
         notes.extend(note)
     return pd.DataFrame(columns), notes
 
 
-def _blank_rows(raw: pd.DataFrame) -> np.ndarray:
-    """Data rows whose cells are all blank (",,,"): dropped. A row of "NA"s is kept, as a
-    row of missing values."""
-    blank = np.ones(len(raw) - 1, dtype=bool)
-    for key in raw.columns:
-        blank &= raw[key].iloc[1:].str.strip().eq("").to_numpy()
-    return blank
-
-
-def _check_shape(raw: pd.DataFrame, limits: Limits) -> None:
-    n_columns = raw.shape[1]
-    if n_columns > limits.max_columns:
-        raise IngestError(
-            f"The file has {n_columns:,} columns; the limit is {limits.max_columns:,}. "
-            "Keep only the columns you need."
-        )
-    n_data_rows = len(raw) - 1
-    if n_data_rows > limits.max_rows:
-        raise IngestError(
-            f"The file has more than {limits.max_rows:,} data rows; the limit is "
-            f"{limits.max_rows:,}. Upload a sample or split the file."
-        )
-    if n_data_rows < 1:
-        raise IngestError("The file has a header but no data rows.")
-
-
-def _check_cell_lengths(raw: pd.DataFrame, limits: Limits) -> None:
+def _check_cell_lengths(raw: pd.DataFrame, limits: Limits, names: list[str] | None) -> None:
+    """Cells longer than the limit; `names` None: `raw` is the header row (row 1)."""
     for j, col in enumerate(raw.columns):
         lengths = raw[col].str.len()
         too_long = lengths > limits.max_cell_chars
         if too_long.any():
             i = int(too_long.to_numpy().argmax())
-            header = _truncate(str(raw.iat[0, j]))
-            where = f"column {j + 1}" + (f" ('{header}')" if i > 0 else "")
+            row = 1 if names is None else int(raw.index[i])
+            where = f"column {j + 1}" + (f" ('{_truncate(names[j])}')" if names else "")
             raise IngestError(
-                f"Row {i + 1}, {where} has a value of {int(lengths.iat[i]):,} characters; the "
+                f"Row {row}, {where} has a value of {int(lengths.iat[i]):,} characters; the "
                 f"limit is {limits.max_cell_chars:,}. Check for a missing closing quote."
             )
 
@@ -471,11 +618,12 @@ def _column_names(header: list[Any]) -> tuple[list[str], list[str]]:
             name = f"column_{j}"
             notes.append(f"Column {j} has no name in the header; it is called '{name}'.")
         names.append(name)
-    _check_unique(names)
+    check_unique_names(names)
     return names, notes
 
 
-def _check_unique(names: list[str]) -> None:
+def check_unique_names(names: list[str]) -> None:
+    """IngestError naming a repeated column name and where it appears."""
     positions: dict[str, list[int]] = {}
     for j, name in enumerate(names, start=1):
         positions.setdefault(name, []).append(j)
@@ -860,13 +1008,14 @@ def _pii_warning(profile: ColumnProfile) -> str | None:
 
 
 def _formula_warning(name: str, series: pd.Series) -> str | None:
-    """Cells a spreadsheet would execute on open (=, +, -, @ first); numbers like -5 are fine."""
+    """Cells a spreadsheet would execute on open (core.exports.FORMULA_PREFIXES first);
+    numbers like -5 are fine."""
     if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_datetime64_any_dtype(
         series.dtype
     ):
         return None
     text = series.dropna().astype("str")
-    risky = text[text.str[:1].isin(list(_FORMULA_START)) & ~text.str.fullmatch(_PLAIN_NUMBER_RE)]
+    risky = text[formula_cells(text)]
     if risky.empty:
         return None
     return (
@@ -941,6 +1090,7 @@ def sniff_format(head: bytes, name: str = "upload.csv") -> tuple[str, str]:
     Scoring streams files too large to hold as one string; it applies the same detection as
     `read_csv_bytes` to the head, cut at the last line end so no character is split.
     """
+    _check_not_empty(head)
     if b"\n" in head:
         head = head[: head.rfind(b"\n") + 1]
     encoding = _detect_encoding(head, name)

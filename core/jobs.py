@@ -129,7 +129,7 @@ def launch_worker_for(run_ids: list[int]) -> int | None:
     the jobs then wait for the team's workers).
 
     One local worker, not one per run: on a 2-core machine parallel trainings only slow each
-    other down (shared/STACK.md). Workers on other machines may claim the jobs as well.
+    other down (docs/STACK.md). Workers on other machines may claim the jobs as well.
     """
     if not run_ids:
         raise ValueError("No runs to start.")

@@ -14,13 +14,11 @@ batches, lives here).
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import os
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +37,15 @@ from core.explanations import (
     reason_codes,
     warm_reasons,
 )
-from core.ingest import MISSING_TOKENS, IngestError, parse_numbers, sniff_format
+from core.exports import safe_column_name, to_safe_csv
+from core.ingest import (
+    IngestError,
+    check_unique_names,
+    clean_chunk,
+    open_csv,
+    parse_numbers,
+    read_csv_chunks,
+)
 from core.kinds.base import LoadedModel
 from core.kinds.registry import get_kind
 from core.records import PredictionReasonRecord, PredictionRecord, ScoreBatchRecord
@@ -47,7 +53,6 @@ from core.runs import RunInfo, get_run, load_run_model
 from core.thresholds import operating_threshold
 
 DEFAULT_CHUNK_ROWS = 50_000
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 PSI_EPS = 1e-4
 # Above this PSI a feature's distribution has moved enough to re-check the model (a common
 # rule of thumb: < 0.1 stable, 0.1-0.25 some shift, > 0.25 major shift).
@@ -104,22 +109,12 @@ class ScoreReport:
 # ---- reading --------------------------------------------------------------------------------
 
 
-def _open_source(source: bytes | str | Path) -> tuple[Any, bytes]:
-    if isinstance(source, (bytes, bytearray)):
-        return io.BytesIO(bytes(source)), bytes(source[: 1 << 20])
-    path = Path(source)
-    if not path.is_file():
-        raise ValueError(f"No such file: {source}")
-    with open(path, "rb") as handle:
-        head = handle.read(1 << 20)
-    return path, head
-
-
 def open_chunks(
     source: bytes | str | Path, chunk_rows: int, name: str = "input"
 ) -> tuple[str, Iterator[pd.DataFrame]]:
-    """(delimiter, raw string chunks). A chunk's index is the spreadsheet row number (header =
-    row 1, blank lines counted, as ingest counts them); blank lines are not records."""
+    """(delimiter, text chunks): ingest's reader (``core.ingest.open_csv``) for a CSV, the
+    block plan for a Parquet file or a folder. A chunk's index is the spreadsheet row number
+    (header = row 1, blank lines counted); blank lines are not records."""
     if not isinstance(source, (bytes, bytearray)) and (
         Path(source).is_dir() or _is_parquet(Path(source))
     ):
@@ -127,119 +122,8 @@ def open_chunks(
         return plan.delimiter, (
             chunk for block in plan.blocks for chunk in _split(read_block(block), chunk_rows)
         )
-    handle, head = _open_source(source)
-    if not head.strip():
-        raise IngestError(f"The file {name} is empty.")
-    encoding, delimiter = sniff_format(head, name)
-    _check_header(head, encoding, delimiter, name)
-    return delimiter, _chunks(handle, encoding, delimiter, chunk_rows, name)
-
-
-def _check_header(head: bytes, encoding: str, delimiter: str, name: str) -> None:
-    """Refuse what pandas would silently misread: duplicate column names (it renames them
-    "age.1") and a first row longer than the header (it makes the extra values an index and
-    shifts every column)."""
-    if b"\n" in head:
-        head = head[: head.rfind(b"\n") + 1]
-    text = head.decode(encoding, errors="replace")
-    records = csv.reader(io.StringIO(text), delimiter=delimiter)
-    try:
-        header = [c.strip() for c in next(records)]
-        first = next(records, None)
-    except csv.Error as exc:
-        raise IngestError(f"The file {name} could not be read as CSV: {exc}") from None
-    seen: dict[str, int] = {}
-    for position, column in enumerate(header, start=1):
-        if column in seen:
-            raise IngestError(
-                f"Column names must be unique: {column!r} appears twice (columns "
-                f"{seen[column]} and {position})."
-            )
-        seen[column] = position
-    if first is not None and len(first) > len(header):
-        if any("\n" in value for value in first):
-            raise IngestError(
-                f'A quoted value in {name} is never closed (the value starting in row 2): a " '
-                'opens it but no " ends it. Fix that cell or export the file again.'
-            )
-        raise IngestError(
-            f"Row 2 has {len(first)} values but the header has {len(header)} columns."
-        )
-
-
-def _csv_reader(handle, encoding: str, delimiter: str, chunk_rows: int | None):
-    """pandas' C reader with the options every Payoff CSV read uses (all text, nothing
-    guessed; blank lines kept so that row numbers match the file)."""
-    return pd.read_csv(
-        handle,
-        sep=delimiter,
-        encoding=encoding,
-        dtype=str,
-        keep_default_na=False,
-        chunksize=chunk_rows,
-        skip_blank_lines=False,  # kept so that row numbers match the file
-        on_bad_lines="error",
-        engine="c",
-        index_col=False,  # never turn a long first row into an index (checked in _check_header)
-    )
-
-
-def _finish_chunk(chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
-    """Stripped column names, spreadsheet row numbers from ``first_row``, missing tokens as NA,
-    blank records dropped."""
-    chunk.columns = [str(c).strip() for c in chunk.columns]
-    chunk.index = pd.RangeIndex(first_row, first_row + len(chunk))
-    return _missing_to_na(chunk)
-
-
-def _chunks(
-    handle, encoding: str, delimiter: str, chunk_rows: int, name: str
-) -> Iterator[pd.DataFrame]:
-    reader = _csv_reader(handle, encoding, delimiter, chunk_rows)
-    start = records = 0
-    try:
-        for raw in reader:
-            chunk = _finish_chunk(raw, start + 2)
-            start += len(raw)
-            records += len(chunk)
-            if len(chunk):
-                yield chunk
-    except pd.errors.ParserError as exc:
-        raise IngestError(_parser_message(str(exc), name)) from None
-    except UnicodeDecodeError:
-        raise IngestError(
-            f"The file {name} changes encoding part-way; save it as CSV UTF-8."
-        ) from None
-    if records == 0:
-        raise IngestError(f"The file {name} has a header but no data rows.")
-
-
-def _parser_message(raw: str, name: str) -> str:
-    """pandas' tokenizer errors in words an analyst can act on."""
-    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", raw)
-    if fields:
-        expected, line, saw = fields.groups()
-        return f"Row {line} of {name} has {saw} values but the header has {expected} columns."
-    if "EOF inside string" in raw:
-        start = re.search(r"starting at row (\d+)", raw)
-        where = f" (the value starting near row {int(start.group(1)) + 1})" if start else ""
-        return (
-            f'A quoted value in {name} is never closed{where}: a " opens it but no " ends it. '
-            "Fix that cell or export the file again."
-        )
-    return f"The file {name} could not be read as CSV: {' '.join(raw.split())}"
-
-
-def _missing_to_na(chunk: pd.DataFrame) -> pd.DataFrame:
-    """Missing tokens ("NA", "?", ...) become NA. Blank lines and ",,," lines are dropped: they
-    are not records (ingest skips them too); a row of "NA" tokens is a record."""
-    out = {}
-    blank = np.ones(len(chunk), dtype=bool)
-    for column in chunk.columns:
-        values = chunk[column].astype("string").str.strip()
-        blank &= values.fillna("").eq("").to_numpy()
-        out[column] = values.mask(values.str.lower().isin(MISSING_TOKENS))
-    return pd.DataFrame(out, index=chunk.index)[~blank]
+    csv_file = open_csv(source, chunk_rows=chunk_rows, name=name)
+    return csv_file.delimiter, iter(csv_file)
 
 
 # ---- blocks: the same reader, split so that several workers can read one input ----------
@@ -269,6 +153,7 @@ class SourceBlock:
     delimiter: str = ","
     row_groups: tuple[int, ...] = ()  # parquet
     name: str = "input"
+    in_folder: bool = False  # one of several files: errors name the file
 
 
 @dataclass(frozen=True)
@@ -318,13 +203,18 @@ def plan_blocks(source: str | Path, rows_per_block: int, name: str = "input") ->
     offset = 0
     for file in files:
         label = file.name if len(files) > 1 else name
-        if _is_parquet(file):
-            file_columns, file_blocks, lines = _parquet_blocks(file, rows_per_block, offset, label)
-            file_delimiter = ","
-        else:
-            file_columns, file_delimiter, file_blocks, lines = _csv_blocks(
-                file, rows_per_block, offset, label
-            )
+        with _naming_the_file(label if len(files) > 1 else None):
+            if _is_parquet(file):
+                file_columns, file_blocks, lines = _parquet_blocks(
+                    file, rows_per_block, offset, label
+                )
+                file_delimiter = ","
+            else:
+                file_columns, file_delimiter, file_blocks, lines = _csv_blocks(
+                    file, rows_per_block, offset, label
+                )
+        if len(files) > 1:
+            file_blocks = [replace(b, in_folder=True) for b in file_blocks]
         if columns is None:
             columns, delimiter = file_columns, file_delimiter
         elif file_columns != columns:
@@ -354,7 +244,7 @@ def _parquet_blocks(
     except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a bad file
         raise IngestError(f"The file {name} could not be read as Parquet: {exc}") from None
     columns = [str(c).strip() for c in metadata.schema.to_arrow_schema().names]
-    _check_unique(columns)
+    check_unique_names(columns)
     blocks, groups, rows, done = [], [], 0, 0
     for group in range(metadata.num_row_groups):
         groups.append(group)
@@ -376,14 +266,6 @@ def _parquet_blocks(
     return columns, blocks, done
 
 
-def _check_unique(columns: list[str]) -> None:
-    seen: set[str] = set()
-    for column in columns:
-        if column in seen:
-            raise IngestError(f"Column names must be unique: {column!r} appears twice.")
-        seen.add(column)
-
-
 def _csv_blocks(
     path: Path, rows_per_block: int, offset: int, name: str
 ) -> tuple[list[str], str, list[SourceBlock], int]:
@@ -391,23 +273,16 @@ def _csv_blocks(
     (an even number of quote bytes before it). Where quotes could be literal (a quote inside
     an unquoted value) or the codec is not ASCII-safe, the file stays one block; a reader
     also checks that it found exactly the rows the plan counted."""
-    _, head = _open_source(path)
-    if not head.strip():
-        raise IngestError(f"The file {name} is empty.")
-    encoding, delimiter = sniff_format(head, name)
-    _check_header(head, encoding, delimiter, name)
-    cut = head[: head.rfind(b"\n") + 1] if b"\n" in head else head
-    header = next(
-        csv.reader(io.StringIO(cut.decode(encoding, errors="replace")), delimiter=delimiter)
-    )
-    columns = [c.strip() for c in header]
-    base: dict[str, Any] = dict(encoding=encoding, delimiter=delimiter, name=name)
+    csv_file = open_csv(path, name=name)  # reads the header only: the format and the columns
+    csv_file.close()
+    encoding, delimiter, columns = csv_file.encoding, csv_file.delimiter, csv_file.columns
+    base = SourceBlock(str(path), "csv", 0, 0, encoding=encoding, delimiter=delimiter, name=name)
     size = path.stat().st_size
     scan = _scan_boundaries(path, rows_per_block, delimiter) if encoding in _ASCII_SAFE else None
     if scan is None:  # one block, read whole by one worker; numbers stay unique in a folder
         with open(path, "rb") as handle:
             lines = sum(piece.count(b"\n") for piece in iter(lambda: handle.read(SCAN_BYTES), b""))
-        block = SourceBlock(str(path), "csv", 2 + offset, -1, start=0, stop=size, **base)
+        block = replace(base, first_row=2 + offset, rows=-1, start=0, stop=size)
         return columns, delimiter, [block], lines
     cuts, lines = scan  # cuts[k]: byte after boundary k * rows_per_block (cuts[0]: header end)
     header_end = cuts[0]
@@ -418,15 +293,13 @@ def _csv_blocks(
             continue
         rows = rows_per_block if k + 1 < len(cuts) else -1
         blocks.append(
-            SourceBlock(
-                str(path),
-                "csv",
+            replace(
+                base,
                 first_row=2 + offset + k * rows_per_block,
                 rows=rows,
                 start=start,
                 stop=stop,
                 header_end=header_end,
-                **base,
             )
         )
     return columns, delimiter, blocks, lines
@@ -480,31 +353,51 @@ def _split(frame: pd.DataFrame, rows: int) -> Iterator[pd.DataFrame]:
         yield frame.iloc[start : start + rows]
 
 
+def _no_rows(columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype="str") for c in columns})
+
+
+@contextlib.contextmanager
+def _naming_the_file(name: str | None) -> Iterator[None]:
+    """Prefix the file's name to an IngestError (one file of a folder)."""
+    try:
+        yield
+    except IngestError as exc:
+        if name is None:
+            raise
+        raise IngestError(f"{name}: {exc}") from None
+
+
 def read_block(block: SourceBlock) -> pd.DataFrame:
     """The block's rows as text (index: row numbers), read as ``open_chunks`` reads them."""
+    with _naming_the_file(block.name if block.in_folder else None):
+        return _read_block(block)
+
+
+def _read_block(block: SourceBlock) -> pd.DataFrame:
     if block.kind == "parquet":
         import pyarrow.parquet as pq
 
         table = pq.ParquetFile(block.path).read_row_groups(list(block.row_groups))
         raw = table.to_pandas()
-        raw = pd.DataFrame({c: raw[c].astype("string") for c in raw.columns})
         found = len(raw)
-        chunk = _finish_chunk(raw, block.first_row)
+        raw.index = pd.RangeIndex(block.first_row, block.first_row + found)
+        chunk = clean_chunk(raw)
     else:
         with open(block.path, "rb") as handle:
             head = handle.read(block.header_end)
             handle.seek(block.start)
             data = handle.read(block.stop - block.start)
-        try:
-            raw = _csv_reader(io.BytesIO(head + data), block.encoding, block.delimiter, None)
-        except pd.errors.ParserError as exc:
-            raise IngestError(_parser_message(str(exc), block.name)) from None
-        except UnicodeDecodeError:
-            raise IngestError(
-                f"The file {block.name} changes encoding part-way; save it as CSV UTF-8."
-            ) from None
-        found = len(raw)
-        chunk = _finish_chunk(raw, block.first_row)
+        csv_file = read_csv_chunks(
+            io.BytesIO(head + data),
+            block.encoding,
+            block.delimiter,
+            first_row=block.first_row,
+            allow_empty=True,  # a block of blank lines: the plan counted them
+        )
+        chunks = list(csv_file)
+        found = csv_file.records
+        chunk = pd.concat(chunks) if chunks else _no_rows(csv_file.columns)
     if block.rows >= 0 and found != block.rows:
         raise IngestError(
             f"{block.name} could not be split for parallel reading at row {block.first_row} "
@@ -642,40 +535,6 @@ def psi(expected_share: np.ndarray, actual_counts: np.ndarray) -> float:
 
 
 # ---- outputs --------------------------------------------------------------------------------
-
-
-def _safe_name(name: str) -> str:
-    text = str(name)
-    if text.startswith(FORMULA_PREFIXES) and pd.isna(pd.to_numeric(text, errors="coerce")):
-        return "'" + text
-    return text
-
-
-def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
-    """OWASP CSV injection: prefix text cells (and column names) that a spreadsheet would run
-    as a formula with a single quote. Numeric columns are untouched, and so is text that is a
-    plain number ("-5")."""
-    out = frame.copy()
-    out.columns = [_safe_name(c) for c in out.columns]
-    for column in out.columns:
-        if pd.api.types.is_numeric_dtype(out[column]) or pd.api.types.is_bool_dtype(out[column]):
-            continue
-        values = out[column].astype("string")
-        risky = values.str.startswith(FORMULA_PREFIXES).fillna(False)
-        if risky.any():
-            is_number = pd.to_numeric(values.where(risky), errors="coerce").notna()
-            risky &= ~is_number
-            out[column] = values.mask(risky, "'" + values)
-    return out
-
-
-def to_safe_csv(frame: pd.DataFrame, path=None, *, header: bool = True, mode: str = "w"):
-    """CSV for spreadsheets: formulas neutralised, and CRLF line ends so that a line break or
-    carriage return inside a cell is always quoted (with "\n" endings a bare "\r" is not,
-    and a spreadsheet would start a new row at it, escaping the formula guard)."""
-    safe = neutralise_formulas(frame)
-    text = safe.to_csv(path, index=False, header=header, mode=mode, lineterminator="\r\n")
-    return None if path is not None else text.encode("utf-8")
 
 
 def _unseen_counts(model: Any, typed: pd.DataFrame, z: np.ndarray | None) -> dict[str, int]:
@@ -881,7 +740,7 @@ def write_batch(
             if tmp_out is not None:
                 export = mask_pii(pd.concat([chunk, outputs], axis=1), pii, actor)
                 to_safe_csv(export, tmp_out, header=rows == 0, mode="a")
-                output_columns = [_safe_name(c) for c in export.columns]
+                output_columns = [safe_column_name(c) for c in export.columns]
             rows += len(chunk)
             if on_progress is not None:
                 on_progress(rows)
@@ -950,7 +809,7 @@ def _nullable(values: np.ndarray) -> list:
 
 def _insert_predictions(batch_id: int, run: RunInfo, outputs: pd.DataFrame) -> None:
     """Bulk insert as tuples through the driver's executemany, the fastest path measured here
-    (shared/STACK.md: tuples 1.5M rows/s against 0.22M for the ORM bulk path)."""
+    (docs/STACK.md: tuples 1.5M rows/s against 0.22M for the ORM bulk path)."""
     n = len(outputs)
     rows = (outputs.index.to_numpy() - 1).tolist()  # spreadsheet row 2 is data row 1
     if run.task == "binary":

@@ -70,8 +70,8 @@ def load_settings() -> Settings:
         home=home,
         db_url=db_url,
         device=device,
-        # One thread by default: on 2 shared cores, 2 threads ran 3x slower (shared/STACK.md).
+        # One thread by default: on 2 shared cores, 2 threads ran 3x slower (docs/STACK.md).
         threads=_int_env("PAYOFF_THREADS", 1),
         limits=limits,
-        text_model=os.environ.get("PAYOFF_TEXT_MODEL") or None,
+        text_model=(os.environ.get("PAYOFF_TEXT_MODEL") or "").strip() or None,
     )

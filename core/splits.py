@@ -86,6 +86,8 @@ def get_or_create_split(
                 DatasetSplitRecord.seed == seed,
             )
         )
+        if record is None:  # not a split written meanwhile: another integrity error
+            raise
         return np.frombuffer(record.assignment, dtype=np.uint8)
     return assignment
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
-from core.economics import STATUS_QUO_POLICIES, Payoff
+from core.economics import STATUS_QUO_POLICIES, Payoff, StatusQuoPolicy
 from core.economics import check_number as _number
 
 
@@ -29,7 +29,7 @@ class StatusQuo:
     case, assumed perfectly, at cost_per_decision $) or "rule" (an existing rule's decisions).
     """
 
-    policy: str
+    policy: StatusQuoPolicy
     cost_per_decision: float = 0.0
 
     def __post_init__(self) -> None:

@@ -1,21 +1,22 @@
 """FT-Transformer (Gorishniy et al., 2021) from the authors' `rtdl_revisiting_models` package.
 
-Size presets, measured with `bench/train_bench.py --seeds 0 1 2 --budget 300` on the
-credit-scoring sample (2,672 training rows; 12 continuous inputs incl. 3 missing indicators,
-4 categoricals), 1 CPU thread, means over 3 splits. Params and FLOPs grow with the number of
-features (FLOPs roughly with its square, through attention). CPU s = training CPU time;
-rows/s are per CPU-second. LightGBM on the same splits: ROC-AUC 0.848 in 0.2 s.
+Size presets. Their measured accuracy, training time, rows/s, parameters and FLOPs per row
+are in bench/results/train.json (`bench/train_bench.py --seeds 0 1 2 --budget 300`, the
+credit-scoring sample, 1 CPU thread, 3 splits), quoted in README's Performance section; params
+and FLOPs grow with the number of features (FLOPs roughly with its square, through attention).
 
-| preset  | blocks x width | params  | FLOPs/row | lr / batch | ROC-AUC | CPU s | train / infer rows/s |
-|---------|----------------|---------|-----------|------------|---------|-------|----------------------|
-| tiny    | 1 x 32, 4 heads| 10.1k   | 0.21M     | 1e-3 / 256 | 0.848   | 3.9   | 21k / 130k           |
-| small   | 2 x 64         | 70.2k   | 2.04M     | 5e-4 / 256 | 0.855   | 12.6  | 4.2k / 18.7k         |
-| default | 3 x 192        | 901k    | 28.2M     | 1e-4 / 256 | 0.856   | 77.8  | 650 / 2.7k           |
+| preset  | blocks x width  | lr / batch |
+|---------|-----------------|------------|
+| tiny    | 1 x 32, 4 heads | 1e-3 / 256 |
+| small   | 2 x 64          | 5e-4 / 256 |
+| default | 3 x 192         | 1e-4 / 256 |
 
-"small" is the recommended default: as accurate as "default" here at a sixth of the time.
+"small" is the recommended default: as accurate as "default" on that sample at about a sixth
+of its training time (bench/results/train.json).
 Inference rows/s are with cache-sized CPU batches (models/tabular.py: inference_batch_rows).
 "default" is the package's own `get_default_kwargs(3)`, the configuration the paper tunes.
-Learning rates tried (5 splits for tiny/small, 3 for default): tiny 3e-4/1e-3/2e-3 and batch
+Learning rates were chosen by a one-off sweep, not kept in bench/results (5 splits for
+tiny/small, 3 for default): tiny 3e-4/1e-3/2e-3 and batch
 128 all within 0.0015 ROC-AUC (1e-3 kept); small 2e-4/5e-4/1e-3 -> 0.8456/0.8475/0.8464;
 default 1e-4/3e-4 -> 0.856/0.852.
 """

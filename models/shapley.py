@@ -1,7 +1,7 @@
 """Interventional SHAP values for any model that scores encoded rows Z [N, M] -> [N].
 
 Why our own estimator instead of shap's explainers: on an FT-Transformer shap's Permutation
-explainer needs ~17 s per row with its defaults (shared/STACK.md), because it spends thousands
+explainer needs ~17 s per row with its defaults (docs/STACK.md), because it spends thousands
 of model calls per row and calls the model in small batches. Payoff explains with the maths of
 the interventional game instead:
 

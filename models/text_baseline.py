@@ -73,6 +73,10 @@ class FittedTfidfModel:
         self.target = target
         self.c = c
 
+    def n_params(self) -> int:
+        """Learned weights: one coefficient per term and output, plus the intercepts."""
+        return int(self.coef.size + self.intercept.size)
+
     def transform(self, texts: Sequence[Any]) -> csr_matrix:
         """[n, V] TF-IDF rows: (1 + log tf) * idf, each row scaled to unit length."""
         indptr, indices, data = [0], [], []

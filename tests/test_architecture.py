@@ -360,3 +360,48 @@ def test_kind_name_scan_catches_a_stray_literal(tmp_path: Path) -> None:
     (tmp_path / "page.py").write_text("if run.model == 'lightgbm':\n    pass  # not logreg\n")
     found = kind_name_files([tmp_path / "page.py"], root=tmp_path)
     assert found["lightgbm"] == ["page.py"] and found["logreg"] == []
+
+
+def _environment_writes_at_import(tree: ast.AST) -> list[int]:
+    """Lines of module-level statements (outside functions and classes) that change
+    os.environ: assignment to os.environ[...], or os.environ.setdefault / update / pop."""
+    lines = []
+    for node in getattr(tree, "body", []):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            continue
+        for sub in ast.walk(node):
+            target = None
+            if isinstance(sub, ast.Assign | ast.AugAssign):
+                targets = sub.targets if isinstance(sub, ast.Assign) else [sub.target]
+                target = next((t for t in targets if isinstance(t, ast.Subscript)), None)
+                target = target.value if target is not None else None
+            elif isinstance(sub, ast.Call) and isinstance(sub.func, ast.Attribute):
+                if sub.func.attr in ("setdefault", "update", "pop", "putenv"):
+                    target = sub.func.value
+            if target is not None and ast.unparse(target) in ("os.environ", "os"):
+                lines.append(sub.lineno)
+    return lines
+
+
+def test_no_module_changes_the_environment_at_import() -> None:
+    """Importing app code must not change os.environ (tests/conftest.py may: it is setup)."""
+    found = [
+        f"{_relative(path)}:{line}"
+        for path in _source_files()
+        for line in _environment_writes_at_import(_parse(path))
+    ]
+    assert found == []
+
+
+@pytest.mark.parametrize(
+    ("source", "caught"),
+    [
+        ("import os\nos.environ.setdefault('A', '1')", True),
+        ("import os\nos.environ['A'] = '1'", True),
+        ("import os\nif True:\n    os.environ.update(A='1')", True),
+        ("import os\ndef f():\n    os.environ.setdefault('A', '1')", False),
+        ("import os\nX = os.environ.get('A')", False),
+    ],
+)
+def test_environment_write_detector(source: str, caught: bool) -> None:
+    assert bool(_environment_writes_at_import(ast.parse(source))) is caught

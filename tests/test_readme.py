@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,3 +37,13 @@ def test_requirements_pin_every_package() -> None:
             if line and not line.startswith(("#", "-r")):
                 assert "==" in line, f"{name}: {line!r} is not pinned"
     assert "torch==2.13.0" in (REPO / "requirements.txt").read_text()
+
+
+def test_plain_pytest_is_the_fast_loop_and_the_readme_command_runs_everything() -> None:
+    options = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]
+    addopts = options["ini_options"]["addopts"]
+    assert "-m 'not slow and not e2e'" in addopts
+    test = next(c for c in _commands() if "pytest" in c and "\n" not in c)
+    assert test.endswith('pytest -q -m ""')  # the last -m wins: every test is selected
+    markers = " ".join(options["ini_options"]["markers"])
+    assert "slow:" in markers and "e2e:" in markers

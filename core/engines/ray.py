@@ -54,7 +54,7 @@ from core.scoring import (
 from core.settings import REPO_ROOT, load_settings
 
 NAME = "ray"
-LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see shared/STACK.md)
+LOCAL_CPUS = 2  # a local Ray gets this many CPUs (pass it explicitly: see docs/STACK.md)
 CONNECT_TIMEOUT_S = 5.0
 
 

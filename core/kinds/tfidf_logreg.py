@@ -46,7 +46,7 @@ class TfidfLogreg(TextKind):
             model=TextRunModel(model, columns),
             loop=None,
             train_seconds=time.perf_counter() - started,
-            params=int(getattr(model, "n_params", lambda: 0)()),
+            params=model.n_params(),
             flops_per_row=None,
         )
 

@@ -8,8 +8,8 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from core.diagnostics import at_cutoff, deciles, gains, rank_metrics
+from core.exports import to_safe_csv
 from core.runs import RunInfo
-from core.scoring import to_safe_csv
 from core.thresholds import operating_threshold, reset_operating_threshold, set_operating_threshold
 from pages._shared.auth import current_actor
 from pages._shared.widgets import user_errors

@@ -103,6 +103,7 @@ def _counts() -> tuple[int, int]:
         )
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_ray_scoring_equals_local(cluster, home: Path, tmp_path: Path) -> None:
     from core.engines import get_engine
 
@@ -139,6 +140,7 @@ def test_ray_scoring_equals_local(cluster, home: Path, tmp_path: Path) -> None:
     assert_same_results(*exported)
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_ray_scores_parquet_and_folders(cluster, home: Path, tmp_path: Path) -> None:
     """A folder of one CSV and one Parquet file scores like the same rows in one CSV."""
     from core.engines import get_engine
@@ -159,6 +161,7 @@ def test_ray_scores_parquet_and_folders(cluster, home: Path, tmp_path: Path) -> 
         )
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_ray_explanations_equal_local(cluster, home: Path) -> None:
     """Rows split across actors get the same Shapley values: each row's permutations are
     seeded by its position in the whole."""
@@ -175,6 +178,7 @@ def test_ray_explanations_equal_local(cluster, home: Path) -> None:
     assert np.abs(np.diff(local.values, axis=0)).max() > 1e-3
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_cli_reports_the_engine(cluster, home: Path, tmp_path: Path, capsys) -> None:
     from core.cli import main
 
@@ -192,6 +196,7 @@ def test_cli_reports_the_engine(cluster, home: Path, tmp_path: Path, capsys) -> 
     assert payload["method"].endswith("on Ray (2 workers)")
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_tampered_artifact_is_refused_by_ray_workers(cluster, home: Path, tmp_path: Path) -> None:
     """The driver never loads the model when scoring on Ray; the actors verify the sha256
     manifest and refuse a changed file, and nothing is written."""
@@ -209,6 +214,7 @@ def test_tampered_artifact_is_refused_by_ray_workers(cluster, home: Path, tmp_pa
     assert not list(tmp_path.glob("*out.csv*"))
 
 
+@pytest.mark.slow  # a local Ray cluster (or a CLI importing Ray): tens of seconds
 def test_unreachable_cluster_is_one_line_and_writes_nothing(tmp_path: Path) -> None:
     """A fresh CLI process pointed at an address nobody answers at: one stderr line naming
     the address, a non-zero exit, no batch row, no output file."""

@@ -344,6 +344,7 @@ def test_a_run_without_a_model_is_refused(shared) -> None:
         explain_frame(queued, _rows(shared.runs["logreg"].id))
 
 
+@pytest.mark.slow  # trains a text model and explains word by word
 def test_text_explanation_is_stored_with_its_fidelity(_isolated_home: Path) -> None:
     from tests.core.test_ensembles import make_mixed_frame
 

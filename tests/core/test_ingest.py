@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from core.ingest import (
     DatasetSchema,
     IngestError,
     Limits,
+    open_csv,
     profile_frame,
     read_csv_bytes,
 )
@@ -168,3 +170,94 @@ def test_limits_reject_non_positive_values() -> None:
 def test_column_profile_rejects_unknown_kind() -> None:
     with pytest.raises(ValueError, match="kind"):
         ColumnProfile("x", "blob", "why", "str", 0.0, 1, None, False, ())
+
+
+# ---- one reader: whole uploads and streamed chunks ---------------------------------------
+
+
+def _limit_case(case: Case) -> bool:
+    """Size limits guard uploads only; scoring streams files of any size."""
+    return case.limits != Limits() or any("limit is" in words for words in case.error)
+
+
+def _chunked_text(data: bytes | Path, chunk_rows: int) -> pd.DataFrame:
+    """What scoring reads: spreadsheet row numbers, blank lines counted."""
+    return pd.concat(list(open_csv(data, chunk_rows=chunk_rows)))
+
+
+def _whole_text(data: bytes) -> pd.DataFrame:
+    """What an upload reads, before typing: one chunk, blank lines skipped."""
+    return pd.concat(list(open_csv(data, limits=Limits(), keep_blank_lines=False)))
+
+
+def _error(read) -> str:
+    with pytest.raises(IngestError) as caught:
+        read()
+    return str(caught.value)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if not _limit_case(c)], ids=lambda c: c.id)
+@pytest.mark.parametrize("chunk_rows", [1, 2, 1000])
+def test_chunked_and_whole_file_reads_agree(case: Case, chunk_rows: int) -> None:
+    """Every corpus case: the same error message, or the same text values in the same order."""
+    if case.error:
+        message = _error(lambda: read_csv_bytes(case.data))
+        assert _error(lambda: _chunked_text(case.data, chunk_rows)) == message
+        return
+    whole, chunked = _whole_text(case.data), _chunked_text(case.data, chunk_rows)
+    assert (
+        list(chunked.columns) == list(whole.columns) == list(read_csv_bytes(case.data).schema.names)
+    )
+    pd.testing.assert_frame_equal(
+        chunked.reset_index(drop=True), whole.reset_index(drop=True), check_dtype=True
+    )
+    # Typing the text is what turns it into the upload's frame.
+    frame = read_csv_bytes(case.data).frame
+    assert frame.shape == whole.shape
+
+
+def test_a_file_on_disk_reads_as_its_bytes(tmp_path: Path) -> None:
+    data = (SAMPLES / "credit_scoring.csv").read_bytes()
+    path = tmp_path / "credit.csv"
+    path.write_bytes(data)
+    from_disk, from_bytes = _chunked_text(path, 500), _chunked_text(data, 4454)
+    pd.testing.assert_frame_equal(from_disk, from_bytes)
+    assert from_disk.index[0] == 2 and from_disk.index[-1] == 4455  # spreadsheet rows
+    assert int(from_disk.isna().sum().sum()) == 455  # the missing markers, as uploaded
+
+
+def test_streamed_row_numbers_count_blank_lines_and_quoted_line_breaks() -> None:
+    data = b'a,b\n1,x\n\n"2\nstill 2",y\n,\n3,z\n'
+    text = _chunked_text(data, 1)
+    assert text.index.tolist() == [2, 4, 6]  # header 1, blank 3, ",," 5 (dropped)
+    assert text["a"].tolist() == ["1", "2\nstill 2", "3"]
+    assert _whole_text(data)["a"].tolist() == ["1", "2\nstill 2", "3"]
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 100])
+def test_errors_in_later_chunks_name_the_same_row(chunk_rows: int) -> None:
+    lines = ["a,b", *[f"{i},{i}" for i in range(10)]]
+    ragged = ("\n".join([*lines[:8], "7,7,7", *lines[8:]]) + "\n").encode()
+    expected = "Row 9 has 3 values but the header has 2 columns"
+    assert expected in _error(lambda: read_csv_bytes(ragged))
+    assert expected in _error(lambda: _chunked_text(ragged, chunk_rows))
+    unclosed = ("\n".join([*lines[:6], '5,"open', *lines[6:]]) + "\n").encode()
+    expected = 'Row 7 opens a quote (") that is never closed'
+    assert expected in _error(lambda: read_csv_bytes(unclosed))
+    assert expected in _error(lambda: _chunked_text(unclosed, chunk_rows))
+
+
+def test_a_part_of_a_file_numbers_its_rows_and_errors_from_its_first_row() -> None:
+    from core.ingest import read_csv_chunks
+
+    part = read_csv_chunks(io.BytesIO(b"a,b\n1,2\n3,4\n"), "utf-8", ",", first_row=101)
+    assert pd.concat(list(part)).index.tolist() == [101, 102]
+    bad = read_csv_chunks(io.BytesIO(b"a,b\n1,2\n3,4,5\n"), "utf-8", ",", first_row=101)
+    assert "Row 102 has 3 values" in _error(lambda: list(bad))
+
+
+def test_upload_limits_are_checked_while_streaming() -> None:
+    many = ("a\n" + "1\n" * 25).encode()
+    reader = open_csv(many, chunk_rows=10, limits=Limits(max_rows=20))
+    assert "more than 20 data rows" in _error(lambda: list(reader))
+    assert len(pd.concat(list(open_csv(many, chunk_rows=10)))) == 25  # scoring: no row limit

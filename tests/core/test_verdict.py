@@ -217,6 +217,7 @@ def test_the_report_is_self_contained_formatted_and_prints_to_pdf(shared, tmp_pa
     assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 5000
 
 
+@pytest.mark.slow  # trains 11 models
 def test_a_learning_curve_trains_on_one_split_and_prices_twice_the_data(shared) -> None:
     from core.training import execute_run
     from core.valuation import (

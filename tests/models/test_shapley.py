@@ -71,6 +71,7 @@ def test_three_way_interaction_error_shrinks_with_more_pairs(data):
     assert errors[1] < errors[0] / 4
 
 
+@pytest.mark.slow  # shap's own exact explainer: over a minute here
 def test_exact_matches_shap_exact_explainer(data):
     x, b, _ = data
     explainer = shap.explainers.Exact(pairwise, shap.maskers.Independent(b, max_samples=len(b)))

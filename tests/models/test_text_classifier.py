@@ -220,3 +220,15 @@ def test_packaged_minilm_loads_offline_and_predicts() -> None:
     assert result.loop.rows_seen == 2  # one step
     proba = result.model.predict_texts(texts)
     assert proba.shape == (2,) and np.isfinite(proba).all()
+
+
+@pytest.mark.parametrize(
+    ("value", "offline"), [("1", True), ("true", True), ("0", False), ("off", False)]
+)
+def test_hub_offline_reads_the_variable_at_each_load(monkeypatch, value, offline) -> None:
+    from models.text_classifier import _hub_offline
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", value)
+    assert _hub_offline() is offline
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    assert _hub_offline() is True

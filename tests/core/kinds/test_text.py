@@ -58,6 +58,7 @@ def tiny_text_model(tmp_path, monkeypatch):
 def test_protocol_round_trip(name, reviews, tiny_text_model, tmp_path) -> None:
     run = train(reviews.id, name, time_budget_s=20)
     assert run.features == ("review",)  # text kinds keep the text columns only
+    assert run.params is not None and run.params > 0  # learned weights are counted
     model = load_run_model(run.id)
     assert model.features == ("review",) and model.tabular_parts() == []
     assert model.target.task == "binary" and tuple(model.target.classes) == run.classes
