@@ -3,6 +3,11 @@
 The caller supplies the data and the maths (`train_batches`, `loss_fn`, `evaluate`); the loop
 owns what must behave the same everywhere: seeding, AdamW, gradient clipping, early stopping
 that restores the best weights, a wall-clock budget, progress reports and cancellation.
+
+Optionally (`LoopConfig.lr_schedule="warmup_linear"`) the learning rate rises linearly over a
+warm-up and then falls linearly to zero at the planned last step; with `fill_budget` that plan
+is re-made from the measured seconds per step (after every step and every validation) so the
+decay ends when the time budget does, `max_epochs` being only a ceiling.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import numpy as np
 import torch
 
 StopReason = Literal["early_stop", "time_budget", "max_epochs", "cancelled"]
+LrSchedule = Literal["constant", "warmup_linear"]
+LR_SCHEDULES: tuple[str, ...] = ("constant", "warmup_linear")
 
 
 @dataclass
@@ -34,6 +41,11 @@ class LoopConfig:
     seed: int = 0
     device: str = "cpu"
     threads: int = 1
+    # Learning-rate schedule per optimiser step (every group's own lr is scaled alike).
+    lr_schedule: LrSchedule = "constant"
+    warmup_share: float = 0.0  # share of the planned steps spent warming up
+    steps_per_epoch: int | None = None  # batches per epoch; needed by "warmup_linear"
+    fill_budget: bool = False  # plan the steps to end with time_budget_s (see module doc)
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -47,6 +59,14 @@ class LoopConfig:
             raise ValueError(f"time_budget_s must be positive or None, got {self.time_budget_s=}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {self.device=}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}: {self.lr_schedule=}")
+        if not 0.0 <= self.warmup_share < 1.0:
+            raise ValueError(f"warmup_share must be in [0, 1): {self.warmup_share=}")
+        if self.lr_schedule != "constant" and not (self.steps_per_epoch or 0) >= 1:
+            raise ValueError(f"{self.lr_schedule=} needs steps_per_epoch >= 1")
+        if self.fill_budget and (self.time_budget_s is None or self.lr_schedule == "constant"):
+            raise ValueError("fill_budget needs a time_budget_s and a decaying lr_schedule")
 
 
 @dataclass
@@ -72,6 +92,8 @@ class LoopResult:
     train_seconds: float
     rows_seen: int
     history: list[EpochReport] = field(default_factory=list)
+    steps: int = 0  # optimiser steps taken
+    planned_steps: int | None = None  # the schedule's last plan (None: constant lr)
 
 
 def fit_torch_model(
@@ -101,9 +123,19 @@ def fit_torch_model(
         _parameter_groups(model, optimizer_groups), lr=config.lr, weight_decay=config.weight_decay
     )
     state = _LoopState(config)
+    plan = _StepPlan(config) if config.lr_schedule != "constant" else None
+    on_step = None
+    if plan is not None:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
+        on_step = _schedule_step(scheduler, plan, state)
     while state.reason is None:
-        train_loss = _train_epoch(model, optimizer, train_batches(rng), loss_fn, state, device)
+        train_loss = _train_epoch(
+            model, optimizer, train_batches(rng), loss_fn, state, device, on_step
+        )
+        eval_started = time.perf_counter()
         val_loss, val_metric = _evaluate(model, evaluate, device)
+        if plan is not None:
+            plan.replan(state, eval_seconds=time.perf_counter() - eval_started)
         report = state.end_epoch(model, train_loss, val_loss, val_metric)
         if on_epoch is not None and on_epoch(report) is False:
             state.reason = "cancelled"
@@ -117,7 +149,67 @@ def fit_torch_model(
         train_seconds=time.perf_counter() - state.start,
         rows_seen=state.rows_seen,
         history=state.history,
+        steps=state.steps,
+        planned_steps=None if plan is None else plan.planned,
     )
+
+
+class _StepPlan:
+    """How many optimiser steps training gets, and the lr factor of each step.
+
+    The plan starts at max_epochs x steps_per_epoch. With `fill_budget` it is re-made from the
+    measured training seconds per step and the last validation's seconds, so the steps that
+    fit in the time left are planned (never more than the ceiling): the warm-up is
+    `warmup_share` of the plan and the linear decay reaches zero at its end.
+    """
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.steps_per_epoch = int(config.steps_per_epoch or 1)
+        self.ceiling = config.max_epochs * self.steps_per_epoch
+        self.planned = self.ceiling
+        self.eval_seconds = 0.0
+
+    def warmup_steps(self) -> int:
+        return int(round(self.config.warmup_share * self.planned))
+
+    def factor(self, step: int) -> float:
+        """lr multiplier of the (0-based) step about to be taken."""
+        warm = self.warmup_steps()
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (self.planned - step) / max(self.planned - warm, 1))
+
+    def replan(self, state: _LoopState, eval_seconds: float | None = None) -> None:
+        if eval_seconds is not None:
+            self.eval_seconds = eval_seconds
+        budget = self.config.time_budget_s
+        if not self.config.fill_budget or budget is None or state.steps < 1:
+            return
+        per_step = state.train_step_seconds / state.steps
+        left = budget - state.elapsed() - self.eval_seconds  # the last validation still runs
+        # each further step also carries its share of one validation per epoch
+        more = int(max(left, 0.0) / (per_step + self.eval_seconds / self.steps_per_epoch))
+        self.planned = max(state.steps + 1, min(self.ceiling, state.steps + more))
+
+    def done(self, steps: int) -> bool:
+        return steps >= self.planned
+
+
+def _schedule_step(
+    scheduler: torch.optim.lr_scheduler.LRScheduler, plan: _StepPlan, state: _LoopState
+) -> Callable[[], bool]:
+    """After each optimiser step: re-plan, advance the schedule; True = stop."""
+
+    def on_step() -> bool:
+        plan.replan(state)
+        scheduler.step()
+        if plan.done(state.steps):
+            state.reason = "max_epochs" if plan.planned >= plan.ceiling else "time_budget"
+            return True
+        return False
+
+    return on_step
 
 
 class _LoopState:
@@ -131,6 +223,8 @@ class _LoopState:
         self.best_epoch = 0
         self.best_weights: dict[str, torch.Tensor] | None = None
         self.rows_seen = 0
+        self.steps = 0
+        self.train_step_seconds = 0.0  # time inside training steps (not validation)
         self.reason: StopReason | None = None
 
     def elapsed(self) -> float:
@@ -187,11 +281,14 @@ def _train_epoch(
     loss_fn: Callable[[torch.nn.Module, tuple], torch.Tensor],
     state: _LoopState,
     device: torch.device,
+    on_step: Callable[[], bool] | None = None,
 ) -> float:
-    """Mean training loss per row; stops between batches once the time budget is spent."""
+    """Mean training loss per row; stops between batches once the time budget is spent, or
+    when `on_step` (called after each optimiser step) returns True."""
     model.train()
     total, rows = 0.0, 0
     for batch in batches:
+        step_started = time.perf_counter()
         batch = _to_device(batch, device)
         n = _batch_rows(batch)
         optimizer.zero_grad(set_to_none=True)
@@ -209,6 +306,10 @@ def _train_epoch(
         total += float(loss.detach()) * n
         rows += n
         state.rows_seen += n
+        state.steps += 1
+        state.train_step_seconds += time.perf_counter() - step_started
+        if on_step is not None and on_step():
+            break
         if state.out_of_time():
             break
     return total / rows if rows else float("nan")

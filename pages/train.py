@@ -7,6 +7,7 @@ import plotly.express as px
 import streamlit as st
 
 from core.datasets import list_datasets
+from core.ensembles import suggest_text_stack
 from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
 from core.runs import DEFAULT_FT_SIZE, MODEL_LABELS, list_runs
 from core.training import create_run, ft_sizes
@@ -187,6 +188,26 @@ def live_panel() -> None:
 
 
 live_panel()
+
+suggestion = suggest_text_stack(dataset_id)
+if suggestion is not None:
+    st.info(suggestion.message, icon=":material/stacks:")
+    if st.button("Train the stack", disabled=not actor.may("train"), key="text_stack_start"):
+        with user_errors():
+            launch_worker_for(
+                [
+                    create_run(
+                        dataset_id,
+                        "ensemble",
+                        target=suggestion.target,
+                        seed=suggestion.seed,
+                        members=list(suggestion.member_ids),
+                        rule="stack",
+                        actor=actor,
+                    )
+                ]
+            )
+            st.toast("Stack queued.")
 
 finished = [
     r
