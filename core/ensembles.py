@@ -185,9 +185,10 @@ def cross_validated_stack_auc(
 
 
 def suggest_text_stack(dataset_id: int) -> StackSuggestion | None:
-    """The stack of the latest finished text-transformer and TF-IDF runs of one target and
-    seed (so one split) when, on the validation rows, its cross-validated ROC-AUC beats both
-    members; None when there is no such pair, it does not win, or that stack exists already."""
+    """The stack of the latest finished text-transformer run and a TF-IDF run of its target
+    and seed (so its split; one reading the same columns first) when, on the validation rows,
+    its cross-validated ROC-AUC beats both members; None when there is no such pair, it does
+    not win, or that stack exists already (trained or queued)."""
     from sklearn.metrics import roc_auc_score
 
     from core.runs import list_runs, validation_predictions
@@ -207,15 +208,14 @@ def suggest_text_stack(dataset_id: int) -> StackSuggestion | None:
     ]
     text_kind, tfidf_kind = TEXT_STACK_PAIR
     for text in (r for r in runs if r.model == text_kind):
-        tfidf = next(
-            (
-                r
-                for r in runs
-                if r.model == tfidf_kind
-                and (r.target, r.seed, r.features) == (text.target, text.seed, text.features)
-            ),
-            None,
-        )
+        same_split = [
+            r
+            for r in runs
+            if r.model == tfidf_kind and (r.target, r.seed) == (text.target, text.seed)
+        ]
+        # the TF-IDF run reading the same text columns, else the newest of that split
+        tfidf = next((r for r in same_split if r.features == text.features), None)
+        tfidf = tfidf or next(iter(same_split), None)
         if tfidf is None:
             continue
         if frozenset((text.id, tfidf.id)) in stacked:

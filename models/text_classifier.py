@@ -538,6 +538,8 @@ def fit_text(
         warmup_share=_WARMUP_SHARE if lr_schedule != "constant" else 0.0,
         steps_per_epoch=_batches_per_epoch(len(train.ids), batch_size),
         fill_budget=lr_schedule != "constant" and budget is not None,
+        # a forward pass costs about a third of a training step's forward + backward
+        eval_cost_steps=len(val.ids) / batch_size / 3,
     )
 
     def train_batches(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:

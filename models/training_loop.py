@@ -25,6 +25,8 @@ import torch
 StopReason = Literal["early_stop", "time_budget", "max_epochs", "cancelled"]
 LrSchedule = Literal["constant", "warmup_linear"]
 LR_SCHEDULES: tuple[str, ...] = ("constant", "warmup_linear")
+# The plan may end training early only once this many steps were timed.
+_MIN_MEASURED_STEPS = 4
 
 
 @dataclass
@@ -46,6 +48,7 @@ class LoopConfig:
     warmup_share: float = 0.0  # share of the planned steps spent warming up
     steps_per_epoch: int | None = None  # batches per epoch; needed by "warmup_linear"
     fill_budget: bool = False  # plan the steps to end with time_budget_s (see module doc)
+    eval_cost_steps: float = 0.0  # a validation's cost in training steps, until it is measured
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -169,6 +172,7 @@ class _StepPlan:
         self.ceiling = config.max_epochs * self.steps_per_epoch
         self.planned = self.ceiling
         self.eval_seconds = 0.0
+        self.eval_measured = False
 
     def warmup_steps(self) -> int:
         return int(round(self.config.warmup_share * self.planned))
@@ -183,14 +187,20 @@ class _StepPlan:
     def replan(self, state: _LoopState, eval_seconds: float | None = None) -> None:
         if eval_seconds is not None:
             self.eval_seconds = eval_seconds
+            self.eval_measured = True
         budget = self.config.time_budget_s
         if not self.config.fill_budget or budget is None or state.steps < 1:
             return
         per_step = state.train_step_seconds / state.steps
+        if not self.eval_measured:
+            self.eval_seconds = per_step * self.config.eval_cost_steps
         left = budget - state.elapsed() - self.eval_seconds  # the last validation still runs
         # each further step also carries its share of one validation per epoch
         more = int(max(left, 0.0) / (per_step + self.eval_seconds / self.steps_per_epoch))
-        self.planned = max(state.steps + 1, min(self.ceiling, state.steps + more))
+        # no step fits: stop now, so the last validation ends within the budget; but not on
+        # the first few steps' word (the first one is slow, and batches differ in length)
+        floor = state.steps if state.steps >= _MIN_MEASURED_STEPS else state.steps + 1
+        self.planned = max(floor, min(self.ceiling, state.steps + more))
 
     def done(self, steps: int) -> bool:
         return steps >= self.planned

@@ -89,7 +89,7 @@ def test_the_plan_fills_the_time_budget_and_decays_by_its_end() -> None:
     result, lrs = run_loop(config, step_seconds=0.02)
     assert result.stopped_by == "time_budget"
     assert 20 <= result.steps <= 80 and result.planned_steps < 400
-    assert result.train_seconds < 1.5 + 0.5  # ends near the budget, not after it
+    assert result.train_seconds < 1.5 + 0.25  # the last validation fits in the budget too
     peak = int(np.argmax(lrs))
     assert 0 < peak < len(lrs) // 3  # a warm-up, then ...
     assert lrs[-1] < 0.35 * max(lrs)  # ... a decay that reached its low end with the time
