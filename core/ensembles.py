@@ -220,8 +220,9 @@ def suggest_text_stack(dataset_id: int) -> StackSuggestion | None:
             continue
         if frozenset((text.id, tfidf.id)) in stacked:
             return None
-        parts = [validation_predictions(text.id), validation_predictions(tfidf.id)]
-        if any(p is None or "proba" not in p for p in parts) or parts[0]["y"] != parts[1]["y"]:
+        stored = [validation_predictions(text.id), validation_predictions(tfidf.id)]
+        parts = [p for p in stored if p is not None and "proba" in p]
+        if len(parts) < 2 or parts[0]["y"] != parts[1]["y"]:
             continue  # runs from before validation predictions were stored, or another split
         y = np.asarray(parts[0]["y"], dtype=np.int64)
         if len(np.unique(y)) < 2:

@@ -300,7 +300,7 @@ def _logits(
     """[n, C] float32 logits on the CPU, computed longest-first and returned in input order."""
     device = next(model.parameters()).device
     order = np.argsort(-encoded.lengths, kind="stable")
-    out = torch.empty((len(order), model.config.num_labels), dtype=torch.float32)
+    out = torch.empty((len(order), int(model.config.num_labels or 0)), dtype=torch.float32)
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             rows = order[start : start + batch_size]
@@ -430,8 +430,9 @@ class FittedTextModel:
             for name, data in files.items():
                 (Path(tmp) / name).write_bytes(data)
             tokenizer, model = _load_pretrained(tmp)
+        torch.nn.Module.to(model, torch.device(resolve_device(device)))  # in place
         return cls(
-            model=model.to(resolve_device(device)),
+            model=model,
             tokenizer=tokenizer,
             target=TargetEncoder.from_dict(manifest["target"]),
             max_length=int(manifest["max_length"]),
@@ -548,7 +549,7 @@ def fit_text(
             yield input_ids, mask, y_train_idx[torch.from_numpy(rows)]
 
     def evaluate(m: torch.nn.Module) -> tuple[float, float]:
-        return _validation_score(m, val, y_val_idx, target, pad_id)
+        return _validation_score(model, val, y_val_idx, target, pad_id)  # m is model
 
     loop = fit_torch_model(
         model,

@@ -88,7 +88,8 @@ def test_the_plan_fills_the_time_budget_and_decays_by_its_end() -> None:
     )
     result, lrs = run_loop(config, step_seconds=0.02)
     assert result.stopped_by == "time_budget"
-    assert 20 <= result.steps <= 80 and result.planned_steps < 400
+    assert result.planned_steps is not None and result.planned_steps < 400
+    assert 10 <= result.steps <= 80
     assert result.train_seconds < 1.5 + 0.25  # the last validation fits in the budget too
     peak = int(np.argmax(lrs))
     assert 0 < peak < len(lrs) // 3  # a warm-up, then ...
