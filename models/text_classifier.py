@@ -540,7 +540,8 @@ def fit_text(
         steps_per_epoch=_batches_per_epoch(len(train.ids), batch_size),
         fill_budget=lr_schedule != "constant" and budget is not None,
         # a forward pass costs about a third of a training step's forward + backward
-        eval_cost_steps=len(val.ids) / batch_size / 3,
+        eval_cost_steps=_eval_cost_steps(train, val, batch_size),
+        units_per_epoch=float(train.lengths.sum()),  # tokens (batches pad little)
     )
 
     def train_batches(rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, ...]]:
@@ -571,6 +572,14 @@ def fit_text(
         flops_per_row=_flops_at_mean_length(model, train.lengths),
         truncated_share=float(np.mean(full_lengths > max_length)),
     )
+
+
+def _eval_cost_steps(train: _Encoded, val: _Encoded, batch_size: int) -> float:
+    """A validation pass in training steps of the mean size: a third per token (forward only
+    against forward + backward)."""
+    steps = _batches_per_epoch(len(train.ids), batch_size)
+    tokens_per_step = float(train.lengths.sum()) / max(steps, 1)
+    return float(val.lengths.sum()) / 3 / max(tokens_per_step, 1.0)
 
 
 def _batches_per_epoch(n_rows: int, batch_size: int) -> int:

@@ -49,6 +49,10 @@ class LoopConfig:
     steps_per_epoch: int | None = None  # batches per epoch; needed by "warmup_linear"
     fill_budget: bool = False  # plan the steps to end with time_budget_s (see module doc)
     eval_cost_steps: float = 0.0  # a validation's cost in training steps, until it is measured
+    # Sum over one epoch's batches of their first tensor's size (text: tokens). With it the
+    # plan prices the steps ahead by their mean size, not by the size of the few timed so far
+    # (batches of long texts cost several times those of short ones).
+    units_per_epoch: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -192,6 +196,9 @@ class _StepPlan:
         if not self.config.fill_budget or budget is None or state.steps < 1:
             return
         per_step = state.train_step_seconds / state.steps
+        if self.config.units_per_epoch and state.units_done > 0:
+            mean_units = self.config.units_per_epoch / self.steps_per_epoch
+            per_step = state.train_step_seconds / state.units_done * mean_units
         if not self.eval_measured:
             self.eval_seconds = per_step * self.config.eval_cost_steps
         left = budget - state.elapsed() - self.eval_seconds  # the last validation still runs
@@ -235,6 +242,7 @@ class _LoopState:
         self.rows_seen = 0
         self.steps = 0
         self.train_step_seconds = 0.0  # time inside training steps (not validation)
+        self.units_done = 0  # their batches' first tensors' sizes, summed
         self.reason: StopReason | None = None
 
     def elapsed(self) -> float:
@@ -317,6 +325,7 @@ def _train_epoch(
         rows += n
         state.rows_seen += n
         state.steps += 1
+        state.units_done += _batch_units(batch)
         state.train_step_seconds += time.perf_counter() - step_started
         if on_step is not None and on_step():
             break
@@ -349,6 +358,14 @@ def _to_device(batch: tuple, device: torch.device) -> tuple:
     return tuple(
         x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x for x in batch
     )
+
+
+def _batch_units(batch: tuple) -> int:
+    """Size of the batch's first tensor (rows x width): the cost unit of `units_per_epoch`."""
+    for item in batch:
+        if isinstance(item, torch.Tensor):
+            return int(item.numel())
+    return 0
 
 
 def _batch_rows(batch: tuple) -> int:
