@@ -133,7 +133,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="400 rows, 1 epoch, small grid")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--lr", type=float, help="fine-tuning learning rate (else the recipe's)")
-    parser.add_argument("--budget", type=float, help="fine-tuning seconds (default 540, quick 60)")
+    parser.add_argument(
+        "--budget", type=float, help="fine-tuning seconds (default 540, quick 60; 0: no limit)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="max epochs (else the recipe's); with --budget 0 a step budget"
+    )
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="current")
     parser.add_argument("--threads", type=int, help="torch threads (default: probe 1 and 2)")
     parser.add_argument(
@@ -146,7 +151,10 @@ def main() -> None:
         options["lr"] = args.lr
     if quick:  # a small model of the recipe: short texts, one pass
         options.update(max_length=64, max_epochs=1)
+    if args.epochs is not None:
+        options["max_epochs"] = args.epochs
     budget = args.budget if args.budget is not None else (60 if quick else 540)
+    budget = budget or None  # 0: no time limit (compare recipes on the same steps)
 
     df = pd.read_csv(SAMPLE)
     if quick:

@@ -223,6 +223,9 @@ def test_packaged_minilm_loads_offline_and_predicts() -> None:
     )
     assert "all-minilm" in result.model.base_model.lower().replace("_", "-")
     assert result.loop.rows_seen == 2  # one step
+    assert result.model.truncation == "head_tail" and result.model.max_length == 32
+    depths = layer_depths(result.model.model)
+    assert sorted(set(depths.values())) == list(range(8))  # embeddings, 6 layers, head
     proba = result.model.predict_texts(texts)
     assert proba.shape == (2,) and np.isfinite(proba).all()
 
