@@ -107,3 +107,28 @@ def test_schedule_settings_are_checked() -> None:
         LoopConfig(lr_schedule="warmup_linear", steps_per_epoch=2, warmup_share=1.0)
     with pytest.raises(ValueError, match="fill_budget"):
         LoopConfig(fill_budget=True)
+
+
+def test_the_plan_prices_steps_by_their_size_not_by_the_first_ones() -> None:
+    """One big batch (64 rows) timed first, in epochs of 64 + 3 x 4 rows: priced per step the
+    plan thinks every step is as slow as it; priced per unit (row x column) it is not."""
+    from models.training_loop import _LoopState, _StepPlan
+
+    def planned(units: float | None) -> int:
+        config = LoopConfig(
+            max_epochs=1000,
+            time_budget_s=100.0,
+            lr_schedule="warmup_linear",
+            steps_per_epoch=4,
+            fill_budget=True,
+            units_per_epoch=units,
+        )
+        state = _LoopState(config)
+        state.steps, state.train_step_seconds, state.units_done = 1, 6.4, 64 * 4
+        plan = _StepPlan(config)
+        plan.replan(state)
+        return plan.planned
+
+    assert planned(None) in (15, 16)  # 1 + 100 s / 6.4 s (less the microseconds spent)
+    # 0.025 s per unit x 76 rows x 4 columns / 4 steps = 1.9 s a step
+    assert planned(76 * 4) in (52, 53)
