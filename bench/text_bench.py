@@ -139,6 +139,7 @@ def main() -> None:
     parser.add_argument(
         "--epochs", type=int, help="max epochs (else the recipe's); with --budget 0 a step budget"
     )
+    parser.add_argument("--layer-lr-decay", type=float, help="else the recipe's")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="current")
     parser.add_argument("--threads", type=int, help="torch threads (default: probe 1 and 2)")
     parser.add_argument(
@@ -153,6 +154,8 @@ def main() -> None:
         options.update(max_length=64, max_epochs=1)
     if args.epochs is not None:
         options["max_epochs"] = args.epochs
+    if args.layer_lr_decay is not None:
+        options["layer_lr_decay"] = args.layer_lr_decay
     budget = args.budget if args.budget is not None else (60 if quick else 540)
     budget = budget or None  # 0: no time limit (compare recipes on the same steps)
 
