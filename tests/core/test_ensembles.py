@@ -152,7 +152,7 @@ def test_text_and_tfidf_stack_is_suggested_when_it_wins_on_validation(
     suggestion = suggest_text_stack(dataset.id)
     assert suggestion is not None
     assert suggestion.member_ids == (text.id, tfidf.id) and suggestion.target == "outcome"
-    stored = [validation_predictions(i) for i in suggestion.member_ids]
+    stored = [validation_predictions(i) or {} for i in suggestion.member_ids]
     alone = [roc_auc_score(p["y"], p["proba"]) for p in stored]
     np.testing.assert_allclose(suggestion.member_val_auc, alone, atol=1e-9)
     assert suggestion.stack_val_auc > max(alone) and suggestion.gain > 0
