@@ -473,7 +473,7 @@ def fit_text(
     max_length: int | None = None,
     truncation: str = "head_tail",
     batch_size: int = 32,
-    lr: float = 1e-4,
+    lr: float = 2e-4,
     layer_lr_decay: float = 0.9,
     lr_schedule: str = "warmup_linear",
     seed: int = 0,
