@@ -9,6 +9,11 @@ Budgets are counted in optimiser steps and seconds as well as epochs: with
 epoch), `patience` counts evaluations without improvement, early stopping never fires before
 `min_steps`, and `max_steps` / `time_budget_s` end training whatever the epoch count. So a
 small data set (a few optimiser steps per epoch) still gets enough steps to learn.
+
+Optionally (`LoopConfig.lr_schedule="warmup_linear"`) the learning rate rises linearly over a
+warm-up and then falls linearly to zero at the planned last step; with `fill_budget` that plan
+is re-made from the measured seconds per step (after every step and every validation) so the
+decay ends when the time budget does, `max_epochs` being only a ceiling.
 """
 
 from __future__ import annotations
@@ -24,6 +29,10 @@ import numpy as np
 import torch
 
 StopReason = Literal["early_stop", "time_budget", "max_epochs", "max_steps", "cancelled"]
+LrSchedule = Literal["constant", "warmup_linear"]
+LR_SCHEDULES: tuple[str, ...] = ("constant", "warmup_linear")
+# The plan may end training early only once this many steps were timed.
+_MIN_MEASURED_STEPS = 4
 
 
 @dataclass
@@ -48,6 +57,16 @@ class LoopConfig:
     max_steps: int | None = None
     min_steps: int = 0
     eval_every_steps: int | None = None
+    # Learning-rate schedule per optimiser step (every group's own lr is scaled alike).
+    lr_schedule: LrSchedule = "constant"
+    warmup_share: float = 0.0  # share of the planned steps spent warming up
+    steps_per_epoch: int | None = None  # batches per epoch; needed by "warmup_linear"
+    fill_budget: bool = False  # plan the steps to end with time_budget_s (see module doc)
+    eval_cost_steps: float = 0.0  # a validation's cost in training steps, until it is measured
+    # Sum over one epoch's batches of their first tensor's size (text: tokens). With it the
+    # plan prices the steps ahead by their mean size, not by the size of the few timed so far
+    # (batches of long texts cost several times those of short ones).
+    units_per_epoch: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.threads < 1:
@@ -65,6 +84,14 @@ class LoopConfig:
             raise ValueError(f"time_budget_s must be positive or None, got {self.time_budget_s=}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu' or 'cuda[:n]', got {self.device=}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}: {self.lr_schedule=}")
+        if not 0.0 <= self.warmup_share < 1.0:
+            raise ValueError(f"warmup_share must be in [0, 1): {self.warmup_share=}")
+        if self.lr_schedule != "constant" and not (self.steps_per_epoch or 0) >= 1:
+            raise ValueError(f"{self.lr_schedule=} needs steps_per_epoch >= 1")
+        if self.fill_budget and (self.time_budget_s is None or self.lr_schedule == "constant"):
+            raise ValueError("fill_budget needs a time_budget_s and a decaying lr_schedule")
 
 
 @dataclass
@@ -103,6 +130,8 @@ class LoopResult:
         """The validation metric of the weights the model holds (-inf if none finite)."""
         return self.history[-1].best_val_metric if self.history else -math.inf
 
+    planned_steps: int | None = None  # the schedule's last plan (None: constant lr)
+
 
 def fit_torch_model(
     model: torch.nn.Module,
@@ -133,9 +162,17 @@ def fit_torch_model(
         _parameter_groups(model, optimizer_groups), lr=config.lr, weight_decay=config.weight_decay
     )
     state = _LoopState(config, started)
+    plan = _StepPlan(config) if config.lr_schedule != "constant" else None
+    on_step = None
+    if plan is not None:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, plan.factor)
+        on_step = _schedule_step(scheduler, plan, state)
 
     def evaluate_and_report() -> None:
+        eval_started = time.perf_counter()
         val_loss, val_metric = _evaluate(model, evaluate, device)
+        if plan is not None:
+            plan.replan(state, eval_seconds=time.perf_counter() - eval_started)
         report = state.end_evaluation(model, val_loss, val_metric)
         if on_epoch is not None and on_epoch(report) is False:
             state.reason = "cancelled"
@@ -145,6 +182,8 @@ def fit_torch_model(
         model.train()
         for batch in train_batches(rng):
             _train_step(model, optimizer, batch, loss_fn, state, device)
+            if on_step is not None and on_step():
+                break
             if state.out_of_time() or state.out_of_steps():
                 break
             if state.evaluation_due():
@@ -175,6 +214,7 @@ def fit_torch_model(
         history=state.history,
         steps=state.steps,
         best_step=state.best_step,
+        planned_steps=None if plan is None else plan.planned,
     )
 
 
@@ -185,6 +225,78 @@ def warm_up_optimizer() -> None:
     if not _OPTIMIZER_WARM:
         torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))])
         _OPTIMIZER_WARM = True
+
+
+class _StepPlan:
+    """How many optimiser steps training gets, and the lr factor of each step.
+
+    The plan starts at max_epochs x steps_per_epoch. With `fill_budget` it is re-made from the
+    measured training seconds per step and the last validation's seconds, so the steps that
+    fit in the time left are planned (never more than the ceiling): the warm-up is
+    `warmup_share` of the plan and the linear decay reaches zero at its end.
+    """
+
+    def __init__(self, config: LoopConfig) -> None:
+        self.config = config
+        self.steps_per_epoch = int(config.steps_per_epoch or 1)
+        self.ceiling = config.max_epochs * self.steps_per_epoch
+        self.planned = self.ceiling
+        self.eval_seconds = 0.0
+        self.eval_measured = False
+
+    def warmup_steps(self) -> int:
+        return int(round(self.config.warmup_share * self.planned))
+
+    def factor(self, step: int) -> float:
+        """lr multiplier of the (0-based) step about to be taken."""
+        warm = self.warmup_steps()
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (self.planned - step) / max(self.planned - warm, 1))
+
+    def replan(self, state: _LoopState, eval_seconds: float | None = None) -> None:
+        if eval_seconds is not None:
+            self.eval_seconds = eval_seconds
+            self.eval_measured = True
+        budget = self.config.time_budget_s
+        if not self.config.fill_budget or budget is None or state.steps < 1:
+            return
+        per_step = state.train_step_seconds / state.steps
+        if self.config.units_per_epoch and state.units_done > 0:
+            mean_units = self.config.units_per_epoch / self.steps_per_epoch
+            per_step = state.train_step_seconds / state.units_done * mean_units
+        if not self.eval_measured:
+            self.eval_seconds = per_step * self.config.eval_cost_steps
+        left = budget - state.elapsed() - self.eval_seconds  # the last validation still runs
+        # each further step also carries its share of one validation per epoch
+        more = int(max(left, 0.0) / (per_step + self.eval_seconds / self.steps_per_epoch))
+        # no step fits: stop now, so the last validation ends within the budget; but not on
+        # the first few steps' word (the first one is slow, and batches differ in length)
+        floor = state.steps if state.steps >= _MIN_MEASURED_STEPS else state.steps + 1
+        self.planned = max(floor, min(self.ceiling, state.steps + more))
+
+    def done(self, steps: int) -> bool:
+        return steps >= self.planned
+
+
+def _schedule_step(
+    scheduler: torch.optim.lr_scheduler.LRScheduler, plan: _StepPlan, state: _LoopState
+) -> Callable[[], bool]:
+    """After each optimiser step: re-plan, advance the schedule; True = stop."""
+
+    def on_step() -> bool:
+        plan.replan(state)
+        scheduler.step()
+        if plan.done(state.steps):
+            state.reason = "max_epochs" if plan.planned >= plan.ceiling else "time_budget"
+            return True
+        return False
+
+    return on_step
+
+
+class _LoopState:
+    """Bookkeeping for one run: clock, best weights, patience, why it stopped."""
 
 
 _OPTIMIZER_WARM = False
@@ -208,6 +320,8 @@ class _LoopState:
         self.last_eval_step = -1
         self.loss_sum = 0.0
         self.loss_rows = 0
+        self.train_step_seconds = 0.0  # time inside training steps (not validation)
+        self.units_done = 0  # their batches' first tensors' sizes, summed
         self.reason: StopReason | None = None
 
     def elapsed(self) -> float:
@@ -288,6 +402,7 @@ def _train_step(
     device: torch.device,
 ) -> None:
     """One optimiser step; a non-finite loss raises FloatingPointError (never trained on)."""
+    step_started = time.perf_counter()
     batch = _to_device(batch, device)
     n = _batch_rows(batch)
     optimizer.zero_grad(set_to_none=True)
@@ -306,6 +421,8 @@ def _train_step(
     state.loss_rows += n
     state.rows_seen += n
     state.steps += 1
+    state.units_done += _batch_units(batch)
+    state.train_step_seconds += time.perf_counter() - step_started
 
 
 def _evaluate(
@@ -332,6 +449,14 @@ def _to_device(batch: tuple, device: torch.device) -> tuple:
     return tuple(
         x.to(device, non_blocking=True) if isinstance(x, torch.Tensor) else x for x in batch
     )
+
+
+def _batch_units(batch: tuple) -> int:
+    """Size of the batch's first tensor (rows x width): the cost unit of `units_per_epoch`."""
+    for item in batch:
+        if isinstance(item, torch.Tensor):
+            return int(item.numel())
+    return 0
 
 
 def _batch_rows(batch: tuple) -> int:

@@ -10,6 +10,7 @@ from core.datasets import list_datasets
 from core.jobs import ensure_worker, launch_worker_for, reap_dead_jobs, request_cancel
 from core.kinds import registry
 from core.runs import list_runs
+from core.stacking import queue_suggested_stack, suggest_text_stack
 from core.training import create_run, queue_candidates
 from pages._shared.auth import current_actor, read_only_note
 from pages._shared.frame import use_app_navigation
@@ -168,6 +169,14 @@ def live_panel() -> None:
 
 
 live_panel()
+
+suggestion = suggest_text_stack(dataset_id)
+if suggestion is not None:
+    st.info(suggestion.message, icon=":material/stacks:")
+    if st.button("Train the stack", disabled=not actor.may("train"), key="text_stack_start"):
+        with user_errors():
+            launch_worker_for([queue_suggested_stack(suggestion, actor=actor)])
+            st.toast("Stack queued.")
 
 finished = [
     r

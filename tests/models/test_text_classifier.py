@@ -15,14 +15,18 @@ import pytest
 import torch
 from transformers import BertConfig, BertModel, BertTokenizer
 
-from models.artifacts import ArtifactError
+from models.artifacts import ArtifactError, read_artifact, write_artifact
 from models.metrics import classification_metrics
 from models.tasks import TargetEncoder
 from models.text_classifier import (
     FittedTextModel,
     TextFitResult,
+    choose_max_length,
     clean_text,
     fit_text,
+    head_tail,
+    layer_depths,
+    layerwise_groups,
     resolve_text_model,
 )
 
@@ -162,6 +166,7 @@ def test_save_load_round_trip_and_tampering(fitted: TextFitResult, tmp_path: Pat
         fitted.model.predict_texts(texts, output="logit"),
     )
     assert loaded.target == fitted.model.target and loaded.max_length == 32
+    assert (loaded.truncation, loaded.head_share) == ("head_tail", 0.25)
 
     weights = folder / "model.safetensors"
     data = bytearray(weights.read_bytes())
@@ -218,6 +223,9 @@ def test_packaged_minilm_loads_offline_and_predicts() -> None:
     )
     assert "all-minilm" in result.model.base_model.lower().replace("_", "-")
     assert result.loop.rows_seen == 2  # one step
+    assert result.model.truncation == "head_tail" and result.model.max_length == 32
+    depths = layer_depths(result.model.model)
+    assert sorted(set(depths.values())) == list(range(8))  # embeddings, 6 layers, head
     proba = result.model.predict_texts(texts)
     assert proba.shape == (2,) and np.isfinite(proba).all()
 
@@ -232,3 +240,101 @@ def test_hub_offline_reads_the_variable_at_each_load(monkeypatch, value, offline
     assert _hub_offline() is offline
     monkeypatch.delenv("HF_HUB_OFFLINE")
     assert _hub_offline() is True
+
+
+def test_head_tail_keeps_the_first_and_last_tokens() -> None:
+    ids = [101, *range(1, 21), 102]  # [CLS] 1..20 [SEP]
+    # room 8: int(8 * 0.25) = 2 first content tokens, the last 6, the specials kept
+    assert head_tail(ids, 10, 1, 1) == [101, 1, 2, 15, 16, 17, 18, 19, 20, 102]
+    assert head_tail(ids, 22, 1, 1) == ids  # fits: untouched
+    assert head_tail(ids, 10, 1, 1, head_share=0.5) == [101, 1, 2, 3, 4, 17, 18, 19, 20, 102]
+    with pytest.raises(ValueError, match="no room"):
+        head_tail(ids, 2, 1, 1)
+
+
+def test_head_tail_on_the_tokenizer_is_what_the_model_and_explanations_read(
+    fitted: TextFitResult,
+) -> None:
+    words = FILLER * 2  # 38 words, one token each
+    text = " ".join(words)
+    head_only = FittedTextModel(
+        fitted.model.model, fitted.model.tokenizer, binary_target(), 12, "tiny", truncation="head"
+    )
+    both = FittedTextModel(
+        fitted.model.model, fitted.model.tokenizer, binary_target(), 12, "tiny", "head_tail"
+    )
+    tokens = both.tokenizer.convert_ids_to_tokens(both.encode([text]).ids[0])
+    assert tokens == ["[CLS]", *words[:2], *words[-8:], "[SEP]"]  # room 10: 2 + 8
+    tokens = head_only.tokenizer.convert_ids_to_tokens(head_only.encode([text]).ids[0])
+    assert tokens == ["[CLS]", *words[:10], "[SEP]"]
+    assert list(both.token_counts([text, "great tea"])) == [12, 4]
+    # the last word decides: only the head+tail model reads it
+    for model in (both, head_only):
+        logits = model.predict_texts([text + " awful", text + " delicious"], output="logit")
+        assert (abs(logits[0] - logits[1]) > 1e-3) == (model is both)
+
+
+def test_max_length_follows_the_length_distribution() -> None:
+    lengths = np.arange(1, 101)  # 95th percentile 95.05 -> 96 (a multiple of 8)
+    assert choose_max_length(lengths, limit=512) == 96
+    assert choose_max_length(lengths, limit=64) == 64  # capped by the encoder
+    assert choose_max_length(lengths, limit=512, percentile=50) == 56  # 50.5 -> 56
+    assert choose_max_length(np.array([3, 4, 5]), limit=512) == 8  # never below the minimum
+    assert choose_max_length(np.array([], dtype=int), limit=128) == 128
+    with pytest.raises(ValueError, match="percentile"):
+        choose_max_length(lengths, limit=512, percentile=0)
+
+
+def test_fit_chooses_max_length_from_the_training_texts(tiny_bert: Path) -> None:
+    texts, y = make_corpus(40, seed=7)
+    long = " ".join(FILLER * 4)  # 76 words: longer than the tiny BERT's 64 positions
+    texts = texts[:38] + [long, long + " awful"]
+    result = fit_text(
+        train_texts=texts,
+        y_train=y,
+        val_texts=texts[:10],
+        y_val=y[:10],
+        target=binary_target(),
+        model_name_or_path=str(tiny_bert),
+        max_epochs=1,
+    )
+    lengths = [len(t.split()) + 2 for t in texts]  # one token per word + [CLS] [SEP]
+    wanted = int(np.ceil(np.percentile(lengths, 95) / 8) * 8)
+    assert result.model.max_length == min(wanted, 64)
+    assert result.model.truncation == "head_tail"
+    assert result.truncated_share == pytest.approx(np.mean(np.array(lengths) > 64))
+
+
+def test_layerwise_groups_give_lower_layers_smaller_rates(tiny_bert: Path) -> None:
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    depths = layer_depths(model)
+    assert depths["bert.embeddings.word_embeddings.weight"] == 0
+    assert depths["bert.encoder.layer.0.attention.self.query.weight"] == 1
+    assert depths["bert.encoder.layer.1.output.dense.weight"] == 2
+    assert depths["classifier.weight"] == depths["bert.pooler.dense.weight"] == 3
+    groups = layerwise_groups(model, lr=1e-3, layer_lr_decay=0.5)
+    assert [g["depth"] for g in groups] == sorted(g["depth"] for g in groups)
+    for group in groups:
+        assert group["lr"] == pytest.approx(1e-3 * 0.5 ** (3 - group["depth"]))
+        assert group["weight_decay"] == (0.01 if group["params"][0].ndim >= 2 else 0.0)
+    grouped = [id(p) for g in groups for p in g["params"]]
+    assert sorted(grouped) == sorted(id(p) for p in model.parameters())  # each exactly once
+
+
+def test_a_model_saved_before_the_rule_was_recorded_loads_head_only(
+    fitted: TextFitResult, tmp_path: Path
+) -> None:
+    folder = fitted.model.save(tmp_path / "new")
+    manifest, files = read_artifact(folder)
+    reserved = ("truncation", "head_share", "format_version", "versions", "created_at", "files")
+    old = {k: v for k, v in manifest.items() if k not in reserved}
+    old_folder = write_artifact(tmp_path / "old", files, old)
+    loaded = FittedTextModel.load(old_folder)
+    assert loaded.truncation == "head" and loaded.max_length == 32
+    long = " ".join(FILLER * 3)
+    ids = loaded.encode([long]).ids[0]
+    reference = loaded.tokenizer([long], truncation=True, max_length=32)["input_ids"][0]
+    assert ids == reference  # the first 30 words, as it was trained
+    assert FittedTextModel.load(folder).truncation == "head_tail"

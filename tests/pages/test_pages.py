@@ -255,6 +255,34 @@ def test_train_start_queues_a_run_that_the_worker_finishes() -> None:
     assert any(t.startswith("roc_auc") for t in texts(at.success)), texts(at.success)
 
 
+def test_train_page_offers_the_text_stack_when_it_wins(
+    tmp_path, monkeypatch, no_local_worker
+) -> None:
+    from tests.core.test_stacking import (
+        make_two_text_frame,
+        train_text_pair,
+        use_pretrained_tiny_bert,
+    )
+    from tests.fixtures import register_frame
+
+    use_pretrained_tiny_bert(tmp_path, monkeypatch)
+    dataset = register_frame(make_two_text_frame(), "reviews.csv")
+    text, tfidf = train_text_pair(dataset.id)
+    at = _open("train")
+    at.selectbox(key="train_dataset").set_value(dataset.id)
+    timed_run(at, "train (stack offer)")
+    assert_no_failure(at)
+    offer = [t for t in texts(at.info) if t.startswith("Stacking run")]
+    assert offer and f"#{text.id}" in offer[0] and f"#{tfidf.id}" in offer[0], texts(at.info)
+    _button(at, "Train the stack").click()
+    timed_run(at, "train (stack queued)")
+    assert_no_failure(at)
+    (stack,) = [r for r in list_runs(dataset.id) if r.model == "ensemble"]
+    assert stack.options["members"] == [text.id, tfidf.id] and stack.options["rule"] == "stack"
+    timed_run(at, "train (stack offered once)")
+    assert not [t for t in texts(at.info) if t.startswith("Stacking run")]
+
+
 def _run_pid(run_id: int) -> int | None:
     from core.db import session_factory
     from core.records import TrainingRunRecord
