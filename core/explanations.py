@@ -932,7 +932,9 @@ def plan(
     kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
     if uses_default_method(run, True, background_rows, n_pairs):
-        evaluations = n_rows * _effect_calls_per_row(run, n_columns) + _effect_tables_cost(run)
+        evaluations: float = n_rows * _effect_calls_per_row(run, n_columns) + _effect_tables_cost(
+            run
+        )
     else:
         evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
     rate = run.infer_rows_per_s or 1000.0

@@ -265,7 +265,7 @@ def parity_figures(
     tpr, fpr = table["tpr"].to_numpy(dtype=float), table["fpr"].to_numpy(dtype=float)
     gap: float | None
     if np.isfinite(tpr).all() and np.isfinite(fpr).all():
-        gap: float | None = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
+        gap = float(equalized_odds_difference(y, flags, sensitive_features=sensitive))
     else:
         gaps = [np.nanmax(r) - np.nanmin(r) for r in (tpr, fpr) if np.isfinite(r).sum() >= 2]
         gap = float(max(gaps)) if gaps else None

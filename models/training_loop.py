@@ -227,6 +227,9 @@ def warm_up_optimizer() -> None:
         _OPTIMIZER_WARM = True
 
 
+_OPTIMIZER_WARM = False
+
+
 class _StepPlan:
     """How many optimiser steps training gets, and the lr factor of each step.
 
@@ -293,13 +296,6 @@ def _schedule_step(
         return False
 
     return on_step
-
-
-class _LoopState:
-    """Bookkeeping for one run: clock, best weights, patience, why it stopped."""
-
-
-_OPTIMIZER_WARM = False
 
 
 class _LoopState:
