@@ -95,7 +95,7 @@ def train_ft(device: str, rows: int, budget_s: float, threads: int) -> tuple[Any
     val = _credit_rows(max(64, rows // 5), seed=2)
     target = TargetEncoder.fit(train[TARGET], positive=POSITIVE)
     fit = fit_tabular(
-        "ft-transformer",
+        "ft_transformer",
         train_df=train,
         y_train=train[TARGET],
         val_df=val,

@@ -326,7 +326,7 @@ def tabular_values(
     import shap
 
     task = run.task
-    if default_method:
+    if default_method and get_kind(run.model).explains_by_effects:
         from models.shapley import explain_effects
 
         result = explain_effects(

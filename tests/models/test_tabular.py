@@ -73,9 +73,9 @@ def test_logit_is_the_log_odds_of_proba_and_frames_equal_encoded_rows(fitted) ->
 def test_description_matches_the_kind(fitted) -> None:
     model = fitted.model
     assert fitted.params == model.n_params() > 0
-    if model.kind == "lightgbm":
+    if model.kind == "gbdt":
         assert fitted.flops_per_row is None and fitted.loop is None
-    elif model.kind == "logreg":
+    elif model.kind == "linear":
         assert fitted.flops_per_row == 2 * model.n_params() and fitted.loop is None
         design, coef, intercept = model.linear_parts()
         z = model.preprocessor.encode(VAL.head(5))
@@ -84,7 +84,7 @@ def test_description_matches_the_kind(fitted) -> None:
     else:
         assert fitted.flops_per_row > fitted.params and fitted.loop is not None
         assert model.size == "tiny"
-    if model.kind != "logreg":
+    if model.kind != "linear":
         with pytest.raises(ValueError, match="only exists for logreg"):
             model.linear_parts()
 
@@ -103,7 +103,7 @@ def test_saved_and_loaded_models_predict_the_same(fitted, tmp_path: Path) -> Non
 
 
 def test_encoded_rows_of_the_wrong_width_are_refused() -> None:
-    model = _fit("logreg").model
+    model = _fit("linear").model
     with pytest.raises(ValueError, match=r"shape \[n_rows, 3\]"):
         model.predict_encoded(np.zeros((2, 5)))
 
@@ -112,8 +112,8 @@ def test_encoded_rows_of_the_wrong_width_are_refused() -> None:
     ("kind", "options", "words"),
     [
         ("xgboost", {}, "unknown model kind"),
-        ("ft-transformer", {"size": "huge"}, "unknown FT-Transformer size"),
-        ("logreg", {"threads": 0}, "threads must be >= 1"),
+        ("ft_transformer", {"size": "huge"}, "unknown FT-Transformer size"),
+        ("linear", {"threads": 0}, "threads must be >= 1"),
     ],
 )
 def test_bad_fit_arguments_are_refused(kind, options, words) -> None:
@@ -124,7 +124,7 @@ def test_bad_fit_arguments_are_refused(kind, options, words) -> None:
 def test_empty_or_misaligned_parts_are_refused() -> None:
     with pytest.raises(ValueError, match="need training and validation rows"):
         fit_tabular(
-            "logreg",
+            "linear",
             train_df=TRAIN.iloc[:0],
             y_train=Y_TRAIN.iloc[:0],
             val_df=VAL,
@@ -134,7 +134,7 @@ def test_empty_or_misaligned_parts_are_refused() -> None:
         )
     with pytest.raises(ValueError, match="differ in length"):
         fit_tabular(
-            "logreg",
+            "linear",
             train_df=TRAIN,
             y_train=Y_TRAIN.iloc[:-1],
             val_df=VAL,
@@ -149,7 +149,7 @@ def test_regression_predicts_in_original_units() -> None:
     y = pd.Series(1000 + 200 * TRAIN["x1"].to_numpy() + rng.normal(scale=5, size=len(TRAIN)))
     y_val = pd.Series(1000 + 200 * VAL["x1"].to_numpy())
     result = fit_tabular(
-        "logreg",
+        "linear",
         train_df=TRAIN,
         y_train=y,
         val_df=VAL,
