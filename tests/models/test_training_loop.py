@@ -123,7 +123,7 @@ def test_the_plan_prices_steps_by_their_size_not_by_the_first_ones() -> None:
             fill_budget=True,
             units_per_epoch=units,
         )
-        state = _LoopState(config)
+        state = _LoopState(config, time.perf_counter())
         state.steps, state.train_step_seconds, state.units_done = 1, 6.4, 64 * 4
         plan = _StepPlan(config)
         plan.replan(state)
