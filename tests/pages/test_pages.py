@@ -278,7 +278,7 @@ def test_train_page_offers_the_text_stack_when_it_wins(
     timed_run(at, "train (stack queued)")
     assert_no_failure(at)
     (stack,) = [r for r in list_runs(dataset.id) if r.model == "ensemble"]
-    assert stack.options["members"] == [text.id, tfidf.id] and stack.options["rule"] == "stack"
+    assert stack.options.members == (text.id, tfidf.id) and stack.options.rule == "stack"
     timed_run(at, "train (stack offered once)")
     assert not [t for t in texts(at.info) if t.startswith("Stacking run")]
 
