@@ -326,7 +326,7 @@ def tabular_values(
     import shap
 
     task = run.task
-    if default_method and get_kind(run.model).explains_by_effects:
+    if default_method:
         from models.shapley import explain_effects
 
         result = explain_effects(
@@ -1101,7 +1101,13 @@ def row_reasons(
     z = model.preprocessor.encode(frame)
     background, weights = _background(run, model, None)
     values, _, _ = tabular_values(
-        run, model, z, background, weights, n_pairs=DEFAULT_PAIRS, default_method=True
+        run,
+        model,
+        z,
+        background,
+        weights,
+        n_pairs=DEFAULT_PAIRS,
+        default_method=uses_default_method(run, True, BACKGROUND_ROWS, DEFAULT_PAIRS),
     )
     columns = list(model.spec.columns)
     shown = frame[columns].to_numpy(dtype=object)  # only the cells named are formatted
