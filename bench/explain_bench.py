@@ -20,8 +20,10 @@ A second reference against ANOTHER 256 random training rows shows how far two br
 references disagree by themselves (the floor any method is judged against).
 The slow shap defaults explain only the first --shap-rows rows (the rows column says so).
 
-Cases: the credit-scoring sample (13 columns), a synthetic 20-column table and a synthetic
-85-column table (wide; only the default, the old default and the references run there).
+Cases: the credit-scoring sample (13 columns), a synthetic 20-column table, a synthetic
+85-column table (wide) and scikit-learn's breast-cancer table (30 correlated columns, a
+saturated model: where the default's pairwise assumption fails); only the default, the old
+default and the references run on the last two.
 
 ms per row is bound by the model: ms/row ~= evals/row / rows_per_s (both printed), so the
 figures carry over to another machine or a busier one. Load average is recorded.
@@ -52,9 +54,9 @@ sys.path.insert(0, str(ROOT))
 
 from core.explanations import (  # noqa: E402
     EFFECT_BACKGROUND_ROWS,
-    EFFECT_GRID,
     EFFECT_PD_GRID,
     EFFECT_TABLE_EVALUATIONS,
+    effect_grid,
 )
 from models.preprocessing import FeatureSpec  # noqa: E402
 from models.shapley import (  # noqa: E402
@@ -86,11 +88,17 @@ def main() -> None:
             "threads": args.threads,
             "load_average_at_start": os.getloadavg()[0],  # > cores: timings are inflated
         },
-        "sizes": {"credit": args.size, "synthetic-20": args.synthetic_size, "wide-85": "small"},
+        "sizes": {
+            "credit": args.size,
+            "synthetic-20": args.synthetic_size,
+            "wide-85": "small",
+            "breast-cancer-30": "small",
+        },
         "cases": {
             "credit": _credit_case(args),
             "synthetic-20": _synthetic_case(args),
             "wide-85": _wide_case(args),
+            "breast-cancer-30": _breast_cancer_case(args),
         },
     }
     report["bench_seconds"] = round(time.perf_counter() - started, 1)
@@ -120,7 +128,7 @@ def _parse_args() -> argparse.Namespace:
                         help="antithetic pairs per game of the broad reference")  # fmt: skip
     parser.add_argument("--wide-rows", type=int, default=4, help="rows, 85-column case")
     parser.add_argument("--wide-reference-pairs", type=int, default=1,
-                        help="pairs per game of the 85-column case's references")  # fmt: skip
+                        help="pairs per game of the 85- and 30-column cases' references")  # fmt: skip
     parser.add_argument("--table-evaluations", type=int, default=EFFECT_TABLE_EVALUATIONS,
                         help="model calls for the default's tables (the app's budget)")  # fmt: skip
     parser.add_argument("--json", help="write the figures to this JSON file")
@@ -221,7 +229,32 @@ def _wide_case(args: argparse.Namespace) -> dict[str, Any]:
     by default: 256 games x 168 calls is already ~43k model calls per row)."""
     df, spec = _wide_frame(n=4000, seed=0)
     model, z_train, z_test = _fit(df, "y", "1", spec, "small", args)
-    predict, rows, mask = _logit(model), z_test[: args.wide_rows], _cat_mask(spec)
+    return _default_vs_old_case(model, z_train, z_test[: args.wide_rows], spec, args)
+
+
+def _breast_cancer_case(args: argparse.Namespace) -> dict[str, Any]:
+    """Real data where main + total effects struggle: scikit-learn's breast-cancer table (30
+    strongly correlated measurements, 341 training rows), on which the FT-Transformer's
+    log-odds saturate at about +-6, so columns interact far beyond pairs."""
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.replace(" ", "_") for c in frame.columns]
+    frame["target"] = frame["target"].astype(str)
+    spec = FeatureSpec(numeric=tuple(c for c in frame.columns if c != "target"), categorical=())
+    model, z_train, z_test = _fit(frame, "target", "0", spec, "small", args)
+    return _default_vs_old_case(model, z_train, z_test[: args.rows], spec, args)
+
+
+def _default_vs_old_case(
+    model: FittedTabularModel,
+    z_train: np.ndarray,
+    rows: np.ndarray,
+    spec: FeatureSpec,
+    args: argparse.Namespace,
+) -> dict[str, Any]:
+    """The default and the old default against broad references of --wide-reference-pairs."""
+    predict, mask = _logit(model), _cat_mask(spec)
     case = _model_facts(model, predict, z_train)
     pairs = args.wide_reference_pairs
     rng = np.random.default_rng(1)
@@ -267,13 +300,14 @@ def _effects(
 ) -> dict[str, Any]:
     """The app's default, its tables built as core.explanations._effect_tables builds them."""
     started = time.perf_counter()
-    points = pd_points(z_train, EFFECT_PD_GRID, mask, EFFECT_GRID)
+    grid = effect_grid(z_train.shape[1])
+    points = pd_points(z_train, EFFECT_PD_GRID, mask, grid)
     k = int(np.clip(args.table_evaluations // max(points, 1), *EFFECT_BACKGROUND_ROWS))
     background, weights = summarize_background(
         z_train, min(k, len(z_train)), seed=0, categorical=mask
     )
     tables = effect_tables(
-        predict, z_train, background, weights, categorical=mask, grid=EFFECT_GRID,
+        predict, z_train, background, weights, categorical=mask, grid=grid,
         pd_grid=EFFECT_PD_GRID,
     )  # fmt: skip
     table_seconds = time.perf_counter() - started

@@ -628,6 +628,13 @@ def _row_spearman(values: np.ndarray, reference: np.ndarray) -> float:
 # - total effect (joins last): f(x) - E_P f(x with column j = b_j), the expectation over the
 #   column's marginal, taken over a small weighted grid of its values: sum_j G_j model calls
 #   per row (G_j <= `grid` points; values equal to x's cost nothing).
+# - control variate: with few grid points per column (wide tables: one or two), the plain
+#   grid mean of f(x with j = v) is noisy. The tables also store pd_means_j = E_v PD_j(v) over
+#   ALL the column's values (free: lookups), and the grid only estimates the residual:
+#   E_v f(x, j=v) ~= pd_means_j + sum_g w_g (f(x, j=v_g) - PD_j(v_g)). For a model additive in
+#   column j the residual is the same at every v, so ONE grid point gives the exact total
+#   effect; only interactions are left to the grid. (Tables stored before pd_means existed
+#   fall back to the plain grid mean, which equals this when the grid is the whole marginal.)
 # Higher-order interactions and grid error leave a gap to f(x) - E_P f; it is shared out in
 # proportion to |total - main| (the columns that interact), so the values add up exactly. A
 # three-way interaction alone is then attributed exactly (main 0, total a_ijk each, gap
@@ -652,6 +659,9 @@ class EffectTables:
     background: np.ndarray
     weights: np.ndarray
     evaluations: int  # model calls spent building the tables
+    # E_v PD_j(v) over all of column j's values in the data: the control variate's mean (None
+    # in tables stored before it existed: the total effect is then the plain grid mean)
+    pd_means: np.ndarray | None = None
 
     @property
     def calls_per_row(self) -> int:
@@ -673,6 +683,7 @@ class EffectTables:
             "background": listed(list(self.background)),
             "weights": [float(w) for w in self.weights],
             "evaluations": int(self.evaluations),
+            **({} if self.pd_means is None else {"pd_means": [float(v) for v in self.pd_means]}),
         }
 
     @classmethod
@@ -695,6 +706,11 @@ class EffectTables:
                 background=np.array(arrays("background")),
                 weights=np.array(data["weights"], dtype=np.float64),
                 evaluations=int(data["evaluations"]),
+                pd_means=(
+                    None
+                    if data.get("pd_means") is None
+                    else np.array(data["pd_means"], dtype=np.float64)
+                ),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"not a stored effect table: {exc}") from exc
@@ -705,7 +721,7 @@ class EffectTables:
             == len(tables.pd_values)
             == len(tables.pd_scores)
             == tables.background.shape[1]
-        ):
+        ) or (tables.pd_means is not None and len(tables.pd_means) != columns):
             raise ValueError("not a stored effect table: its parts differ in columns")
         return tables
 
@@ -743,6 +759,12 @@ def effect_tables(
     designs = [_ColumnSweep(b, j, v) for j, v in enumerate(pd_values)]
     scores = model.run(designs)
     pd_scores = [s.reshape(len(v), len(b)) @ w for s, v in zip(scores, pd_values, strict=True)]
+    pd_means = np.array(
+        [
+            _interpolate_pd(points, scores, data[:, j]).mean()
+            for j, (points, scores) in enumerate(zip(pd_values, pd_scores, strict=True))
+        ]
+    )
     return EffectTables(
         grid_values=tuple(v for v, _ in marginals),
         grid_weights=tuple(wt for _, wt in marginals),
@@ -752,6 +774,7 @@ def effect_tables(
         background=b,
         weights=w,
         evaluations=model.evaluations,
+        pd_means=pd_means,
     )
 
 
@@ -805,8 +828,12 @@ def _effects_block(
     outputs, scores = model.run([_PlainRows(x), _PlainRows(masked)])
     swept = np.repeat(outputs[:, None], len(value), axis=1)
     swept[row, point] = scores
-    expected = np.zeros((n, m))
-    np.add.at(expected.T, column, (swept * weight).T)
+    if tables.pd_means is None:
+        estimate, expected = swept, np.zeros((n, m))
+    else:  # control variate (see above): the grid only estimates the interaction residual
+        at_point = np.concatenate([_lookup(tables, j, v) for j, v in enumerate(tables.grid_values)])
+        estimate, expected = swept - at_point, np.tile(tables.pd_means, (n, 1))
+    np.add.at(expected.T, column, (estimate * weight).T)
     total = outputs[:, None] - expected
     main = np.array([_lookup(tables, j, x[:, j]) for j in range(m)]).T - tables.base_value
     values = (main + total) / 2
@@ -819,7 +846,10 @@ def _effects_block(
 
 def _lookup(tables: EffectTables, j: int, v: np.ndarray) -> np.ndarray:
     """PD_j at values v: exact at the table's points, linear between, flat beyond."""
-    points, scores = tables.pd_values[j], tables.pd_scores[j]
+    return _interpolate_pd(tables.pd_values[j], tables.pd_scores[j], v)
+
+
+def _interpolate_pd(points: np.ndarray, scores: np.ndarray, v: np.ndarray) -> np.ndarray:
     known = ~np.isnan(points)
     out = np.interp(v, points[known], scores[known]) if known.any() else np.zeros(len(v))
     missing = np.isnan(v)

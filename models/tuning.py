@@ -127,7 +127,7 @@ def tune(
     """
     if not time_budget_s >= MIN_TUNING_BUDGET_S:
         raise BudgetTooSmall(
-            f"a time budget of {time_budget_s:g} s is too small to tune the {family}: "
+            f"a time budget of {time_budget_s:g} s is too small to tune the {_named(family)}: "
             f"give at least {MIN_TUNING_BUDGET_S:g} s"
         )
     if max_trials < 1:
@@ -199,20 +199,34 @@ def tune(
     report.seconds_used = time.perf_counter() - started
     if best is None:
         if report.stopped_by == "cancelled" and not report.failures:
-            raise TuningCancelled(f"tuning the {family} was cancelled before a trial finished")
+            raise TuningCancelled(
+                f"tuning the {_named(family)} was cancelled before a trial finished"
+            )
         first = report.failures[0] if report.failures else "no trial finished"
         raise ValueError(
-            f"every tuning trial of the {family} failed or was pruned ({report.trials} "
+            f"every tuning trial of the {_named(family)} failed or was pruned ({report.trials} "
             f"trials in {report.seconds_used:.1f} s); first error: {first}"
         )
     return best, report
+
+
+# Messages name a family in words; reports keep the estimator id (models/tabular.py's).
+_FAMILY_WORDS = {
+    "ft_transformer": "FT-Transformer",
+    "gbdt": "gradient-boosted trees (LightGBM)",
+    "linear": "logistic/linear regression",
+}
+
+
+def _named(family: str) -> str:
+    return _FAMILY_WORDS.get(family, family)
 
 
 def _too_small(family: str, time_budget_s: float, exc: BudgetTooSmall) -> NoReturn:
     """The default trial did not fit in the whole budget: state the minimum."""
     needed = exc.needed_s or time_budget_s
     raise BudgetTooSmall(
-        f"a time budget of {time_budget_s:g} s is too small to tune the {family}: the default "
+        f"a time budget of {time_budget_s:g} s is too small to tune the {_named(family)}: the default "
         f"trial did not finish one epoch ({exc}); give at least {math.ceil(needed)} s",
         needed,
     ) from exc
