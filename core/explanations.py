@@ -505,6 +505,21 @@ def trustworthy(quality: dict, additivity_error: float) -> bool:
     )
 
 
+def next_step(quality: dict, additivity_error: float) -> str | None:
+    """What to try when an explanation is not trustworthy, or None when it is (or when no
+    other setting is known to do better)."""
+    if trustworthy(quality, additivity_error) or not quality.get("default_method"):
+        return None
+    # The default is exact only when columns interact at most in pairs; a model whose score
+    # saturates interacts far more (bench/explain_bench.py's breast-cancer case), and there
+    # sampled permutations against more training rows agreed better with the data.
+    return (
+        "This model's columns act together in ways the fast default does not capture. "
+        "Explain again with more typical training rows to compare against (64 or 128): "
+        "slower, but it measures those interactions instead of assuming them away."
+    )
+
+
 def explain_frame(
     run_id: int,
     frame: pd.DataFrame,

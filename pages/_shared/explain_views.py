@@ -13,6 +13,7 @@ from core.explanations import (
     Explanation,
     explain_row,
     id_column_of,
+    next_step,
     partial_dependence,
     trustworthy,
 )
@@ -61,6 +62,9 @@ def quality_badge(exp: Explanation) -> None:
     words += f" Values add up to the model's output within {exp.additivity_error:.1e}."
     badge = st.success if trusted else st.warning
     badge(("Trustworthy. " if trusted else "Check before relying on it. ") + words)
+    hint = next_step(exp.quality, exp.additivity_error)
+    if hint:
+        st.info(hint)
 
 
 def _checked(figures: dict, total: int, also: str) -> str:

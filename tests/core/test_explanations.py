@@ -167,6 +167,18 @@ def test_badge_is_green_only_when_the_background_stands_for_the_data(shared) -> 
     assert explain_frame(run.id, _rows(run.id), background=chosen).quality["fidelity_broad"] == {}
 
 
+def test_an_untrusted_default_explanation_names_the_setting_to_try() -> None:
+    from core.explanations import next_step
+
+    good = {"spearman": 0.99, "max_abs_error": 0.01, "rows": 2}
+    poor = {"spearman": 0.51, "max_abs_error": 0.34, "rows": 2}
+    default = {"default_method": True, "fidelity": good, "fidelity_broad": poor}
+    assert "64 or 128" in (next_step(default, 1e-12) or "")
+    assert next_step({**default, "fidelity_broad": good}, 1e-12) is None  # trusted
+    # other settings already were the user's choice: no generic advice
+    assert next_step({**default, "default_method": False}, 1e-12) is None
+
+
 def test_broad_reference_samples_pairs_when_exact_costs_too_much(shared, monkeypatch) -> None:
     from core import explanations
 
