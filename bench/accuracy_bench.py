@@ -263,10 +263,11 @@ def headline(task: str, y_true: pd.Series, prediction: np.ndarray, classes, posi
 
 
 def payoff_models(
-    d: Dataset, train: pd.DataFrame, test: pd.DataFrame, budget: float
+    d: Dataset, train: pd.DataFrame, test: pd.DataFrame, budget: float, tune: bool = True
 ) -> list[dict[str, Any]]:
     """Register the training part in a fresh PAYOFF_HOME, train every kind through
-    create_run / execute_run, score the held-out part with each trained model."""
+    create_run / execute_run (tabular kinds tuned within the budget, as the Train page and the
+    CLI do by default), score the held-out part with each trained model."""
     from core.datasets import Roles, register_dataset
     from core.db import dispose_all
     from core.runs import get_run
@@ -287,7 +288,7 @@ def payoff_models(
             )
             kinds = TEXT_MODELS if d.text_column else TABULAR_MODELS
             for kind in kinds:
-                options: dict[str, Any] = {"time_budget_s": budget, "seed": SEED}
+                options: dict[str, Any] = {"time_budget_s": budget, "seed": SEED, "tune": tune}
                 if d.text_column:
                     options["text_columns"] = [d.text_column]
                 started = time.perf_counter()
@@ -439,7 +440,7 @@ def bench_one(d: Dataset, args: argparse.Namespace) -> dict[str, Any]:
     folds = 3 if args.quick else 5
     print(f"{d.name}: {len(train):,} training rows, {len(test):,} held out", flush=True)
     reference = tuned_lightgbm(d, train, test, grid, folds, args.threads)
-    models = payoff_models(d, train, test, budget)
+    models = payoff_models(d, train, test, budget, tune=args.tune)
     higher = d.task != "regression"
     for m in models:
         if "metric" in m:
@@ -524,6 +525,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
     parser.add_argument("--time-budget", type=float, default=None, help="seconds per model")
     parser.add_argument("--text-budget", type=float, default=None, help="seconds per text model")
     parser.add_argument("--only", nargs="+", choices=sorted(DATASETS), help="these data sets")
+    parser.add_argument(
+        "--tune",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tune the tabular kinds within the budget (the app's default); --no-tune: defaults",
+    )
     parser.add_argument("--json", type=Path, default=RESULTS, help="results file")
     parser.add_argument("--readme", action="store_true", help="rewrite README's table from --json")
     args = parser.parse_args(argv)
@@ -554,6 +561,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any] | None:
             "time_budget_s": args.time_budget,
             "text_budget_s": args.text_budget,
             "folds": 3 if args.quick else 5,
+            "tuned": args.tune,
             "split": "80/20 stratified, seed 0",
         },
         "wall_seconds": round(time.perf_counter() - started, 1),

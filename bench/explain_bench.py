@@ -57,6 +57,7 @@ from core.explanations import (  # noqa: E402
     EFFECT_PD_GRID,
     EFFECT_TABLE_EVALUATIONS,
     effect_grid,
+    measure_default_choice,
 )
 from models.preprocessing import FeatureSpec  # noqa: E402
 from models.shapley import (  # noqa: E402
@@ -311,6 +312,16 @@ def _effects(
         pd_grid=EFFECT_PD_GRID,
     )  # fmt: skip
     table_seconds = time.perf_counter() - started
+    # the app's choice between effects and the sampled 16-row default, made once per run
+    summary, summary_weights = summarize_background(
+        z_train, min(16, len(z_train)), seed=0, categorical=mask
+    )
+    take = np.random.default_rng(19).choice(
+        len(z_train), size=min(256, len(z_train)), replace=False
+    )
+    choice = measure_default_choice(
+        predict, z_train, tables, summary, summary_weights, z_train[take], seed=0
+    )
     explain_effects(predict, rows[:2], tables)  # warm-up
     result = explain_effects(predict, rows, tables)
     figures = _figures(result, len(rows))
@@ -320,6 +331,14 @@ def _effects(
         table_evaluations=tables.evaluations,
         table_seconds=round(table_seconds, 1),
         values=result.values,
+        choice={
+            "method": choice["method"],
+            "rows": choice["rows"],
+            "effects_spearman": round(choice["effects"]["spearman"], 3),
+            "sampled_spearman": round(choice["sampled"]["spearman"], 3),
+            "evaluations": choice["evaluations"],
+            "seconds": round(choice["seconds"], 1),
+        },
     )
     figures.update(fidelity(result.values, reference))
     return figures
@@ -558,6 +577,8 @@ def _print_case(name: str, case: dict[str, Any]) -> None:
             f.get("additivity_error", ""),
         )
         print(_ROW.format(*cells))
+        if "choice" in f:
+            print(f"    the app's default for this model: {f['choice']}")
 
 
 def _fmt(value: float | None) -> str:

@@ -523,8 +523,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument(
         "--tune",
-        action="store_true",
-        help="tabular models: spend the time budget tuning on the validation part (Optuna)",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="tabular models: spend the time budget tuning on the validation part (Optuna); "
+        "on by default, as on the Train page (--no-tune: the defaults alone)",
     )
     train.add_argument("--members", type=int, nargs="+", help="ensemble: run ids to combine")
     train.add_argument("--rule", choices=("mean", "stack"), default="stack", help="ensemble rule")

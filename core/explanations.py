@@ -91,6 +91,14 @@ EFFECT_CALLS_PER_ROW = 128
 EFFECT_PD_GRID = 12
 EFFECT_TABLE_EVALUATIONS = 120_000
 EFFECT_BACKGROUND_ROWS = (32, 512)
+# Chosen by measurement, once per run (with the tables): main + total effects are exact only
+# for pairwise interactions, and a model whose score saturates can interact far more (the
+# breast-cancer case of bench/explain_bench.py: Spearman 0.41 for effects, 0.79 for the
+# sampled 16-row default). So EFFECT_CHOICE_ROWS training rows are explained both ways and
+# judged against interventional values over the broad sample (256 random training rows, one
+# antithetic pair per game); the default keeps effects when they meet the trust thresholds or
+# rank at least as well, else it is the sampled estimator on the 16-row summary.
+EFFECT_CHOICE_ROWS = 2
 FIDELITY_ROWS = 3
 # TEXT_FIDELITY_ROWS (core/kinds/base.py): a text reference costs up to ~500 masked texts.
 # Text references: exact up to Kind.exact_reference_spans spans, else many pairs.
@@ -208,6 +216,8 @@ def _compute_defaults(run: RunInfo, model: Any) -> dict[str, bytes]:
         if kind.explains_by_effects:
             tables = _effect_tables(run, model, z, categorical)
             files["effects.json"] = json.dumps(tables.to_dict()).encode()
+            choice = _choose_default(run, model, z, tables, rows, weights, z[take])
+            files["choice.json"] = json.dumps(choice).encode()
     else:
         rng = np.random.default_rng(run.seed)
         take = rng.choice(len(z), size=min(TREE_LINEAR_BACKGROUND_ROWS, len(z)), replace=False)
@@ -236,6 +246,69 @@ def _effect_tables(run: RunInfo, model: Any, z: np.ndarray, categorical: list[bo
         grid=grid,
         pd_grid=EFFECT_PD_GRID,
     )
+
+
+def _choose_default(
+    run: RunInfo,
+    model: Any,
+    z: np.ndarray,
+    tables: Any,
+    background: np.ndarray,
+    weights: np.ndarray,
+    broad: np.ndarray,
+) -> dict[str, Any]:
+    predict = _predict_fn(model, str(run.task), 0 if run.task == "multiclass" else None)
+    return measure_default_choice(predict, z, tables, background, weights, broad, run.seed)
+
+
+def measure_default_choice(
+    predict: Callable[[np.ndarray], np.ndarray],
+    z: np.ndarray,
+    tables: Any,
+    background: np.ndarray,
+    weights: np.ndarray,
+    broad: np.ndarray,
+    seed: int,
+) -> dict[str, Any]:
+    """Explain EFFECT_CHOICE_ROWS of the training rows ``z`` by main + total effects and by
+    the sampled estimator on the 16-row summary; judge both against the broad sample (see
+    EFFECT_CHOICE_ROWS) and say which is the default, with the figures behind the choice."""
+    from models.shapley import explain_effects, explain_interventional, fidelity
+
+    started = time.perf_counter()
+    rng = np.random.default_rng((seed, 23))
+    rows = z[rng.choice(len(z), size=min(EFFECT_CHOICE_ROWS, len(z)), replace=False)]
+    effects = explain_effects(predict, rows, tables)
+    sampled = explain_interventional(
+        predict, rows, background, weights, n_pairs=DEFAULT_PAIRS, seed=seed
+    )
+    reference = explain_interventional(predict, rows, broad, n_pairs=1, seed=seed + 2)
+    figures = {
+        "effects": fidelity(effects.values, reference.values),
+        "sampled": fidelity(sampled.values, reference.values),
+    }
+    return {
+        "method": choose_estimator(figures),
+        "rows": len(rows),
+        "reference": f"interventional values against {len(broad)} random training rows "
+        "(one antithetic pair per game)",
+        **figures,
+        "evaluations": effects.evaluations + sampled.evaluations + reference.evaluations,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def choose_estimator(figures: dict[str, dict]) -> str:
+    """ "effects" when they meet the trust thresholds or rank at least as well as "sampled"
+    against the same reference; else "sampled"."""
+    effects, sampled = figures["effects"], figures["sampled"]
+    meets = effects["spearman"] >= TRUST_SPEARMAN and effects["max_abs_error"] <= TRUST_MAX_ERROR
+    return "effects" if meets or effects["spearman"] >= sampled["spearman"] else "sampled"
+
+
+def _stored_choice(run: RunInfo, model: Any) -> dict[str, Any]:
+    """The stored choice; runs explained before it existed used effects."""
+    return _stored_defaults(run, model).get("choice") or {"method": "effects"}
 
 
 def effect_grid(n_columns: int) -> int:
@@ -339,6 +412,11 @@ def tabular_values(
     import shap
 
     task = run.task
+    chosen = ""
+    if default_method and _stored_choice(run, model)["method"] == "sampled":
+        # measured better for this model (see EFFECT_CHOICE_ROWS); the caller passed the
+        # 16-row summary as the background
+        default_method, chosen = False, ", chosen over main + total effects by measurement"
     if default_method:
         from models.shapley import explain_effects
 
@@ -366,7 +444,7 @@ def tabular_values(
         return (
             result.values,
             float(result.base_value),
-            f"Payoff interventional SHAP ({result.method})",
+            f"Payoff interventional SHAP ({result.method}{chosen})",
         )
     if explainer == "tree":
         tree = shap.TreeExplainer(model.estimator.booster)
@@ -628,7 +706,10 @@ def _explain_frame(
         before = time.perf_counter()
         tables = _default_effects(run, model)  # built and stored by a run's first explanation
         started += time.perf_counter() - before  # a one-off: not this explanation's ms/row
-        background_z, weights = tables.background, tables.weights
+        if _stored_choice(run, model)["method"] == "effects":
+            background_z, weights = tables.background, tables.weights
+        else:
+            background_z, weights = _background(run, model, None, background_rows)
     else:
         background_z, weights = _background(run, model, background, background_rows)
     values, base_value, method = (compute_values or tabular_values)(
@@ -655,6 +736,8 @@ def _explain_frame(
         "pairs": int(n_pairs),
         "default_background": background is None and background_rows == BACKGROUND_ROWS,
         "default_method": default_method,
+        # how the default estimator was chosen for this model (figures on 2 training rows)
+        "default_choice": _stored_choice(run, model) if default_method else {},
         "background_used_by_explainer": kind.explainer_for(background is not None) != "tree",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
@@ -959,9 +1042,9 @@ def plan(
     before a large job; the user picks the sample size)."""
     kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
-    if uses_default_method(run, True, background_rows, n_pairs):
+    if uses_default_method(run, True, background_rows, n_pairs) and not _sampled_by_choice(run):
         evaluations: float = n_rows * _effect_calls_per_row(run, n_columns) + _effect_tables_cost(
-            run
+            run, n_columns
         )
     else:
         evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
@@ -1001,9 +1084,25 @@ def _effect_calls_per_row(run: RunInfo, n_columns: int) -> int:
     return sum(len(v) for v in stored["grid_values"]) + 1
 
 
-def _effect_tables_cost(run: RunInfo) -> int:
-    """Model calls still to spend on the default explainer's tables (0 once stored)."""
-    return 0 if _stored_effects(run) is not None else EFFECT_TABLE_EVALUATIONS
+def _effect_tables_cost(run: RunInfo, n_columns: int) -> int:
+    """Model calls still to spend on the default explainer's tables and the choice's check
+    (its reference: about 2 calls per column and broad row, per checked row); 0 once stored."""
+    if _stored_effects(run) is not None:
+        return 0
+    return EFFECT_TABLE_EVALUATIONS + EFFECT_CHOICE_ROWS * BROAD_REFERENCE_ROWS * 2 * n_columns
+
+
+def _sampled_by_choice(run: RunInfo) -> bool:
+    """Whether the stored choice made the sampled estimator this run's default (read only)."""
+    from models.artifacts import ArtifactError, read_artifact
+
+    folder = Path(run.artifact_path or "") / EXPLAINER_FOLDER
+    if run.artifact_path is None or not folder.exists():
+        return False
+    try:
+        return json.loads(read_artifact(folder)[1]["choice.json"])["method"] == "sampled"
+    except (ArtifactError, KeyError, ValueError):
+        return False
 
 
 @dataclass(frozen=True)

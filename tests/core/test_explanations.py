@@ -167,6 +167,63 @@ def test_badge_is_green_only_when_the_background_stands_for_the_data(shared) -> 
     assert explain_frame(run.id, _rows(run.id), background=chosen).quality["fidelity_broad"] == {}
 
 
+def test_default_estimator_is_chosen_by_measurement_and_stored(shared) -> None:
+    import json
+    import shutil
+
+    from core import explanations
+    from core.explanations import choose_estimator
+    from models.artifacts import read_artifact, write_artifact
+
+    good, fair, poor = (
+        {"spearman": 0.99, "max_abs_error": 0.01},
+        {"spearman": 0.80, "max_abs_error": 0.16},
+        {"spearman": 0.41, "max_abs_error": 0.34},
+    )
+    assert choose_estimator({"effects": good, "sampled": good}) == "effects"
+    assert choose_estimator({"effects": fair, "sampled": poor}) == "effects"
+    assert choose_estimator({"effects": poor, "sampled": fair}) == "sampled"
+    # a passing effects estimate is kept even when sampling ranks marginally better
+    assert choose_estimator({"effects": good, "sampled": {**good, "spearman": 1.0}}) == "effects"
+
+    run = get_run(shared.runs["ft-transformer"].id)
+    rows = _rows(run.id)
+    explain_frame(run.id, rows, fidelity_rows=0)  # builds and stores the defaults
+    folder = Path(run.artifact_path) / explanations.EXPLAINER_FOLDER
+    manifest, files = read_artifact(folder)
+    choice = json.loads(files["choice.json"])
+    assert choice["method"] in ("effects", "sampled") and choice["rows"] == 2
+    assert {"spearman", "max_abs_error"} <= set(choice["effects"]) and choice["evaluations"] > 0
+    assert choice["method"] == choose_estimator(choice)
+    # A model on which sampling measured better is explained by it, at default settings,
+    # on the 16-row summary, everywhere the default is used (explanations, reasons, plan).
+    try:
+        shutil.rmtree(folder)
+        swapped = {**files, "choice.json": json.dumps({**choice, "method": "sampled"}).encode()}
+        write_artifact(folder, swapped, {"kind": "explainer defaults", "run_id": run.id})
+        result = explain_frame(run.id, rows, fidelity_rows=0)
+        assert "chosen over main + total effects by measurement" in result.method
+        assert result.quality["default_method"]
+        assert result.quality["default_choice"]["method"] == "sampled"
+        assert result.quality["background_rows"] == explanations.BACKGROUND_ROWS
+        sampled = explain_frame(run.id, rows, n_pairs=explanations.DEFAULT_PAIRS + 1)
+        assert "chosen" not in sampled.method  # other settings are the user's choice
+        plan = explanations.plan(run, 50, 3)
+        assert plan["evaluations"] == get_kind_evaluations(run, 50, 3)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        write_artifact(folder, files, {"kind": "explainer defaults", "run_id": run.id})
+
+
+def get_kind_evaluations(run, n_rows: int, n_columns: int) -> int:
+    from core.explanations import BACKGROUND_ROWS, DEFAULT_PAIRS
+    from core.kinds.registry import get_kind
+
+    return int(
+        get_kind(run.model).explain_evaluations(n_rows, n_columns, BACKGROUND_ROWS, DEFAULT_PAIRS)
+    )
+
+
 def test_an_untrusted_default_explanation_names_the_setting_to_try() -> None:
     from core.explanations import next_step
 
@@ -404,7 +461,7 @@ def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
     run = get_run(shared.runs["ft-transformer"].id)
     default = plan(run, 50, 3)  # main + total effects: grid calls per row, tables once
     per_row = explanations._effect_calls_per_row(run, 3)
-    assert default["evaluations"] == 50 * per_row + explanations._effect_tables_cost(run)
+    assert default["evaluations"] == 50 * per_row + explanations._effect_tables_cost(run, 3)
     one, two = plan(run, 50, 3, n_pairs=2), plan(run, 50, 3, n_pairs=4)
     assert one["evaluations"] == estimate_evaluations(50, 3, BACKGROUND_ROWS, "auto", 2)
     assert one["seconds"] == pytest.approx(one["evaluations"] / run.infer_rows_per_s)
