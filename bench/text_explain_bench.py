@@ -3,8 +3,11 @@
 A MiniLM classifier is fine-tuned on the food-reviews sample (or loaded from --model-dir, where
 the first run saves it), then test reviews are explained with several settings, 1 CPU thread:
 
-- the app's settings: token budget `core.explanations.TEXT_TOKEN_BUDGET` per antithetic pair,
-  with 1 pair ("fast", the default) and 4 or 8 pairs ("careful");
+- the app's default: token budget `core.explanations.TEXT_TOKEN_BUDGET` per pass, main + total
+  effects of each span (blended with 2 antithetic pairs from 12 spans on), masked texts in
+  bfloat16 where the CPU has it natively; and the same in float32;
+- the settings before: 1 pair (the previous default), 4 or 8 pairs, all float32; 2 pairs with
+  bfloat16 masks (what the effects are compared with at equal cost);
 - the fixed setting measured before the budget existed: 16 spans, 1 pair (time only: its
   32-pair reference on long reviews costs minutes).
 
@@ -13,11 +16,13 @@ For each setting: marginal ms per text (one batched call after a warm-up) and fi
 same game (same spans, same empty-text baseline), computed by enumerating every span
 coalition; rows whose exact game
 would need more than --exact-max-spans spans are compared with a 32-pair reference instead
-(counted separately). Reviews come in two lengths: sentences (8-30 words) and reviews of
-~100 words (80-120). A last case explains the reviews with the TF-IDF baseline, whose games are
+(counted separately). References are float32 throughout: the values must explain the model
+the analysts use. Texts come in three lengths: sentences (8-30 words), short reviews (40-60)
+and reviews of ~100 words (80-120). A last case explains the reviews with the TF-IDF baseline, whose games are
 cheap enough for exact references up to 14 spans.
 
     .venv/bin/python bench/text_explain_bench.py [--model-dir /tmp/minilm-food] [--json PATH]
+        [--texts 2]  # a quick run: 2 texts per case
 """
 
 from __future__ import annotations

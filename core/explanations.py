@@ -11,7 +11,8 @@ targets, the predicted value for regression, the log-probability of one class fo
   shap's interventional mode miscomputes LightGBM's categorical splits, seen here).
 - Logistic regression: shap's LinearExplainer on the design matrix, its one-hot dummies summed
   back to their original column (one value per column, never one per dummy).
-- Text models: span attributions with batched masking (``models.text_attribution``).
+- Text models: span attributions with batched masking (``models.text_attribution``); the
+  transformer's default is each span's main + total effect (``text_options``).
 
 Every explanation is stored with its quality: the additivity error (base + sum of values
 against the model's own output) and, on a few rows, its agreement with an exact interventional
@@ -106,8 +107,9 @@ TRUST_MAX_ERROR = 0.05
 MIN_REFERENCE_PAIRS = 4
 MAX_REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
-# Text transformers: TEXT_TOKEN_BUDGET model tokens per antithetic pair; TF-IDF: TFIDF_PAIRS
-# pairs (their kind modules say how they were chosen).
+# Text transformers: TEXT_TOKEN_BUDGET model tokens per pass, main + total effects of each span
+# by default (``text_options``); TF-IDF: TFIDF_PAIRS pairs (their kind modules say how they
+# were chosen).
 
 
 @dataclass(frozen=True)
