@@ -109,3 +109,13 @@ def test_the_transformer_explains_spans_by_effects_at_its_default(reviews, tiny_
     assert default.quality["fidelity"]["rows"] == 1
     sampled = explain_frame(run.id, rows, n_pairs=4, fidelity_rows=0)
     assert not sampled.quality["default_method"] and "antithetic pairs" in sampled.method
+    # the Score page's reasons and the what-if row use the same default: the same values
+    from core.explanations import explain_row, row_reasons
+
+    model = load_run_model(run.id)
+    one = explain_row(run, model, rows.head(1))
+    # (batched with other rows, bfloat16 kernels may round a little differently)
+    np.testing.assert_allclose(one.values, default.values[0, : len(one.values)], atol=1e-3)
+    (reasons,) = row_reasons(run, model, rows.head(1), top=len(one.values), threshold=0.5)
+    assert reasons.unit == "word" and reasons.reasons
+    assert all(np.isclose(one.values, r.value, atol=1e-9).any() for r in reasons.reasons)
