@@ -412,10 +412,14 @@ def _effects_plan(players: int, n_pairs: int) -> str:
 
 def _blend(effects: TextAttribution, sampled: TextAttribution, n_pairs: int) -> TextAttribution:
     """Effects and pairs of one game averaged, the effects weighing as EFFECTS_AS_PAIRS pairs
-    (both add up to the same output, so the blend does too)."""
+    (both add up to the text's score less the empty text's, so the blend does too)."""
     values = (EFFECTS_AS_PAIRS * effects.values + n_pairs * sampled.values) / (
         EFFECTS_AS_PAIRS + n_pairs
     )
+    # the pairs scored the text and the empty text in batches of their own: float32 rounding
+    # (~1e-7) is shared out so the blend adds up to the effects' scores exactly
+    gap = effects.output - effects.base_value - values.sum()
+    values = values + gap / max(len(values), 1)
     error = abs(effects.base_value + values.sum() - effects.output)
     return dataclasses.replace(effects, values=values, additivity_error=error)
 
