@@ -18,8 +18,8 @@ coalition; rows whose exact game
 would need more than --exact-max-spans spans are compared with a 32-pair reference instead
 (counted separately). References are float32 throughout: the values must explain the model
 the analysts use. Texts come in three lengths: sentences (8-30 words), short reviews (40-60)
-and reviews of ~100 words (80-120). A last case explains the reviews with the TF-IDF baseline, whose games are
-cheap enough for exact references up to 14 spans.
+and reviews of ~100 words (80-120). A last case explains the reviews with the TF-IDF baseline,
+whose games are cheap enough for exact references up to 14 spans.
 
     .venv/bin/python bench/text_explain_bench.py [--model-dir /tmp/minilm-food] [--json PATH]
         [--texts 2]  # a quick run: 2 texts per case

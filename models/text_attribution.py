@@ -32,10 +32,11 @@ text stay float32, so the values add up to the model's own scores. All masked te
 texts go to the model in one call (duplicates once).
 
 With the other methods, many texts are explained in ONE `explain_interventional` call, so all
-their masked texts reach the model together: Z holds, for text i, the number i + 1 where a span is kept and 0 where it
-is removed. The explained row of text i is i + 1 on its spans and 0 on padding columns (equal to
-the all-zero baseline, hence null players that cost nothing), and every masked row with a kept
-span names its text; the only row with none kept is the empty text, the same for all texts.
+their masked texts reach the model together: Z holds, for text i, the number i + 1 where a
+span is kept and 0 where it is removed. The explained row of text i is i + 1 on its spans and 0
+on padding columns (equal to the all-zero baseline, hence null players that cost nothing), and
+every masked row with a kept span names its text; the only row with none kept is the empty
+text, the same for all texts.
 """
 
 from __future__ import annotations
@@ -191,10 +192,9 @@ def explain_texts(
     "auto": small games are solved exactly (where enumerating costs no more model calls than
     the chains of max(n_pairs, 2) pairs: up to 3 spans at n_pairs <= 2), larger ones with
     `n_pairs` antithetic pairs of permutations (exact for pairwise interactions, additive
-    always): about
-    2 + 2 * n_pairs * (spans - 1) masked texts are scored per text. "exact" and "antithetic"
-    as in `models.shapley.explain_interventional` ("exact" is the reference). `class_index` picks the
-    multiclass class to explain; None explains each text's predicted class. Values of one
+    always): about 2 + 2 * n_pairs * (spans - 1) masked texts are scored per text. "exact" and
+    "antithetic" as in `models.shapley.explain_interventional` ("exact" is the reference).
+    `class_index` picks the multiclass class to explain; None explains each text's predicted class. Values of one
     text depend on its position in `texts` only through the sampled permutations.
     token_budget: with a model that has `token_counts`, each text gets as many spans (up to
     `max_groups`) as keep each pair's cost near this many model tokens (`spans_for_budget`),
