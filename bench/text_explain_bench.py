@@ -3,8 +3,11 @@
 A MiniLM classifier is fine-tuned on the food-reviews sample (or loaded from --model-dir, where
 the first run saves it), then test reviews are explained with several settings, 1 CPU thread:
 
-- the app's settings: token budget `core.explanations.TEXT_TOKEN_BUDGET` per antithetic pair,
-  with 1 pair ("fast", the default) and 4 or 8 pairs ("careful");
+- the app's default: token budget `core.explanations.TEXT_TOKEN_BUDGET` per pass, main + total
+  effects of each span (blended with 2 antithetic pairs from 12 spans on), masked texts in
+  bfloat16 where the CPU has it natively; and the same in float32;
+- the settings before: 1 pair (the previous default), 4 or 8 pairs, all float32; 2 pairs with
+  bfloat16 masks (what the effects are compared with at equal cost);
 - the fixed setting measured before the budget existed: 16 spans, 1 pair (time only: its
   32-pair reference on long reviews costs minutes).
 
@@ -13,11 +16,13 @@ For each setting: marginal ms per text (one batched call after a warm-up) and fi
 same game (same spans, same empty-text baseline), computed by enumerating every span
 coalition; rows whose exact game
 would need more than --exact-max-spans spans are compared with a 32-pair reference instead
-(counted separately). Reviews come in two lengths: sentences (8-30 words) and reviews of
-~100 words (80-120). A last case explains the reviews with the TF-IDF baseline, whose games are
-cheap enough for exact references up to 14 spans.
+(counted separately). References are float32 throughout: the values must explain the model
+the analysts use. Texts come in three lengths: sentences (8-30 words), short reviews (40-60)
+and reviews of ~100 words (80-120). A last case explains the reviews with the TF-IDF baseline,
+whose games are cheap enough for exact references up to 14 spans.
 
     .venv/bin/python bench/text_explain_bench.py [--model-dir /tmp/minilm-food] [--json PATH]
+        [--texts 2]  # a quick run: 2 texts per case
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from core.explanations import TEXT_TOKEN_BUDGET, TFIDF_PAIRS  # noqa: E402
+from core.kinds.registry import get_kind  # noqa: E402
 from models.tasks import TargetEncoder  # noqa: E402
 from models.text_attribution import (  # noqa: E402
     explain_texts,
@@ -62,30 +68,60 @@ def main() -> None:
     model = _model(args, train, val)
     figures: dict[str, Any] = {
         "threads": 1,
+        "native_bf16": model.native_bf16,
         "load_average_at_start": os.getloadavg()[0],
         "token_budget": TEXT_TOKEN_BUDGET,
         "cases": {},
     }
     budget = {"token_budget": TEXT_TOKEN_BUDGET}
+    default = {**budget, **_default_options()}
     minilm_settings: dict[str, dict[str, Any]] = {
-        f"budget {TEXT_TOKEN_BUDGET}, {pairs} pair(s)": {**budget, "n_pairs": pairs}
-        for pairs in (1, 4, 8)
+        "default: effects (+2 pairs from 12 spans), bf16 masks": default,
+        "effects (+2 pairs from 12 spans), float32": {**default, "bf16_masks": False},
+    }
+    # the settings before: antithetic pairs, every text scored in float32
+    minilm_settings.update(
+        {
+            f"budget {TEXT_TOKEN_BUDGET}, {pairs} pair(s), float32": {
+                **budget,
+                "n_pairs": pairs,
+                "method": "auto",
+                "bf16_masks": False,
+            }
+            for pairs in (1, 4, 8)
+        }
+    )
+    minilm_settings[f"budget {TEXT_TOKEN_BUDGET}, 2 pairs, bf16 masks"] = {
+        **budget,
+        "n_pairs": 2,
+        "method": "auto",
     }
     # time only: its 32-pair reference on long reviews costs minutes
-    minilm_settings["16 spans, 1 pair (before the budget; time only)"] = {"n_pairs": 1}
-    lengths = {"sentences 8-30 words": (8, 30), "reviews 80-120 words": (80, 120)}
+    minilm_settings["16 spans, 1 pair, float32 (before the budget; time only)"] = {
+        "n_pairs": 1,
+        "method": "auto",
+        "bf16_masks": False,
+    }
+    lengths = {
+        "sentences 8-30 words": (8, 30),
+        "short reviews 40-60 words": (40, 60),
+        "reviews 80-120 words": (80, 120),
+    }
     for name, (low, high) in lengths.items():
         texts = _texts_of_length(test, low, high, args.texts)
         references = _References(model, args.exact_max_spans, pairs=32)
         figures["cases"][name] = _case(model, texts, minilm_settings, references)
+        figures["cases"][name]["load_average_after"] = os.getloadavg()[0]
     # TF-IDF: microseconds per masked text, so exact references up to 14 spans are cheap
     tfidf = fit_tfidf_logreg(
         train["review"].tolist(), model.target.encode(train["score"]), model.target, seed=SEED
     )
     texts = _texts_of_length(test, 80, 120, args.texts)
-    tfidf_settings = {
-        f"TF-IDF, 16 spans, {pairs} pair(s)": {"n_pairs": pairs} for pairs in (TFIDF_PAIRS, 8, 1)
+    tfidf_settings: dict[str, dict[str, Any]] = {
+        f"TF-IDF, 16 spans, {pairs} pair(s)": {"n_pairs": pairs, "method": "auto"}
+        for pairs in (TFIDF_PAIRS, 8, 1)
     }
+    tfidf_settings["TF-IDF, 16 spans, effects (+2 pairs from 12 spans)"] = {"n_pairs": 2}
     references = _References(tfidf, exact_max_spans=14, pairs=256)
     figures["cases"]["TF-IDF, reviews 80-120 words"] = _case(
         tfidf, texts, tfidf_settings, references
@@ -96,6 +132,12 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
         print(f"wrote {args.json}")
+
+
+def _default_options() -> dict[str, Any]:
+    """What the app passes for a text transformer at its default pairs (core.explanations)."""
+    kind = get_kind("text-transformer")
+    return {"n_pairs": kind.default_pairs, "method": kind.default_span_method}
 
 
 def _parse_args() -> argparse.Namespace:
@@ -143,7 +185,8 @@ def _case(
     }
     if hasattr(model, "token_counts"):
         case["mean_tokens"] = round(float(np.mean(model.token_counts(texts))), 1)
-    explain_texts(model, texts[:2], n_pairs=1)  # warm-up: allocator, kernels
+    explain_texts(model, texts[:2], n_pairs=1)  # warm-up: allocator, kernels (both precisions)
+    explain_texts(model, texts[:2], n_pairs=1, bf16_masks=False)
     for label, options in settings.items():
         started = time.perf_counter()
         results = explain_texts(model, texts, **options)
@@ -155,6 +198,7 @@ def _case(
         }
         if "time only" not in label:
             case[label].update(references.compare(texts, results))
+        case[label]["load_average"] = os.getloadavg()[0]
         print(f"  {label}: {case[label]}", flush=True)
     return case
 

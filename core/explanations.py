@@ -11,7 +11,8 @@ targets, the predicted value for regression, the log-probability of one class fo
   shap's interventional mode miscomputes LightGBM's categorical splits, seen here).
 - Logistic regression: shap's LinearExplainer on the design matrix, its one-hot dummies summed
   back to their original column (one value per column, never one per dummy).
-- Text models: span attributions with batched masking (``models.text_attribution``).
+- Text models: span attributions with batched masking (``models.text_attribution``); the
+  transformer's default is each span's main + total effect (``text_options``).
 
 Every explanation is stored with its quality: the additivity error (base + sum of values
 against the model's own output) and, on a few rows, its agreement with an exact interventional
@@ -120,8 +121,9 @@ TRUST_MAX_ERROR = 0.05
 MIN_REFERENCE_PAIRS = 4
 MAX_REFERENCE_PAIRS = 64
 MAX_EXPLAIN_ROWS = 5_000
-# Text transformers: TEXT_TOKEN_BUDGET model tokens per antithetic pair; TF-IDF: TFIDF_PAIRS
-# pairs (their kind modules say how they were chosen).
+# Text transformers: TEXT_TOKEN_BUDGET model tokens per pass, main + total effects of each span
+# by default (``text_options``); TF-IDF: TFIDF_PAIRS pairs (their kind modules say how they
+# were chosen).
 
 
 @dataclass(frozen=True)
@@ -796,9 +798,8 @@ def _explain_texts(
     texts = model.texts(frame)
     options = {
         "class_index": class_index if run.task == "multiclass" else None,
-        "n_pairs": n_pairs,
-        "token_budget": _token_budget(run),
         "seed": run.seed,
+        **text_options(run, n_pairs),
     }
     attributions = explain_texts(model.model, texts, **options)
     seconds = time.perf_counter() - started
@@ -817,14 +818,15 @@ def _explain_texts(
     quality = {
         "additivity_max_abs_error": float(additivity),
         "pairs": int(n_pairs),
+        "default_method": options["method"] == "effects",
         "default_background": True,  # text games start from the empty text
         "fidelity": _text_fidelity(run, model.model, texts, attributions, options, fidelity_rows),
         "background": "all spans masked"
         + ("" if background is None else " (background rows apply to tabular models only)"),
         "spans": f"at most {TEXT_SPANS} per text"
         + (
-            f", fewer for long texts (about {TEXT_TOKEN_BUDGET} model tokens per pair)"
-            if _token_budget(run)
+            f", fewer for long texts (spans x model tokens about {TEXT_TOKEN_BUDGET})"
+            if options["token_budget"]
             else ""
         ),
     }
@@ -836,7 +838,8 @@ def _explain_texts(
         base,
         output,
         output_space(run, class_index),
-        "Payoff span attributions (masked spans, antithetic pairs)",
+        "Payoff span attributions (masked spans, "
+        + ("main + total effects)" if options["method"] == "effects" else "antithetic pairs)"),
         seconds,
         float(additivity),
         quality,
@@ -858,9 +861,16 @@ def pairs_for(run: RunInfo) -> int:
     return get_kind(run.model).default_pairs
 
 
-def _token_budget(run: RunInfo) -> int | None:
-    """Transformers pay per token read; TF-IDF does not (every text keeps TEXT_SPANS)."""
-    return get_kind(run.model).token_budget
+def text_options(run: RunInfo, n_pairs: int | None = None) -> dict[str, Any]:
+    """How a text run's spans are explained with ``n_pairs`` (None: the kind's default):
+    spans per text (``token_budget``: transformers pay per token read; TF-IDF does not, so
+    every text keeps TEXT_SPANS) and the estimator, its ``default_span_method`` at the
+    default pairs (main + total effects for the transformer), else that many antithetic pairs.
+    """
+    kind = get_kind(run.model)
+    pairs = kind.default_pairs if n_pairs is None else n_pairs
+    method = kind.default_span_method if pairs == kind.default_pairs else "auto"
+    return {"n_pairs": pairs, "token_budget": kind.token_budget, "method": method}
 
 
 def _text_fidelity(run, text_model, texts, attributions, options, rows: int) -> dict:
@@ -1211,9 +1221,7 @@ def row_reasons(
         from models.text_attribution import explain_texts
 
         texts = model.texts(frame)
-        attributions = explain_texts(
-            model.model, texts, n_pairs=pairs_for(run), token_budget=_token_budget(run)
-        )
+        attributions = explain_texts(model.model, texts, **text_options(run))
         return [
             RowReasons(
                 flag,
@@ -1387,12 +1395,7 @@ def explain_row(
         from models.text_attribution import explain_text
 
         text = model.texts(row)[0]
-        a = explain_text(
-            model.model,
-            text,
-            n_pairs=pairs_for(run) if n_pairs is None else n_pairs,
-            token_budget=_token_budget(run),
-        )
+        a = explain_text(model.model, text, **text_options(run, n_pairs))
         return RowExplanation(
             list(a.spans), a.values, a.base_value, a.output, output_space(run), list(a.spans)
         )

@@ -197,6 +197,10 @@ class Kind:
     # by main + total effects against all training rows (models.shapley.explain_effects).
     explains_by_effects: bool = False
     token_budget: int | None = None  # text: model tokens per antithetic pair
+    # text: how spans are explained at the default pairs: "effects" (each span's main and total
+    # effect, models.text_attribution.effect_values) or "auto" (antithetic pairs); other pairs
+    # always walk that many antithetic pairs.
+    default_span_method: str = "auto"
     exact_reference_spans: int = 8  # text: exact reference up to this many spans
     explain_rows: int = 100  # Explain page: default sample size
 

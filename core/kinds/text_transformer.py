@@ -10,12 +10,15 @@ from core.kinds.base import TYPICAL_TEXT_TOKENS, Fit, FitContext, LoadedModel, R
 from core.kinds.text import TextKind, TextRunModel, rows_to_texts
 from core.settings import load_settings
 
-# Spans per text are chosen so that each antithetic pair makes the model read about this many
-# tokens (models.text_attribution.spans_for_budget). MiniLM reads ~3.5k tokens/s on one CPU
-# core, so one pair costs ~150 ms whatever the text's length: 640 took 172-190 ms on
-# ~113-token reviews (5 spans), too close to the 200 ms target on a busy machine; 512 gives
-# them 4 spans in 137-138 ms, and 24-word sentences 15 spans in 140-142 ms
-# (bench/text_explain_bench.py).
+# Spans per text are chosen so that one pass over them (one antithetic pair, or the main and
+# total effects of every span) makes the model read about this many tokens
+# (models.text_attribution.spans_for_budget): ~100-word reviews get 4 spans, sentences one span
+# per word (up to TEXT_SPANS). MiniLM reads ~3.5k tokens/s on one CPU core in float32, so a pass
+# costs ~150 ms whatever the text's length (640 took 172-190 ms on reviews, too close to the
+# 200 ms target on a busy machine).
+# The default explainer (default_span_method "effects", default_pairs 2) is each span's main +
+# total effect, blended with 2 antithetic pairs from 12 spans on, masked texts scored in
+# bfloat16 where the CPU has it natively (bench/text_explain_bench.py; README Performance).
 TEXT_TOKEN_BUDGET = 512
 
 
@@ -25,6 +28,8 @@ class TextTransformer(TextKind):
     family = "transformer"
     preselected = False  # ticked only for datasets without tabular columns
     token_budget = TEXT_TOKEN_BUDGET
+    default_span_method = "effects"
+    default_pairs = 2  # blended with the effects in games of 12 spans or more
     exact_reference_spans = 8  # 2^8 - 2 = 254 masked texts
     explain_rows = 20
 
@@ -33,9 +38,11 @@ class TextTransformer(TextKind):
     ) -> float:
         # In whole-text equivalents: each pair reads ~TEXT_TOKEN_BUDGET tokens, about four
         # texts of the usual 128-token limit (shorter texts get up to TEXT_SPANS spans and
-        # read less), plus the text itself.
+        # read less), plus the text itself. The default reads the effects (as much as a pair)
+        # and, at most (texts of 12 spans or more), its pairs too.
         per_pair = TEXT_TOKEN_BUDGET / TYPICAL_TEXT_TOKENS
-        return n_rows * (n_pairs * per_pair + 1)
+        passes = n_pairs + (1 if n_pairs == self.default_pairs else 0)
+        return n_rows * (passes * per_pair + 1)
 
     def fit(self, run: RunSpec, context: FitContext) -> Fit:
         from models.text_classifier import fit_text

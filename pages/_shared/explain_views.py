@@ -31,7 +31,10 @@ TECHNICAL_NOTES = """
   depend on the order the columns are added in (largest first here).
 - **Accuracy vs time** is the number of *antithetic permutation pairs per game*: the sampling
   estimator walks each row's columns in random orders (and their reverses); more pairs come
-  closer to the exact values and cost proportionally more model evaluations.
+  closer to the exact values and cost proportionally more model evaluations. The text
+  transformer's default is instead each span's *main + total effect* (its effect alone and its
+  effect when removed from the whole text), exact for texts of up to 3 spans and blended with
+  its 2 pairs for texts of 12 spans or more; its other settings walk that many pairs.
 - **Typical rows to compare against** is the *background*: a *k-medoid* summary of the
   training rows (real rows that stand for clusters of similar rows). Values are measured
   against them.

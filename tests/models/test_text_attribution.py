@@ -17,6 +17,7 @@ from sklearn.linear_model import LogisticRegression
 from models.artifacts import ArtifactError
 from models.tasks import TargetEncoder
 from models.text_attribution import (
+    effect_values,
     explain_text,
     explain_texts,
     same_game_reference,
@@ -56,6 +57,108 @@ class CountingModel:
     def predict_texts(self, texts: list[str], *, output: str = "proba") -> np.ndarray:
         self.calls.append(len(texts))
         return self.model.predict_texts(texts, output=output)
+
+
+class WordGame:
+    """A toy text model whose log-odds is a sum of terms, each paid when all its words are
+    present: a game with known interactions (words are the players when each is a span)."""
+
+    def __init__(self, terms: dict[tuple[str, ...], float]) -> None:
+        self.terms = terms
+        self.target = binary_target()
+        self.calls: list[int] = []
+
+    def predict_texts(self, texts: list[str], *, output: str = "proba") -> np.ndarray:
+        self.calls.append(len(texts))
+        logits = np.array(
+            [
+                sum(a for words, a in self.terms.items() if set(words) <= set(t.split()))
+                for t in texts
+            ]
+        )
+        return logits if output == "logit" else 1 / (1 + np.exp(-logits))
+
+
+# 11 words: fewer than BLEND_MIN_SPANS, so the default is the effects alone
+SENTENCE = "tea was fresh and strong but box came late and crushed"
+
+
+def test_effects_are_exact_with_pairwise_interactions_only() -> None:
+    pairwise = WordGame(
+        {
+            ("fresh",): 1.2,
+            ("crushed",): -0.9,
+            ("late",): -0.4,
+            ("tea",): 0.1,
+            ("fresh", "strong"): 0.7,  # synergy
+            ("late", "crushed"): 0.5,  # substitutes: a second complaint adds less
+            ("tea", "box"): -0.3,
+        }
+    )
+    (effects,) = explain_texts(pairwise, [SENTENCE], method="effects")
+    (exact,) = explain_texts(pairwise, [SENTENCE], method="exact")
+    assert effects.spans == SENTENCE.split() and len(effects.spans) == 11  # not enumerated
+    np.testing.assert_allclose(effects.values, exact.values, atol=1e-9)
+    assert exact.values[effects.spans.index("fresh")] == pytest.approx(1.2 + 0.35)
+    assert effects.additivity_error < 1e-9 and effects.base_value == 0.0
+    # its cost: the empty text, the text, 11 words alone, 11 texts less a word, in one call;
+    # "and" alone is scored once
+    assert pairwise.calls[0] == 2 + 2 * 11 - 1
+
+
+def test_effects_are_exact_for_a_pure_three_way_interaction() -> None:
+    three_way = WordGame({("fresh", "strong", "tea"): 2.4, ("box",): -0.5})
+    (effects,) = explain_texts(three_way, [SENTENCE], method="effects")
+    (exact,) = explain_texts(three_way, [SENTENCE], method="exact")
+    np.testing.assert_allclose(effects.values, exact.values, atol=1e-9)
+    for word in ("fresh", "strong", "tea"):
+        assert effects.values[effects.spans.index(word)] == pytest.approx(0.8)
+    assert effects.values[effects.spans.index("box")] == pytest.approx(-0.5)
+    # a 4-way interaction is beyond it: values still add up, but are no longer exact
+    four_way = WordGame({("fresh", "strong", "tea", "late"): 2.0, ("but", "box"): 1.0})
+    (approx,) = explain_texts(four_way, [SENTENCE], method="effects")
+    assert approx.additivity_error < 1e-9
+    assert approx.output == pytest.approx(3.0) and approx.base_value == 0.0
+
+
+def test_effect_values_share_the_gap_by_interaction() -> None:
+    # means 1, 0.5, 2.5 leave a gap of 1 to 5 - 0, shared by the two players that interact
+    values = effect_values(np.array([1.0, 0.0, 2.0]), np.array([1.0, 1.0, 3.0]), 5.0, 0.0)
+    np.testing.assert_allclose(values, [1.0, 1.0, 3.0])
+    # rows at once; equal shares when no player interacts
+    rows = effect_values(np.ones((2, 2)), np.ones((2, 2)), np.array([2.0, 3.0]), 0.0)
+    np.testing.assert_allclose(rows, [[1.0, 1.0], [1.5, 1.5]])
+    with pytest.raises(ValueError, match="one shape"):
+        effect_values(np.ones(2), np.ones(3), 1.0, 0.0)
+
+
+def test_small_games_are_enumerated_under_effects() -> None:
+    three = WordGame({("a", "b", "c"): 1.0, ("a",): 0.5, ("b", "c"): -0.4})
+    (result,) = explain_texts(three, ["a b c"], method="effects")
+    np.testing.assert_allclose(result.values, [0.5 + 1 / 3, 1 / 3 - 0.2, 1 / 3 - 0.2])
+    assert three.calls == [8]  # every coalition (2^3) costs no more than the effects' 8
+    for words, calls in (("a b c d", 2 + 2 * 4), ("a b c d e", 2 + 2 * 5)):
+        game = WordGame({("a",): 1.0})
+        explain_texts(game, [words], method="effects")
+        assert game.calls == [calls]  # effects, not 2^4 or 2^5 coalitions
+
+
+def test_long_games_blend_the_effects_with_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    import models.text_attribution as attribution
+
+    words = " ".join(f"w{i}" for i in range(14))  # 14 spans >= BLEND_MIN_SPANS
+    game = WordGame({("w1", "w2", "w3"): 1.0, ("w1", "w4", "w5"): -0.6, ("w2",): 0.3})
+    (blended,) = explain_texts(game, [words], n_pairs=2, seed=1)  # the default method
+    # the effects in one call, then the pairs: the empty text, then the text and its chains
+    assert len(game.calls) == 3 and game.calls[0] == 2 + 2 * 14
+    (pairs,) = explain_texts(game, [words], n_pairs=2, method="antithetic", seed=1)
+    monkeypatch.setattr(attribution, "BLEND_MIN_SPANS", 99)
+    (effects,) = explain_texts(game, [words], n_pairs=2, seed=1)
+    weight = attribution.EFFECTS_AS_PAIRS
+    expected = (weight * effects.values + 2 * pairs.values) / (weight + 2)
+    np.testing.assert_allclose(blended.values, expected, atol=1e-12)
+    assert blended.additivity_error < 1e-9
+    assert not np.allclose(effects.values, pairs.values)  # two estimates, truly blended
 
 
 def test_split_spans_groups_consecutive_words() -> None:
@@ -149,14 +252,22 @@ def test_many_texts_share_one_batched_predict_call(bert: FittedTextModel) -> Non
     texts, _ = make_corpus(6, seed=12)
     texts += ["great tea", "", "awful coffee box"]
     counting = CountingModel(bert)
-    batched = explain_texts(counting, texts, n_pairs=2, seed=3)
+    batched = explain_texts(counting, texts, n_pairs=2, seed=3, method="auto")
     # one call for the empty-text baseline, one for every masked text of every text
     assert len(counting.calls) == 2 and counting.calls[0] == 1
     assert max(r.additivity_error for r in batched) < 1e-5
     assert batched[7].spans == [] and batched[7].values.shape == (0,)
+    # the default (effects): one call for every masked text, the empty one among them, and
+    # for the games of 12 spans or more, their pairs (the empty text, then the chains)
+    counting.calls.clear()
+    effects = explain_texts(counting, texts)
+    assert any(len(s) >= 12 for s in (r.spans for r in effects))
+    assert len(counting.calls) == 3 and max(r.additivity_error for r in effects) < 1e-5
     # games of <= 3 spans are solved exactly, so batching must not change them
     for i in (6, 8):
-        alone = explain_text(bert, texts[i], n_pairs=2, seed=3)
+        np.testing.assert_allclose(effects[i].values, batched[i].values, atol=1e-6)
+        # (the wrapper hides `native_bf16`: float32 throughout, as here)
+        alone = explain_text(bert, texts[i], n_pairs=2, seed=3, method="auto", bf16_masks=False)
         np.testing.assert_allclose(batched[i].values, alone.values, atol=1e-6)
         assert batched[i].spans == alone.spans
 
@@ -164,7 +275,7 @@ def test_many_texts_share_one_batched_predict_call(bert: FittedTextModel) -> Non
 def test_long_text_cost_is_bounded_by_max_groups(tfidf: FittedTfidfModel) -> None:
     text = " ".join(["the food box"] * 100 + ["awful"])
     counting = CountingModel(tfidf)
-    result = explain_text(counting, text, max_groups=8, n_pairs=2)
+    result = explain_text(counting, text, max_groups=8, n_pairs=2, method="auto")
     assert len(result.spans) == 8 and result.additivity_error < 1e-5
     assert sum(counting.calls) <= 1 + 1 + 2 * 2 * (8 - 1)  # baseline + text + chain steps
     assert int(np.argmax(result.values)) == 7  # the last span holds "awful"
@@ -227,3 +338,15 @@ def test_tfidf_refuses_bad_labels() -> None:
         fit_tfidf_logreg(texts, np.zeros(20, dtype=np.int64), target)
     with pytest.raises(ValueError, match="class indices"):
         fit_tfidf_logreg(texts, np.full(20, 2), target)
+
+
+def test_masked_texts_in_bf16_still_add_up_to_the_float32_score(bert: FittedTextModel) -> None:
+    text = "the coffee box arrived with my tea and it was delicious for the kids"
+    fast = explain_text(bert, text)  # masked texts in bfloat16 where the CPU has it natively
+    slow = explain_text(bert, text, bf16_masks=False)
+    float32 = bert.predict_texts([text, ""], output="logit")
+    np.testing.assert_allclose([fast.output, fast.base_value], float32, atol=1e-6)
+    assert fast.additivity_error < 1e-5
+    np.testing.assert_allclose(fast.values, slow.values, atol=0.05)
+    if bert.native_bf16:  # elsewhere both are float32
+        assert not np.array_equal(fast.values, slow.values)

@@ -72,7 +72,13 @@ def test_explainer_hooks() -> None:
     # A user-chosen background: LightGBM is explained against exactly those rows.
     assert get("lightgbm").explainer_for(True) == "interventional"
     assert [get(n).sampled for n in ALL] == [True, False, False, True, True, False]
-    assert [get(n).default_pairs for n in ALL[:5]] == [1, 1, 1, 1, 32]
+    assert [get(n).default_pairs for n in ALL[:5]] == [1, 1, 1, 2, 32]
+    # the text transformer's default: main + total effects (blended with its 2 pairs in long
+    # games); TF-IDF walks its 32 pairs
+    assert [get(n).default_span_method for n in ALL[3:5]] == ["effects", "auto"]
+    text = get("text-transformer")  # the default reads the effects (one pass) and the pairs
+    assert text.explain_evaluations(10, 1, 16, 2) == 10 * (3 * 512 / 128 + 1)
+    assert text.explain_evaluations(10, 1, 16, 4) == 10 * (4 * 512 / 128 + 1)
     assert get("ft-transformer").background == "summary"
     assert get("text-transformer").token_budget == 512 and get("tfidf-logreg").token_budget is None
     assert not get("ensemble").explainable

@@ -91,3 +91,31 @@ def test_rows_become_labelled_texts() -> None:
     ]
     with pytest.raises(ValueError, match="missing the text column"):
         rows_to_texts(frame, ("title",))
+
+
+def test_the_transformer_explains_spans_by_effects_at_its_default(reviews, tiny_text_model) -> None:
+    from core.explanations import explain_frame, text_options
+
+    run = train(reviews.id, "text-transformer", time_budget_s=20)
+    assert text_options(run) == {"n_pairs": 2, "token_budget": 512, "method": "effects"}
+    assert text_options(run, 4)["method"] == "auto"  # other settings walk their pairs
+    rows = holdout_frame(run.id).head(3)
+    default = explain_frame(run.id, rows, fidelity_rows=1)
+    assert default.quality["default_method"] and "main + total effects" in default.method
+    assert default.additivity_error < 1e-5  # bf16 masks (where native), float32 ends
+    np.testing.assert_allclose(
+        default.output, load_run_model(run.id).predict_frame(rows, output="logit"), atol=1e-5
+    )
+    assert default.quality["fidelity"]["rows"] == 1
+    sampled = explain_frame(run.id, rows, n_pairs=4, fidelity_rows=0)
+    assert not sampled.quality["default_method"] and "antithetic pairs" in sampled.method
+    # the Score page's reasons and the what-if row use the same default: the same values
+    from core.explanations import explain_row, row_reasons
+
+    model = load_run_model(run.id)
+    one = explain_row(run, model, rows.head(1))
+    # (batched with other rows, bfloat16 kernels may round a little differently)
+    np.testing.assert_allclose(one.values, default.values[0, : len(one.values)], atol=1e-3)
+    (reasons,) = row_reasons(run, model, rows.head(1), top=len(one.values), threshold=0.5)
+    assert reasons.unit == "word" and reasons.reasons
+    assert all(np.isclose(one.values, r.value, atol=1e-9).any() for r in reasons.reasons)
