@@ -836,12 +836,32 @@ def _effects_block(
     np.add.at(expected.T, column, (estimate * weight).T)
     total = outputs[:, None] - expected
     main = np.array([_lookup(tables, j, x[:, j]) for j in range(m)]).T - tables.base_value
+    return effect_values(main, total, outputs, tables.base_value), outputs
+
+
+def effect_values(
+    main: np.ndarray, total: np.ndarray, output: np.ndarray | float, base: np.ndarray | float
+) -> np.ndarray:
+    """Shapley values from each player's main effect (its contribution joining first) and
+    total effect (joining last): their mean, plus the gap to output - base shared out in
+    proportion to |total - main| (equally when every player has total == main).
+
+    Exact for games whose interactions are at most pairwise, and for a single pure k-way
+    interaction (main 0, total a each: the gap shares -a (k - 2) / 2 equally among them).
+    Always additive. main / total: [..., m]; output / base: one per game ([...]).
+    One rule for tabular rows against a background (`explain_effects`, the comment block
+    above it) and for text spans against the empty text (`models.text_attribution`).
+    """
+    main = np.asarray(main, dtype=np.float64)
+    total = np.asarray(total, dtype=np.float64)
+    if main.shape != total.shape or main.ndim < 1:
+        raise ValueError(f"main and total need one shape [..., m]: {main.shape=} {total.shape=}")
     values = (main + total) / 2
-    gap = outputs - tables.base_value - values.sum(axis=1)
+    gap = np.asarray(output, dtype=np.float64) - base - values.sum(axis=-1)
     share = np.abs(total - main)
-    norm = share.sum(axis=1, keepdims=True)
-    share = np.where(norm > 0, share / np.where(norm > 0, norm, 1.0), 1.0 / m)
-    return values + gap[:, None] * share, outputs
+    norm = share.sum(axis=-1, keepdims=True)
+    share = np.where(norm > 0, share / np.where(norm > 0, norm, 1.0), 1.0 / max(main.shape[-1], 1))
+    return values + np.expand_dims(gap, -1) * share
 
 
 def _lookup(tables: EffectTables, j: int, v: np.ndarray) -> np.ndarray:

@@ -51,7 +51,7 @@ from typing import Any, Literal, Protocol, cast
 import numpy as np
 from scipy.special import log_softmax
 
-from models.shapley import Method, explain_interventional, fidelity
+from models.shapley import Method, effect_values, explain_interventional, fidelity
 from models.tasks import TargetEncoder
 from models.text_classifier import clean_text
 
@@ -364,32 +364,6 @@ def _explain_class(
         )
         for i, text_spans in enumerate(spans)
     ]
-
-
-def effect_values(
-    main: np.ndarray, total: np.ndarray, output: np.ndarray | float, base: np.ndarray | float
-) -> np.ndarray:
-    """Shapley values from each player's main effect (its contribution joining first) and
-    total effect (joining last): their mean, plus the gap to output - base shared out in
-    proportion to |total - main| (equally when every player has total == main).
-
-    Exact for games whose interactions are at most pairwise, and for a single pure k-way
-    interaction (main 0, total a each: the gap shares -a (k - 2) / 2 equally among them).
-    Always additive. main / total: [..., m]; output / base: one per game ([...]).
-    The same rule as `models.shapley.explain_effects` (its comment block explains it) for
-    tabular rows against a background; kept here as a small pure function until the two are
-    unified, so the text and tabular estimators stay one rule.
-    """
-    main = np.asarray(main, dtype=np.float64)
-    total = np.asarray(total, dtype=np.float64)
-    if main.shape != total.shape or main.ndim < 1:
-        raise ValueError(f"main and total need one shape [..., m]: {main.shape=} {total.shape=}")
-    values = (main + total) / 2
-    gap = np.asarray(output, dtype=np.float64) - base - values.sum(axis=-1)
-    share = np.abs(total - main)
-    norm = share.sum(axis=-1, keepdims=True)
-    share = np.where(norm > 0, share / np.where(norm > 0, norm, 1.0), 1.0 / max(main.shape[-1], 1))
-    return values + np.expand_dims(gap, -1) * share
 
 
 def _effects_plan(players: int, n_pairs: int) -> str:

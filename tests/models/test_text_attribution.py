@@ -15,9 +15,9 @@ from scipy.special import log_softmax
 from sklearn.linear_model import LogisticRegression
 
 from models.artifacts import ArtifactError
+from models.shapley import effect_values
 from models.tasks import TargetEncoder
 from models.text_attribution import (
-    effect_values,
     explain_text,
     explain_texts,
     same_game_reference,
