@@ -585,6 +585,26 @@ def trustworthy(quality: dict, additivity_error: float) -> bool:
     )
 
 
+def default_choice_note(quality: dict) -> str | None:
+    """How the default estimator was chosen for this model, in words (None when the
+    explanation did not use the default, or the run predates the choice)."""
+    choice = quality.get("default_choice") or {}
+    if "effects" not in choice or "sampled" not in choice:
+        return None
+    chosen = (
+        "each column's effect alone and with all the others (fast, exact when columns "
+        "interact at most in pairs)"
+        if choice["method"] == "effects"
+        else f"sampled column orders against {BACKGROUND_ROWS} typical training rows"
+    )
+    return (
+        f"How this model is explained by default was measured once, on {choice['rows']} "
+        f"training rows against {choice['reference']}: the fast estimate ranked the columns "
+        f"at Spearman {choice['effects']['spearman']:.2f}, sampling at "
+        f"{choice['sampled']['spearman']:.2f}; it uses {chosen}."
+    )
+
+
 def next_step(quality: dict, additivity_error: float) -> str | None:
     """What to try when an explanation is not trustworthy, or None when it is (or when no
     other setting is known to do better)."""

@@ -11,6 +11,7 @@ import streamlit as st
 
 from core.explanations import (
     Explanation,
+    default_choice_note,
     explain_row,
     id_column_of,
     next_step,
@@ -68,6 +69,9 @@ def quality_badge(exp: Explanation) -> None:
     hint = next_step(exp.quality, exp.additivity_error)
     if hint:
         st.info(hint)
+    chosen = default_choice_note(exp.quality)
+    if chosen:
+        st.caption(chosen)
 
 
 def _checked(figures: dict, total: int, also: str) -> str:

@@ -206,6 +206,8 @@ def test_default_estimator_is_chosen_by_measurement_and_stored(shared) -> None:
         assert result.quality["default_method"]
         assert result.quality["default_choice"]["method"] == "sampled"
         assert result.quality["background_rows"] == explanations.BACKGROUND_ROWS
+        note = explanations.default_choice_note(result.quality) or ""
+        assert "sampled column orders" in note and f"{choice['rows']} training rows" in note
         sampled = explain_frame(run.id, rows, n_pairs=explanations.DEFAULT_PAIRS + 1)
         assert "chosen" not in sampled.method  # other settings are the user's choice
         plan = explanations.plan(run, 50, 3)
