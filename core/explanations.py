@@ -75,11 +75,11 @@ TREE_LINEAR_BACKGROUND_ROWS = 100  # cheap models: a plain random sample
 # The FT-Transformer's default (1 pair, BACKGROUND_ROWS, no background file) is not that
 # estimator: it is ``models.shapley.explain_effects``, the mean of each column's main and total
 # effect against all training rows (exact for pairwise interactions). Against 256 random
-# training rows it met Spearman 0.98-0.99 / max error 2.8-4.8% at 80-130 model calls per row,
-# where the 16-row k-medoid summary with 1 pair reached 0.85-0.95 / 9-15% at 270-560
-# (credit 13 and synthetic 20 columns, 8 rows; bench/explain_bench.py). Its tables are built
-# once per run: EFFECT_GRID weighted values per column for the total effects (per-row cost),
-# the partial dependence at up to EFFECT_PD_GRID (+ EFFECT_GRID) values per column over a
+# training rows it met Spearman 0.98-0.99 / max error 1.6-4.0% at 80-184 model calls per row,
+# where the 16-row k-medoid summary with 1 pair reached 0.85-0.97 / 2-15% at 270-2,470
+# (credit 13, synthetic 20 and 85 columns; bench/explain_bench.py). Its tables are built
+# once per run: effect_grid(M) weighted values per column for the total effects (per-row cost),
+# the partial dependence at up to EFFECT_PD_GRID (+ the grid's) values per column over a
 # k-medoid summary of EFFECT_BACKGROUND_ROWS rows, as many as EFFECT_TABLE_EVALUATIONS model
 # calls allow (the summary's size set the error: 64 rows 9%, 256 4%, 512 2.8% on credit).
 # Per-row cost: each column's total effect takes effect_grid(M) model calls, about
