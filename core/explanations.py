@@ -598,10 +598,10 @@ def default_choice_note(quality: dict) -> str | None:
         else f"sampled column orders against {BACKGROUND_ROWS} typical training rows"
     )
     return (
-        f"How this model is explained by default was measured once, on {choice['rows']} "
-        f"training rows against {choice['reference']}: the fast estimate ranked the columns "
-        f"at Spearman {choice['effects']['spearman']:.2f}, sampling at "
-        f"{choice['sampled']['spearman']:.2f}; it uses {chosen}."
+        f"How this model is explained by default was measured once on {choice['rows']} "
+        f"training rows, each compared with {choice['reference']}. The fast estimate ranked "
+        f"the columns like the reference at Spearman {choice['effects']['spearman']:.2f}, "
+        f"sampling at {choice['sampled']['spearman']:.2f}, so it uses {chosen}."
     )
 
 

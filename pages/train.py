@@ -131,7 +131,9 @@ def live_panel() -> None:
             top[1].markdown(f"Device: {run.device_name or run.device or '–'}")
             eta = run.progress.get("eta_s")
             top[2].markdown(
-                f"Epoch {history[-1]['epoch']} · ETA {fmt_seconds(eta)}" if history else "&nbsp;"
+                f"Check {history[-1]['epoch']} on validation · ETA {fmt_seconds(eta)}"
+                if history
+                else "&nbsp;"
             )
             if run.status in ("queued", "running") and top[3].button(
                 "Cancel", key=f"cancel_{run.id}"
@@ -149,7 +151,17 @@ def live_panel() -> None:
                     var_name="series",
                 )
                 st.plotly_chart(
-                    px.line(long, x="epoch", y="value", color="series", height=240, markers=True),
+                    px.line(
+                        long,
+                        x="epoch",
+                        y="value",
+                        color="series",
+                        height=240,
+                        markers=True,
+                        # a point per validation check: about one an epoch, more often on
+                        # large data (models/training_loop.py)
+                        labels={"epoch": "validation check"},
+                    ),
                     width="stretch",
                     key=f"hist_{run.id}_{len(history)}",
                 )
