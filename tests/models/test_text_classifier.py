@@ -54,8 +54,9 @@ def make_corpus(n: int, seed: int) -> tuple[list[str], pd.Series]:
     return texts, pd.Series(labels)
 
 
-def make_tiny_bert(folder: Path) -> Path:
-    """A randomly initialised 2-layer BERT and its tokenizer, saved like a hub model folder."""
+def make_tiny_bert(folder: Path, max_positions: int = 64) -> Path:
+    """A randomly initialised 2-layer BERT and its tokenizer, saved like a hub model folder
+    (`max_positions`: the longest token sequence it accepts)."""
     folder.mkdir(parents=True, exist_ok=True)
     vocab = folder / "vocab.txt"
     vocab.write_text("\n".join(SPECIALS + FILLER + list(POSITIVE + NEGATIVE)) + "\n")
@@ -66,7 +67,7 @@ def make_tiny_bert(folder: Path) -> Path:
         num_hidden_layers=2,
         num_attention_heads=2,
         intermediate_size=64,
-        max_position_embeddings=64,
+        max_position_embeddings=max_positions,
     )
     torch.manual_seed(0)
     BertModel(config).save_pretrained(folder)

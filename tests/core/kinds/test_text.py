@@ -5,13 +5,10 @@ artifacts written before models had estimator ids."""
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
-from transformers import BertConfig, BertModel, BertTokenizer
 
 from core.kinds.registry import get_kind
 from core.kinds.text import rows_to_texts
@@ -19,7 +16,7 @@ from core.runs import LOOKUP, holdout_predictions, load_run_model
 from core.training import create_run, holdout_frame
 from tests.core.kinds.legacy_artifacts import write_legacy_artifact
 from tests.fixtures import register_frame, train
-from tests.models.test_text_classifier import FILLER, NEGATIVE, POSITIVE, SPECIALS, make_corpus
+from tests.models.test_text_classifier import make_corpus, make_tiny_bert
 
 
 @pytest.fixture()
@@ -29,29 +26,10 @@ def reviews():
     return register_frame(frame, "reviews.csv", target="label", positive_class="other")
 
 
-def make_tiny_bert(folder: Path) -> Path:
-    """A randomly initialised 2-layer BERT with room for the app's 128-token texts."""
-    folder.mkdir(parents=True)
-    vocab = folder / "vocab.txt"
-    vocab.write_text("\n".join(SPECIALS + list(FILLER) + list(POSITIVE + NEGATIVE)) + "\n")
-    tokenizer = BertTokenizer(vocab=str(vocab))
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=160,
-    )
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture()
 def tiny_text_model(tmp_path, monkeypatch):
-    monkeypatch.setenv("PAYOFF_TEXT_MODEL", str(make_tiny_bert(tmp_path / "tiny_bert")))
+    # room for the app's 128-token texts
+    monkeypatch.setenv("PAYOFF_TEXT_MODEL", str(make_tiny_bert(tmp_path / "tiny_bert", 160)))
 
 
 @pytest.mark.parametrize("name", ["tfidf-logreg", "text-transformer"])
