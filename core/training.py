@@ -427,6 +427,7 @@ def execute_run(
                 "val_metric": report.val_metric,
                 "elapsed_s": report.elapsed_s,
                 "eta_s": report.eta_s,
+                "trial": report.trial,
             }
         )
         _set_progress(run_id, {"stage": "training", "history": history, "eta_s": report.eta_s})

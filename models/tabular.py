@@ -458,15 +458,16 @@ def _fit_tuned(
     if kind == "ft_transformer":
         defaults = ft_default_params(size, len(data.y_train), task)
         preset = {**SIZE_PRESETS[size], "batch_size": defaults["batch_size"]}
-        evaluations = 0
+        evaluations, trials = 0, 0
 
         def space(trial: Any) -> dict[str, Any]:
             return ft_space(trial, preset, n_train=len(data.y_train), classification=classification)
 
         def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
-            nonlocal cancelled, rows_seen
+            nonlocal cancelled, rows_seen, trials
             batch = min(int(params["batch_size"]), len(data.y_train))
-            trial_steps = 0
+            trial_steps, trial = 0, trials
+            trials += 1
 
             def trial_epoch(report: EpochReport) -> bool:
                 nonlocal evaluations, trial_steps
@@ -482,6 +483,7 @@ def _fit_tuned(
                     elapsed_s=elapsed,
                     eta_s=max(time_budget_s - elapsed, 0.0),
                     step=report.step,
+                    trial=trial,
                 )
                 if on_epoch is not None and on_epoch(overall) is False:
                     return False

@@ -108,6 +108,7 @@ class EpochReport:
     elapsed_s: float
     eta_s: float
     step: int = 0
+    trial: int = 0  # tuning: which trial (0 = the defaults) this evaluation belongs to
 
 
 @dataclass

@@ -145,17 +145,26 @@ def live_panel() -> None:
                 st.progress(min(1.0, history[-1]["elapsed_s"] / budget_s), text="time budget used")
             if history:
                 frame = pd.DataFrame(history)
+                if "trial" not in frame:  # runs recorded before trials were
+                    frame["trial"] = 0
                 long = frame.melt(
-                    id_vars="epoch",
+                    id_vars=["epoch", "trial"],
                     value_vars=["train_loss", "val_loss", "val_metric"],
                     var_name="series",
                 )
+                trials = int(frame["trial"].nunique())
+                if trials > 1:
+                    st.caption(
+                        f"Tuning: {trials} trials so far, one after the other; each line "
+                        "breaks where a new trial starts (trial 1 is the defaults)."
+                    )
                 st.plotly_chart(
                     px.line(
                         long,
                         x="epoch",
                         y="value",
                         color="series",
+                        line_group="trial",
                         height=240,
                         markers=True,
                         # a point per validation check: about one an epoch, more often on

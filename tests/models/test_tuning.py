@@ -46,6 +46,7 @@ def test_tuning_stays_within_its_budget_and_records_what_it_spent() -> None:
     budget = 4.0
     warm_up_optimizer()  # a process's first AdamW imports torch's compiler: not tuning time
     started = time.perf_counter()
+    reports = []
     result = _fit(
         "ft_transformer",
         train,
@@ -56,9 +57,16 @@ def test_tuning_stays_within_its_budget_and_records_what_it_spent() -> None:
         size="tiny",
         time_budget_s=budget,
         tune=True,
+        on_epoch=reports.append,
     )
     elapsed = time.perf_counter() - started
     report = result.tuning
+    # Progress names each evaluation's trial (the Train page breaks its chart there): the
+    # defaults are trial 0, later trials follow in order, evaluations are counted across all.
+    trials = [r.trial for r in reports]
+    assert trials[0] == 0 and trials == sorted(trials)
+    assert 1 <= len(set(trials)) <= report["trials"]
+    assert [r.epoch for r in reports] == list(range(1, len(reports) + 1))
     # Time is checked between optimiser steps and before each trial: a step, an evaluation
     # and the building of one model may run past it.
     assert report["seconds_used"] <= budget + 1.5
