@@ -1094,13 +1094,18 @@ def plan(
 def _stored_effects(run: RunInfo) -> dict | None:
     """The default explainer's stored tables, or None before the first explanation built
     them (read only: the plan never builds them)."""
+    return _stored_file(run, "effects.json")
+
+
+def _stored_file(run: RunInfo, name: str) -> dict | None:
+    """One stored explainer file as JSON, or None when absent or unreadable (never builds)."""
     from models.artifacts import ArtifactError, read_artifact
 
     folder = Path(run.artifact_path or "") / EXPLAINER_FOLDER
     if run.artifact_path is None or not folder.exists():
         return None
     try:
-        return json.loads(read_artifact(folder)[1]["effects.json"])
+        return json.loads(read_artifact(folder)[1][name])
     except (ArtifactError, KeyError, ValueError):
         return None
 
@@ -1124,15 +1129,7 @@ def _effect_tables_cost(run: RunInfo, n_columns: int) -> int:
 
 def _sampled_by_choice(run: RunInfo) -> bool:
     """Whether the stored choice made the sampled estimator this run's default (read only)."""
-    from models.artifacts import ArtifactError, read_artifact
-
-    folder = Path(run.artifact_path or "") / EXPLAINER_FOLDER
-    if run.artifact_path is None or not folder.exists():
-        return False
-    try:
-        return json.loads(read_artifact(folder)[1]["choice.json"])["method"] == "sampled"
-    except (ArtifactError, KeyError, ValueError):
-        return False
+    return (_stored_file(run, "choice.json") or {}).get("method") == "sampled"
 
 
 @dataclass(frozen=True)
