@@ -308,9 +308,20 @@ def choose_estimator(figures: dict[str, dict]) -> str:
     return "effects" if meets or effects["spearman"] >= sampled["spearman"] else "sampled"
 
 
-def _stored_choice(run: RunInfo, model: Any) -> dict[str, Any]:
-    """The stored choice; runs explained before it existed used effects."""
-    return _stored_defaults(run, model).get("choice") or {"method": "effects"}
+def _choice_of(stored: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's stored choice of default estimator; runs whose defaults were stored before
+    the choice existed (None) use effects."""
+    return stored or {"method": "effects"}
+
+
+def _effects_chosen(run: RunInfo, model: Any) -> bool:
+    """Whether the default explainer of this run is main + total effects (its defaults are
+    built and stored first if absent)."""
+    return _choice_of(_stored_defaults(run, model).get("choice"))["method"] == "effects"
+
+
+# Appended to the method of a default explanation made by the sampled estimator.
+CHOSEN_BY_MEASUREMENT = ", chosen over main + total effects by measurement"
 
 
 def effect_grid(n_columns: int) -> int:
@@ -414,11 +425,6 @@ def tabular_values(
     import shap
 
     task = run.task
-    chosen = ""
-    if default_method and _stored_choice(run, model)["method"] == "sampled":
-        # measured better for this model (see EFFECT_CHOICE_ROWS); the caller passed the
-        # 16-row summary as the background
-        default_method, chosen = False, ", chosen over main + total effects by measurement"
     if default_method:
         from models.shapley import explain_effects
 
@@ -446,7 +452,7 @@ def tabular_values(
         return (
             result.values,
             float(result.base_value),
-            f"Payoff interventional SHAP ({result.method}{chosen})",
+            f"Payoff interventional SHAP ({result.method})",
         )
     if explainer == "tree":
         tree = shap.TreeExplainer(model.estimator.booster)
@@ -723,15 +729,21 @@ def _explain_frame(
         raise ValueError(
             f"Choose 1 to {MAX_BACKGROUND_ROWS} background rows, got {background_rows}."
         )
+    # default settings: the run's measured choice (main + total effects, or the sampled
+    # estimator on the 16-row summary) decides the estimator
     default_method = uses_default_method(run, background is None, background_rows, n_pairs)
+    choice: dict[str, Any] = {}
     if default_method:
         before = time.perf_counter()
-        tables = _default_effects(run, model)  # built and stored by a run's first explanation
+        defaults = _stored_defaults(run, model)  # built and stored by a run's first explanation
         started += time.perf_counter() - before  # a one-off: not this explanation's ms/row
-        if _stored_choice(run, model)["method"] == "effects":
-            background_z, weights = tables.background, tables.weights
-        else:
-            background_z, weights = _background(run, model, None, background_rows)
+        choice = _choice_of(defaults.get("choice"))
+    effects = choice.get("method") == "effects"
+    if effects:
+        from models.shapley import EffectTables
+
+        tables = EffectTables.from_dict(defaults["effects"])
+        background_z, weights = tables.background, tables.weights
     else:
         background_z, weights = _background(run, model, background, background_rows)
     values, base_value, method = (compute_values or tabular_values)(
@@ -744,8 +756,10 @@ def _explain_frame(
         class_index=class_index,
         on_progress=on_progress,
         explicit_background=background is not None,
-        default_method=default_method,
+        default_method=effects,
     )
+    if default_method and not effects:
+        method += CHOSEN_BY_MEASUREMENT
     seconds = time.perf_counter() - started
     output = _predict_fn(model, run.task, class_index)(z)
     additivity = float(np.max(np.abs(base_value + values.sum(axis=1) - output))) if len(z) else 0.0
@@ -759,7 +773,7 @@ def _explain_frame(
         "default_background": background is None and background_rows == BACKGROUND_ROWS,
         "default_method": default_method,
         # how the default estimator was chosen for this model (figures on 2 training rows)
-        "default_choice": _stored_choice(run, model) if default_method else {},
+        "default_choice": choice,
         "background_used_by_explainer": kind.explainer_for(background is not None) != "tree",
         "fidelity": _fidelity(
             run, model, z, values, background_z, weights, class_index, fidelity_rows, n_pairs
@@ -1072,10 +1086,13 @@ def plan(
     before a large job; the user picks the sample size)."""
     kind = get_kind(run.model)
     n_pairs = pairs_for(run) if n_pairs is None else n_pairs
-    if uses_default_method(run, True, background_rows, n_pairs) and not _sampled_by_choice(run):
-        evaluations: float = n_rows * _effect_calls_per_row(run, n_columns) + _effect_tables_cost(
-            run, n_columns
-        )
+    stored = _stored_explainer(run)  # read only: the plan never builds the defaults
+    chosen = _choice_of(stored.get("choice.json"))["method"]
+    if uses_default_method(run, True, background_rows, n_pairs) and chosen == "effects":
+        effects = stored.get("effects.json")
+        evaluations: float = n_rows * _effect_calls_per_row(
+            effects, n_columns
+        ) + _effect_tables_cost(effects, n_columns)
     else:
         evaluations = kind.explain_evaluations(n_rows, n_columns, background_rows, n_pairs)
     rate = run.infer_rows_per_s or 1000.0
@@ -1091,45 +1108,35 @@ def plan(
     }
 
 
-def _stored_effects(run: RunInfo) -> dict | None:
-    """The default explainer's stored tables, or None before the first explanation built
-    them (read only: the plan never builds them)."""
-    return _stored_file(run, "effects.json")
-
-
-def _stored_file(run: RunInfo, name: str) -> dict | None:
-    """One stored explainer file as JSON, or None when absent or unreadable (never builds)."""
+def _stored_explainer(run: RunInfo) -> dict[str, Any]:
+    """The run's stored explainer files as JSON by file name ({} before the first explanation
+    stored them, or when unreadable); never builds them."""
     from models.artifacts import ArtifactError, read_artifact
 
     folder = Path(run.artifact_path or "") / EXPLAINER_FOLDER
     if run.artifact_path is None or not folder.exists():
-        return None
+        return {}
     try:
-        return json.loads(read_artifact(folder)[1][name])
-    except (ArtifactError, KeyError, ValueError):
-        return None
+        files = read_artifact(folder)[1]
+        return {name: json.loads(data) for name, data in files.items()}
+    except (ArtifactError, ValueError):
+        return {}
 
 
-def _effect_calls_per_row(run: RunInfo, n_columns: int) -> int:
-    """Model calls per row of the default explainer: exact once its tables are stored, else
-    effect_grid(n_columns) per column (columns with fewer values cost less) plus the row."""
-    stored = _stored_effects(run)
+def _effect_calls_per_row(stored: dict | None, n_columns: int) -> int:
+    """Model calls per row of the default explainer: exact once its tables are ``stored``,
+    else effect_grid(n_columns) per column (columns with fewer values cost less) plus the row."""
     if stored is None:
         return effect_grid(n_columns) * n_columns + 1
     return sum(len(v) for v in stored["grid_values"]) + 1
 
 
-def _effect_tables_cost(run: RunInfo, n_columns: int) -> int:
+def _effect_tables_cost(stored: dict | None, n_columns: int) -> int:
     """Model calls still to spend on the default explainer's tables and the choice's check
     (its reference: about 2 calls per column and broad row, per checked row); 0 once stored."""
-    if _stored_effects(run) is not None:
+    if stored is not None:
         return 0
     return EFFECT_TABLE_EVALUATIONS + EFFECT_CHOICE_ROWS * BROAD_REFERENCE_ROWS * 2 * n_columns
-
-
-def _sampled_by_choice(run: RunInfo) -> bool:
-    """Whether the stored choice made the sampled estimator this run's default (read only)."""
-    return (_stored_file(run, "choice.json") or {}).get("method") == "sampled"
 
 
 @dataclass(frozen=True)
@@ -1259,7 +1266,8 @@ def row_reasons(
         background,
         weights,
         n_pairs=DEFAULT_PAIRS,
-        default_method=uses_default_method(run, True, BACKGROUND_ROWS, DEFAULT_PAIRS),
+        default_method=uses_default_method(run, True, BACKGROUND_ROWS, DEFAULT_PAIRS)
+        and _effects_chosen(run, model),
     )
     columns = list(model.spec.columns)
     shown = frame[columns].to_numpy(dtype=object)  # only the cells named are formatted
@@ -1427,7 +1435,8 @@ def explain_row(
         weights,
         n_pairs=DEFAULT_PAIRS if n_pairs is None else n_pairs,
         class_index=class_index,
-        default_method=uses_default_method(run, True, BACKGROUND_ROWS, n_pairs),
+        default_method=uses_default_method(run, True, BACKGROUND_ROWS, n_pairs)
+        and _effects_chosen(run, model),
     )
     shown = row[list(model.spec.columns)].astype("string").fillna("missing").iloc[0].tolist()
     return RowExplanation(

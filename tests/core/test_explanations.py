@@ -462,8 +462,9 @@ def test_plan_prices_the_model_evaluations_an_explanation_needs(shared) -> None:
 
     run = get_run(shared.runs["ft-transformer"].id)
     default = plan(run, 50, 3)  # main + total effects: grid calls per row, tables once
-    per_row = explanations._effect_calls_per_row(run, 3)
-    assert default["evaluations"] == 50 * per_row + explanations._effect_tables_cost(run, 3)
+    stored = explanations._stored_explainer(run).get("effects.json")
+    per_row = explanations._effect_calls_per_row(stored, 3)
+    assert default["evaluations"] == 50 * per_row + explanations._effect_tables_cost(stored, 3)
     one, two = plan(run, 50, 3, n_pairs=2), plan(run, 50, 3, n_pairs=4)
     assert one["evaluations"] == estimate_evaluations(50, 3, BACKGROUND_ROWS, "auto", 2)
     assert one["seconds"] == pytest.approx(one["evaluations"] / run.infer_rows_per_s)
