@@ -2,17 +2,17 @@
 
 Prints test ROC-AUC of both and of their stack (a logistic regression on their log-odds fitted
 on the validation part, as the app's ensemble does, with its cross-validated validation AUC:
-what `core.ensembles.suggest_text_stack` compares), the share of training reviews truncated,
+what `core.stacking.suggest_text_stack` compares), the share of training reviews truncated,
 training time and texts/s, inference texts/s by batch size and max_length, and attribution
 ms/text. CPU threads are always set explicitly; the machine's load average is printed too,
 because a busy neighbour halves these figures.
 
 `--recipe earlier` fine-tunes as Payoff did before issue 15 (128 tokens cut at the end,
-constant lr 5e-5, at most 4 epochs); `current` uses fit_text's defaults (max_length from the
-length distribution, head+tail cut, warm-up + decay fitted to the budget, layer-wise lr decay).
+constant lr 5e-5, at most 4 epochs, the transformers head on [CLS]); `current` uses fit_text's
+defaults (mean-pooled head, max_length from the length distribution, head+tail cut, warm-up + decay fitted to the budget, layer-wise lr decay).
 
     .venv/bin/python bench/text_bench.py [--quick] [--json PATH] [--budget S]
-        [--recipe current|earlier] [--threads N] [--fit-only]
+        [--recipe current|earlier] [--threads N] [--fit-only] [--seed N] [--pooling mean|cls]
 """
 
 from __future__ import annotations
@@ -32,9 +32,8 @@ from sklearn.model_selection import train_test_split
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.ensembles import cross_validated_stack_auc  # noqa: E402
-
 from core.explanations import DEFAULT_PAIRS, TEXT_TOKEN_BUDGET, TFIDF_PAIRS  # noqa: E402
+from core.stacking import cross_validated_stack_auc  # noqa: E402
 from models.ensemble import fit_combiner  # noqa: E402
 from models.measure import matmul_flops_per_second  # noqa: E402
 from models.metrics import classification_metrics  # noqa: E402
@@ -51,6 +50,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "earlier": {
         "max_length": 128,
         "truncation": "head",
+        "pooling": "cls",
         "lr": 5e-5,
         "layer_lr_decay": 1.0,
         "lr_schedule": "constant",
@@ -141,6 +141,8 @@ def main() -> None:
         "--epochs", type=int, help="max epochs (else the recipe's); with --budget 0 a step budget"
     )
     parser.add_argument("--layer-lr-decay", type=float, help="else the recipe's")
+    parser.add_argument("--seed", type=int, default=SEED, help="split and training seed")
+    parser.add_argument("--pooling", choices=["mean", "cls"], help="else the recipe's")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="current")
     parser.add_argument("--threads", type=int, help="torch threads (default: probe 1 and 2)")
     parser.add_argument(
@@ -148,6 +150,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     quick = args.quick
+    seed = args.seed
     options = dict(RECIPES[args.recipe])
     if args.lr is not None:
         options["lr"] = args.lr
@@ -157,18 +160,21 @@ def main() -> None:
         options["max_epochs"] = args.epochs
     if args.layer_lr_decay is not None:
         options["layer_lr_decay"] = args.layer_lr_decay
+    if args.pooling is not None:
+        options["pooling"] = args.pooling
     budget = args.budget if args.budget is not None else (60 if quick else 540)
     budget = budget or None  # 0: no time limit (compare recipes on the same steps)
 
     df = pd.read_csv(SAMPLE)
     if quick:
-        df = df.groupby("score", group_keys=False).sample(frac=0.2, random_state=SEED)
-    train, val, test = split(df, SEED)
+        df = df.groupby("score", group_keys=False).sample(frac=0.2, random_state=seed)
+    train, val, test = split(df, seed)
     target = TargetEncoder.fit(df["score"], task="binary", positive="other")
     figures: dict[str, Any] = {
         "rows": {"train": len(train), "val": len(val), "test": len(test)},
         "load_average_start": os.getloadavg()[0],
         "recipe": args.recipe,
+        "seed": seed,
         "options": options,
         "time_budget_s": budget,
         # what one core reaches on dense fp32 matmuls: the ceiling for every figure below
@@ -193,7 +199,7 @@ def main() -> None:
         batch_size=32,
         time_budget_s=budget,
         threads=threads,
-        seed=SEED,
+        seed=seed,
         **options,
         on_epoch=lambda r: print(
             f"  epoch {r.epoch}: train loss {r.train_loss:.4f} val loss {r.val_loss:.4f} "
@@ -212,6 +218,7 @@ def main() -> None:
         "test_roc_auc": auc(target, test["score"], _sigmoid(logit)),
         "val_roc_auc": auc(target, val["score"], _sigmoid(val_logit)),
         "truncation": model.truncation,
+        "pooling": model.pooling,
         "max_length": model.max_length,
         "steps": fitted.loop.steps,
         "planned_steps": fitted.loop.planned_steps,
@@ -229,7 +236,7 @@ def main() -> None:
 
     started = time.perf_counter()
     tfidf = fit_tfidf_logreg(
-        train["review"].tolist(), target.encode(train["score"]), target, seed=SEED
+        train["review"].tolist(), target.encode(train["score"]), target, seed=seed
     )
     tfidf_seconds = time.perf_counter() - started
     started = time.perf_counter()
@@ -246,11 +253,11 @@ def main() -> None:
     figures["auc_gain"] = figures["minilm"]["test_roc_auc"] - figures["tfidf"]["test_roc_auc"]
     val_pair = np.column_stack([val_logit, tfidf_val_logit])
     y_val = target.encode(val["score"])
-    combiner = fit_combiner("stack", val_pair, y_val, seed=SEED)
+    combiner = fit_combiner("stack", val_pair, y_val, seed=seed)
     stack_proba = combiner.proba(np.column_stack([logit, tfidf_logit]))
     figures["stack"] = {
         "test_roc_auc": auc(target, test["score"], stack_proba),
-        "val_roc_auc_cross_validated": cross_validated_stack_auc(val_pair, y_val, seed=SEED),
+        "val_roc_auc_cross_validated": cross_validated_stack_auc(val_pair, y_val, seed=seed),
         "coef": list(combiner.coef),
     }
     print(

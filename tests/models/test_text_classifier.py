@@ -13,13 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from safetensors.torch import save as save_safetensors
 from transformers import BertConfig, BertModel, BertTokenizer
 
 from models.artifacts import ArtifactError, read_artifact, write_artifact
 from models.metrics import classification_metrics
 from models.tasks import TargetEncoder
 from models.text_classifier import (
+    HEAD_FILE,
     FittedTextModel,
+    MeanPooledClassifier,
     TextFitResult,
     choose_max_length,
     clean_text,
@@ -339,3 +342,55 @@ def test_a_model_saved_before_the_rule_was_recorded_loads_head_only(
     reference = loaded.tokenizer([long], truncation=True, max_length=32)["input_ids"][0]
     assert ids == reference  # the first 30 words, as it was trained
     assert FittedTextModel.load(folder).truncation == "head_tail"
+
+
+def test_the_default_head_reads_the_mean_of_the_tokens(
+    fitted: TextFitResult, tmp_path: Path
+) -> None:
+    model = fitted.model
+    assert model.pooling == "mean" and isinstance(model.model, MeanPooledClassifier)
+    texts = ["the food was great", "awful tea"]
+    encoded = model.encode(texts)
+    with torch.inference_mode():
+        for ids, text_logits in zip(
+            encoded.ids, model.predict_texts(texts, output="logit"), strict=True
+        ):
+            hidden = model.model.encoder(input_ids=torch.tensor([ids]))[0][0]
+            logits = model.model.head(hidden.mean(dim=0))  # no padding: a plain mean
+            assert float(logits[1] - logits[0]) == pytest.approx(text_logits, abs=1e-5)
+    folder = model.save(tmp_path / "mean")
+    manifest, files = read_artifact(folder)
+    assert manifest["pooling"] == "mean" and HEAD_FILE in files
+    # a head that does not fit the encoder is refused by name, not loaded half-way
+    wide = {"weight": torch.zeros(2, 7), "bias": torch.zeros(2)}
+    reserved = ("format_version", "versions", "created_at", "files")
+    kept = {k: v for k, v in manifest.items() if k not in reserved}
+    bad = write_artifact(tmp_path / "bad", {**files, HEAD_FILE: save_safetensors(wide)}, kept)
+    with pytest.raises(ArtifactError, match="head does not fit"):
+        FittedTextModel.load(bad)
+    no_head = write_artifact(
+        tmp_path / "no_head", {k: v for k, v in files.items() if k != HEAD_FILE}, kept
+    )
+    with pytest.raises(ArtifactError, match=HEAD_FILE):
+        FittedTextModel.load(no_head)
+
+
+def test_a_model_saved_before_mean_pooling_keeps_the_cls_head(
+    tiny_bert: Path, tmp_path: Path
+) -> None:
+    result = fit_tiny_text_model(tiny_bert, pooling="cls", time_budget_s=60)
+    assert result.model.pooling == "cls"
+    folder = result.model.save(tmp_path / "cls")
+    manifest, files = read_artifact(folder)
+    assert manifest["pooling"] == "cls" and HEAD_FILE not in files
+    reserved = ("pooling", "format_version", "versions", "created_at", "files")
+    old = write_artifact(
+        tmp_path / "old", files, {k: v for k, v in manifest.items() if k not in reserved}
+    )
+    loaded = FittedTextModel.load(old)
+    assert loaded.pooling == "cls"
+    texts, _ = make_corpus(10, seed=8)
+    np.testing.assert_array_equal(
+        loaded.predict_texts(texts, output="logit"),
+        result.model.predict_texts(texts, output="logit"),
+    )
