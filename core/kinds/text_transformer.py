@@ -1,5 +1,5 @@
 """Text transformer: a pretrained BERT-family encoder (MiniLM by default, PAYOFF_TEXT_MODEL)
-fine-tuned with a classification head on the text columns.
+fine-tuned with a classification head (on the mean of its token states) on the text columns.
 
 Explained by word spans masked by removal; the spans per text follow a token budget.
 """
