@@ -40,7 +40,7 @@ def use_pretrained_tiny_bert(folder, monkeypatch) -> None:
     from tests.models.test_text_classifier import fit_tiny_text_model, make_tiny_bert
 
     tuned = fit_tiny_text_model(make_tiny_bert(folder / "random"), time_budget_s=60).model
-    tuned.model.save_pretrained(folder / "pretrained")
+    tuned.model.encoder.save_pretrained(folder / "pretrained")  # the mean-pooled head is new
     tuned.tokenizer.save_pretrained(folder / "pretrained")
     monkeypatch.setenv("PAYOFF_TEXT_MODEL", str(folder / "pretrained"))
 
