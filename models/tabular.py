@@ -505,7 +505,9 @@ def _fit_tuned(
             defaults["class_weight"] = "none"
 
         def space(trial: Any) -> dict[str, Any]:
-            return lightgbm_space(trial, classification=classification)
+            return lightgbm_space(
+                trial, classification=classification, categorical=bool(data.spec.categorical)
+            )
 
         def fit(params: dict[str, Any], seconds: float, reporter: TrialReporter) -> Candidate:
             model = _fit_lightgbm(data, params, seconds)

@@ -281,16 +281,21 @@ def ft_space(
     return params
 
 
-def lightgbm_space(trial: Trial, *, classification: bool) -> dict[str, Any]:
+def lightgbm_space(
+    trial: Trial, *, classification: bool, categorical: bool = True
+) -> dict[str, Any]:
     """LightGBM: leaves, learning rate (trees by early stopping), min child samples, L1/L2,
-    feature and bagging fractions, the categorical splits' group size and smoothing, class
-    weights for classification.
+    feature and bagging fractions, the categorical splits' group size and smoothing (only
+    when the table has a categorical column), class weights for classification.
 
     Categorical splits matter for many-level columns: with LightGBM's defaults (groups of at
     least 100 rows, smoothing 10) a 142-level country column with ~6 rows per level could not
     be split on, and the Gapminder regression lost to the CV-tuned reference by RMSE 6.40 to
     4.25 (bench/accuracy_bench.py); groups of 5 and smoothing 1 gave 2.81 in a scratch fit.
-    The two are ignored when a table has no categorical column."""
+    LightGBM ignores the two on a table without categorical columns, so they are not searched
+    there: dimensions that change nothing still steer the sampler. With them, breast cancer
+    (30 numeric columns, 91 validation rows) got a LightGBM of held-out ROC-AUC 0.975 against
+    0.989 without them (CV-tuned: 0.990)."""
     params: dict[str, Any] = {
         "num_leaves": trial.suggest_int("num_leaves", 4, 128, log=True),
         "learning_rate": trial.suggest_float("learning_rate", 0.01, 0.3, log=True),
@@ -299,9 +304,10 @@ def lightgbm_space(trial: Trial, *, classification: bool) -> dict[str, Any]:
         "lambda_l2": trial.suggest_float("lambda_l2", 1e-8, 10.0, log=True),
         "feature_fraction": trial.suggest_float("feature_fraction", 0.4, 1.0),
         "bagging_fraction": trial.suggest_float("bagging_fraction", 0.5, 1.0),
-        "min_data_per_group": trial.suggest_int("min_data_per_group", 1, 100, log=True),
-        "cat_smooth": trial.suggest_float("cat_smooth", 0.1, 50.0, log=True),
     }
+    if categorical:
+        params["min_data_per_group"] = trial.suggest_int("min_data_per_group", 1, 100, log=True)
+        params["cat_smooth"] = trial.suggest_float("cat_smooth", 0.1, 50.0, log=True)
     if classification:
         params["class_weight"] = trial.suggest_categorical("class_weight", CLASS_WEIGHTS)
     return params

@@ -13,7 +13,14 @@ from models.preprocessing import FeatureSpec
 from models.tabular import FittedTabularModel, fit_tabular
 from models.tasks import TargetEncoder
 from models.training_loop import warm_up_optimizer
-from models.tuning import MIN_TUNING_BUDGET_S, BudgetTooSmall, Candidate, linear_space, tune
+from models.tuning import (
+    MIN_TUNING_BUDGET_S,
+    BudgetTooSmall,
+    Candidate,
+    lightgbm_space,
+    linear_space,
+    tune,
+)
 from tests.models.test_ft_transformer import SPEC, make_toy
 
 
@@ -317,3 +324,36 @@ def test_multiclass_tuning_scores_accuracy() -> None:
     )
     assert result.tuning["metric"] == "accuracy"
     assert 0 <= result.tuning["best_value"] <= 1
+
+
+def test_lightgbm_searches_categorical_splits_only_where_a_table_has_categories() -> None:
+    import optuna
+
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    with_categories = lightgbm_space(study.ask(), classification=True, categorical=True)
+    numeric_only = lightgbm_space(study.ask(), classification=True, categorical=False)
+    knobs = {"min_data_per_group", "cat_smooth"}
+    assert knobs <= set(with_categories)
+    assert not knobs & set(numeric_only)
+    assert set(with_categories) - knobs == set(numeric_only)
+    # fit_tabular passes the table's shape: every trial on numeric columns leaves them out
+    train, y_train = make_toy(300, seed=1)
+    val, y_val = make_toy(150, seed=2)
+    target = TargetEncoder.fit(y_train, positive="yes")
+    numeric = FeatureSpec(numeric=("x1", "x2"))
+    for spec, searched in ((numeric, False), (SPEC, True)):
+        fitted = _fit(
+            "gbdt",
+            train,
+            y_train,
+            val,
+            y_val,
+            target,
+            spec=spec,
+            time_budget_s=60,
+            tune=True,
+            max_trials=4,
+            seed=0,
+        )
+        assert fitted.tuning["completed"] >= 2
+        assert (knobs <= set(fitted.tuning["best_params"])) is searched
