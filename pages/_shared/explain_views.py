@@ -56,7 +56,7 @@ def quality_badge(exp: Explanation) -> None:
     trusted = trustworthy(exp.quality, exp.additivity_error)
     total = len(exp.output)
     if fidelity:
-        words = _checked(fidelity, total, "")
+        words = _checked(fidelity, total, "", "spans" if exp.kind == "text" else "columns")
         if broad:  # does the small background stand for the training data?
             words += " " + _checked(broad, total, "also ")
     elif exp.kind == "text":
@@ -66,7 +66,7 @@ def quality_badge(exp: Explanation) -> None:
     words += f" Values add up to the model's output within {exp.additivity_error:.1e}."
     badge = st.success if trusted else st.warning
     badge(("Trustworthy. " if trusted else "Check before relying on it. ") + words)
-    hint = next_step(exp.quality, exp.additivity_error)
+    hint = next_step(exp.quality, exp.additivity_error, exp.kind)
     if hint:
         st.info(hint)
     chosen = default_choice_note(exp.quality)
@@ -74,12 +74,13 @@ def quality_badge(exp: Explanation) -> None:
         st.caption(chosen)
 
 
-def _checked(figures: dict, total: int, also: str) -> str:
-    """ "N of M rows were checked against <reference>", with its two figures."""
+def _checked(figures: dict, total: int, also: str, parts: str = "columns") -> str:
+    """ "N of M rows were checked against <reference>", with its two figures; `parts` names
+    what is ranked (columns, or a text's spans)."""
     return (
         f"{int(figures.get('rows') or 0)} of {total} rows were {also}checked against "
-        f"{figures.get('reference', 'a reference')}: the columns rank the same way "
-        f"(Spearman {figures['spearman']:.3f}) and the largest difference is "
+        f"{figures.get('reference', 'a reference')}: the {parts} rank in the same order at "
+        f"Spearman {figures['spearman']:.3f} (1 = exactly) and the largest difference is "
         f"{figures['max_abs_error']:.1%} of a row's total."
     )
 

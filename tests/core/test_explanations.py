@@ -236,6 +236,11 @@ def test_an_untrusted_default_explanation_names_the_setting_to_try() -> None:
     assert next_step({**default, "fidelity_broad": good}, 1e-12) is None  # trusted
     # other settings already were the user's choice: no generic advice
     assert next_step({**default, "default_method": False}, 1e-12) is None
+    # a text game has no background rows: its next step is more permutation pairs
+    text = {"default_method": True, "default_background": True, "fidelity": poor}
+    assert "8 or 32" in (next_step(text, 1e-12, "text") or "")
+    assert "64 or 128" not in (next_step(text, 1e-12, "text") or "")
+    assert next_step({**text, "fidelity": good}, 1e-12, "text") is None
 
 
 def test_broad_reference_samples_pairs_when_exact_costs_too_much(shared, monkeypatch) -> None:
