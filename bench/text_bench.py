@@ -40,7 +40,12 @@ from models.metrics import classification_metrics  # noqa: E402
 from models.tasks import TargetEncoder  # noqa: E402
 from models.text_attribution import explain_texts  # noqa: E402
 from models.text_baseline import fit_tfidf_logreg  # noqa: E402
-from models.text_classifier import FittedTextModel, clean_text, fit_text  # noqa: E402
+from models.text_classifier import (  # noqa: E402
+    POOLINGS,
+    FittedTextModel,
+    clean_text,
+    fit_text,
+)
 
 SAMPLE = Path(__file__).resolve().parents[1] / "samples" / "food_reviews_sample.csv"
 SEED = 0
@@ -144,7 +149,7 @@ def main() -> None:
     )
     parser.add_argument("--layer-lr-decay", type=float, help="else the recipe's")
     parser.add_argument("--seed", type=int, default=SEED, help="split and training seed")
-    parser.add_argument("--pooling", choices=["mean", "cls"], help="else the recipe's")
+    parser.add_argument("--pooling", choices=POOLINGS, help="else the recipe's")
     parser.add_argument("--recipe", choices=sorted(RECIPES), default="current")
     parser.add_argument("--threads", type=int, help="torch threads (default: probe 1 and 2)")
     parser.add_argument(

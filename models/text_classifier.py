@@ -464,7 +464,11 @@ class FittedTextModel:
         self.base_model = base_model
         self.truncation = truncation
         self.head_share = head_share
-        self.pooling: Pooling = "mean" if isinstance(model, MeanPooledClassifier) else "cls"
+
+    @property
+    def pooling(self) -> Pooling:
+        """What the head reads: "mean" (a `MeanPooledClassifier`) or "cls"."""
+        return "mean" if isinstance(self.model, MeanPooledClassifier) else "cls"
 
     def encode(self, texts: Sequence[Any]) -> _Encoded:
         """What the model reads of each text (cleaned, cut by its own length and rule)."""

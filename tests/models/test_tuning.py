@@ -276,26 +276,18 @@ def test_ft_class_weights_and_tuned_architecture_survive_save_and_load(tmp_path)
     np.testing.assert_allclose(loaded.predict_frame(val), model.predict_frame(val), rtol=1e-6)
 
 
-def test_lightgbm_tuning_is_deterministic_given_the_seed() -> None:
+def _tune_lightgbm_on_toy(**options):
+    """LightGBM tuned (60 s) on the toy data: 300 training rows, 150 validation rows."""
     train, y_train = make_toy(300, seed=1)
     val, y_val = make_toy(150, seed=2)
     target = TargetEncoder.fit(y_train, positive="yes")
-    runs = [
-        _fit(
-            "gbdt",
-            train,
-            y_train,
-            val,
-            y_val,
-            target,
-            time_budget_s=60,
-            tune=True,
-            max_trials=6,
-            seed=seed,
-        )
-        for seed in (3, 3, 4)
-    ]
+    return _fit("gbdt", train, y_train, val, y_val, target, time_budget_s=60, tune=True, **options)
+
+
+def test_lightgbm_tuning_is_deterministic_given_the_seed() -> None:
+    runs = [_tune_lightgbm_on_toy(max_trials=6, seed=seed) for seed in (3, 3, 4)]
     first, second, other = runs
+    val, _ = make_toy(150, seed=2)  # the helper's validation rows
     assert first.tuning["best_params"] == second.tuning["best_params"]
     assert first.tuning["best_value"] == second.tuning["best_value"]
     np.testing.assert_array_equal(first.model.predict_frame(val), second.model.predict_frame(val))
@@ -337,23 +329,8 @@ def test_lightgbm_searches_categorical_splits_only_where_a_table_has_categories(
     assert not knobs & set(numeric_only)
     assert set(with_categories) - knobs == set(numeric_only)
     # fit_tabular passes the table's shape: every trial on numeric columns leaves them out
-    train, y_train = make_toy(300, seed=1)
-    val, y_val = make_toy(150, seed=2)
-    target = TargetEncoder.fit(y_train, positive="yes")
     numeric = FeatureSpec(numeric=("x1", "x2"))
     for spec, searched in ((numeric, False), (SPEC, True)):
-        fitted = _fit(
-            "gbdt",
-            train,
-            y_train,
-            val,
-            y_val,
-            target,
-            spec=spec,
-            time_budget_s=60,
-            tune=True,
-            max_trials=4,
-            seed=0,
-        )
+        fitted = _tune_lightgbm_on_toy(spec=spec, max_trials=4, seed=0)
         assert fitted.tuning["completed"] >= 2
         assert (knobs <= set(fitted.tuning["best_params"])) is searched
